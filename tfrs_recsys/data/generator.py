@@ -1,0 +1,522 @@
+"""Deterministic generator of the tech-products dataset (see shared DATASET.md).
+
+Every cell of the user x item matrix is drawn from a hidden true probability
+
+    p(u, i) = sigmoid(b + activity[u] + appeal[i] + G[group[u], i]
+                      - sensitivity[u] * price_z[i] + taste[u] . taste[i] + noise(u, i))
+
+where ``group[u]`` is the user's (personality, profession) pair and ``G`` mixes
+
+- the personality x product-type affinity,
+- the match between the user's personality and profession and the audience,
+  qualities and feature phrases named in the item's description and features
+  (a signal only the text carries: the product type and price do not show it).
+
+``activity`` and ``appeal`` are per-user and per-item random offsets (spread of
+positives per user, item popularity), the low-rank ``taste`` term is signal only
+ids and collaborative filtering can recover, ``sensitivity`` depends on
+personality and age, and ``noise`` is a per-cell logistic term. The intercept
+``b`` is calibrated so that the expected density equals the target.
+
+Randomness is counter-based: the cell noise and the Bernoulli draw of cell
+``(u, i)`` are hashes of ``(seed, u, i)``, so results do not depend on how the
+matrix is chunked, and :class:`TrueModel` recomputes the exact probabilities of
+any users from a few small arrays (``truth.npz``), at any catalog size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tfrs_recsys.errors import ConfigError, DataValidationError
+
+# --- Vocabulary -------------------------------------------------------------
+
+PERSONALITIES: tuple[tuple[str, str], ...] = (
+    ("tec", "Tech Enthusiast"),
+    ("bud", "Budget Conscious"),
+    ("cre", "Creative Explorer"),
+    ("pra", "Practical Buyer"),
+    ("per", "Performance Seeker"),
+)
+PROFESSIONS: tuple[str, ...] = ("education", "science", "engineering", "arts", "business", "law")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProductType:
+    name: str
+    price_range: tuple[float, float]
+    share: float
+    qualities: tuple[str, ...]
+    purposes: tuple[str, ...]
+    features: tuple[str, ...]
+
+
+PRODUCT_TYPES: tuple[ProductType, ...] = (
+    ProductType(
+        "laptop", (270.0, 1620.0), 0.18,
+        ("advanced cooling system", "high refresh rate display", "AI-powered processor",
+         "long battery life", "backlit keyboard", "lightweight aluminium body"),
+        ("built for performance", "perfect for multitasking", "great for travel"),
+        ("Touchscreen", "Expandable storage", "Fast charging", "Bluetooth 5.0",
+         "USB-C connectivity", "Fingerprint reader"),
+    ),
+    ProductType(
+        "headphones", (40.0, 90.0), 0.16,
+        ("noise cancellation", "wireless connectivity", "deep bass", "long battery life",
+         "foldable design"),
+        ("great for travel", "ideal for immersive sound", "perfect for long sessions"),
+        ("Fast charging", "Bluetooth 5.0", "Over-ear design", "Noise cancellation",
+         "Built-in microphone"),
+    ),
+    ProductType(
+        "monitor", (80.0, 290.0), 0.14,
+        ("4K UHD display", "HDR10 support", "anti-glare coating", "ultra-thin bezel",
+         "high refresh rate panel", "colour-accurate IPS panel"),
+        ("built for high clarity", "perfect for multitasking", "ideal for long work sessions"),
+        ("4K display", "Adjustable stand", "Low blue light", "HDMI connectivity",
+         "USB-C connectivity"),
+    ),
+    ProductType(
+        "mouse", (30.0, 70.0), 0.14,
+        ("adjustable DPI", "precision tracking", "ergonomic design", "silent click buttons",
+         "programmable buttons"),
+        ("ideal for everyday use", "great for portability", "built for performance"),
+        ("Wireless", "Silent clicks", "Rechargeable", "Compact design", "RGB lighting"),
+    ),
+    ProductType(
+        "keyboard", (25.0, 160.0), 0.10,
+        ("mechanical switches", "backlit keys", "low-profile keys", "ergonomic layout",
+         "quiet typing"),
+        ("ideal for everyday use", "built for performance", "perfect for long sessions"),
+        ("Wireless", "RGB lighting", "Detachable cable", "Numeric keypad",
+         "Multi-device pairing"),
+    ),
+    ProductType(
+        "tablet", (150.0, 950.0), 0.10,
+        ("stylus support", "vivid OLED display", "long battery life", "lightweight design",
+         "fast processor"),
+        ("great for portability", "perfect for multitasking", "built for high clarity"),
+        ("Touchscreen", "Expandable storage", "Fast charging", "Face unlock",
+         "5G connectivity"),
+    ),
+    ProductType(
+        "smartwatch", (90.0, 450.0), 0.09,
+        ("heart rate monitoring", "GPS tracking", "long battery life", "sleep tracking",
+         "water resistance"),
+        ("ideal for everyday use", "great for travel", "built for performance"),
+        ("Fast charging", "Bluetooth 5.0", "Always-on display", "NFC payments",
+         "Water resistant"),
+    ),
+    ProductType(
+        "speaker", (30.0, 260.0), 0.09,
+        ("deep bass", "360-degree sound", "waterproof design", "voice assistant",
+         "long battery life"),
+        ("ideal for immersive sound", "great for travel", "ideal for everyday use"),
+        ("Bluetooth 5.0", "Waterproof", "Voice control", "Stereo pairing", "Rechargeable"),
+    ),
+)
+
+AUDIENCES: tuple[str, ...] = (
+    "gamers", "content creators", "business professionals", "remote workers", "students",
+    "music lovers", "commuters", "graphic designers", "developers", "researchers",
+    "teachers", "fitness enthusiasts",
+)
+
+# Hand-set affinities of audiences with personalities and professions, so that
+# the text signal is interpretable ("Designed for gamers" suits Performance
+# Seekers and engineers). Keys are personality prefixes or professions.
+AUDIENCE_AFFINITY: dict[str, dict[str, float]] = {
+    "gamers": {"tec": 0.8, "per": 1.0, "engineering": 0.4},
+    "content creators": {"cre": 1.0, "arts": 0.9},
+    "business professionals": {"business": 1.0, "law": 0.8, "pra": 0.3},
+    "remote workers": {"pra": 0.6, "business": 0.4, "education": 0.3},
+    "students": {"bud": 0.8, "education": 0.8, "science": 0.3},
+    "music lovers": {"cre": 0.5, "arts": 0.6, "bud": 0.2},
+    "commuters": {"pra": 0.5, "bud": 0.4, "law": 0.2},
+    "graphic designers": {"cre": 0.8, "arts": 0.8},
+    "developers": {"tec": 0.7, "engineering": 1.0, "science": 0.5},
+    "researchers": {"science": 1.0, "education": 0.4},
+    "teachers": {"education": 1.0},
+    "fitness enthusiasts": {"per": 0.6, "pra": 0.2},
+}
+
+# Rows: personalities in PERSONALITIES order; columns: PRODUCT_TYPES order.
+TYPE_AFFINITY = np.array(
+    [
+        # laptop headph monitor mouse keyb tablet watch speaker
+        [2.0, 0.3, 0.8, 0.0, 0.8, 1.0, 0.8, 0.2],  # Tech Enthusiast
+        [-1.0, 1.6, -0.5, 1.4, 0.6, -0.6, -0.3, 0.8],  # Budget Conscious
+        [0.0, 0.5, 2.0, 0.2, 0.0, 1.2, -0.3, 0.4],  # Creative Explorer
+        [-0.3, 0.2, 0.3, 2.0, 1.2, 0.0, 0.4, 0.0],  # Practical Buyer
+        [2.0, 0.2, 0.6, 0.5, 0.3, -0.2, 1.2, 0.3],  # Performance Seeker
+    ]
+)
+# Price sensitivity by personality (higher: prefers cheaper items).
+PRICE_SENSITIVITY = np.array([-0.1, 1.2, 0.2, 0.6, -0.3])
+# Mean age and preferred professions by personality.
+AGE_MEAN = np.array([29.0, 27.0, 34.0, 42.0, 31.0])
+PROFESSION_BOOST: dict[str, dict[str, float]] = {
+    "tec": {"engineering": 2.5, "science": 1.5},
+    "bud": {"education": 2.0, "arts": 1.2},
+    "cre": {"arts": 3.0},
+    "pra": {"business": 1.8, "law": 1.8},
+    "per": {"engineering": 1.8, "business": 1.5},
+}
+
+DESCRIPTION_TEMPLATES: tuple[str, ...] = (
+    "Designed for {audience}, this {type} includes {q1} and {q2}. It’s {purpose} and built for high efficiency.",
+    "With {q1} and {q2}, this {type} is {purpose}. Perfect for {audience}, it delivers top-tier functionality.",
+    "This {type} features {q1} and {q2}, designed for {audience}. It is {purpose}, offering reliable performance and user comfort.",
+    "{Type} comes equipped with {q1} and {q2}, making it {purpose}. Great choice for {audience}.",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+    """Sizes and the mixing weights of the true preference logit.
+
+    Attributes:
+        users: Number of users, split evenly over the 5 personalities.
+        items: Catalog size.
+        seed: Seed of every random draw.
+        density: Target share of positive cells (the notebooks' 9.66 %).
+        type_weight, price_weight, text_weight, appeal_weight, taste_weight,
+        activity_weight, noise_scale: Scales of the logit terms (see module doc).
+        taste_rank: Rank of the low-rank taste term.
+    """
+
+    users: int = 10_000
+    items: int = 1_000
+    seed: int = 42
+    density: float = 0.0966
+    type_weight: float = 1.0
+    price_weight: float = 0.7
+    text_weight: float = 1.0
+    appeal_weight: float = 0.8
+    taste_weight: float = 0.8
+    activity_weight: float = 0.6
+    noise_scale: float = 0.3
+    taste_rank: int = 8
+
+    def __post_init__(self) -> None:
+        if self.users < len(PERSONALITIES):
+            raise ConfigError(f"users must be at least {len(PERSONALITIES)}, got {self.users}")
+        if self.items < 2:
+            raise ConfigError(f"items must be at least 2, got {self.items}")
+        if not 0.0 < self.density < 1.0:
+            raise ConfigError(f"density must be in (0, 1), got {self.density}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be non-negative, got {self.seed}")
+        if self.taste_rank < 1:
+            raise ConfigError(f"taste_rank must be positive, got {self.taste_rank}")
+
+
+# --- Counter-based randomness -------------------------------------------------
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    # Multiplication modulo 2**64 is the point of the hash: silence overflow.
+    with np.errstate(over="ignore"):
+        z = x + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        return z ^ (z >> np.uint64(31))
+
+
+def cell_uniform(seed: int, stream: int, users: np.ndarray, n_items: int) -> np.ndarray:
+    """Uniform (0, 1) numbers for cells ``(u, i)`` of the given user rows.
+
+    A pure function of ``(seed, stream, u, i)``: ``[len(users), n_items]`` float64.
+    """
+    key = _splitmix64(np.uint64(seed) * np.uint64(0x100000001B3) + np.uint64(stream))
+    cells = users.astype(np.uint64)[:, None] * np.uint64(n_items) + np.arange(
+        n_items, dtype=np.uint64
+    )[None, :]
+    bits = _splitmix64(cells ^ key)
+    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+_NOISE_STREAM = 1
+_DRAW_STREAM = 2
+
+
+# --- The true model -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TrueModel:
+    """The hidden preference model: exact ``p(u, i)`` for any user rows.
+
+    Attributes mirror the terms of the module docstring: ``group`` [users] int,
+    ``group_item`` [groups, items], ``activity`` and ``sensitivity`` [users],
+    ``appeal`` and ``price_z`` [items], ``user_taste`` [users, r],
+    ``item_taste`` [items, r], ``intercept``, ``noise_scale`` and ``seed``.
+    """
+
+    group: np.ndarray
+    group_item: np.ndarray
+    activity: np.ndarray
+    sensitivity: np.ndarray
+    appeal: np.ndarray
+    price_z: np.ndarray
+    user_taste: np.ndarray
+    item_taste: np.ndarray
+    intercept: float
+    noise_scale: float
+    seed: int
+
+    @property
+    def n_users(self) -> int:
+        return len(self.group)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.appeal)
+
+    def logits(self, users: np.ndarray, *, intercept: float | None = None) -> np.ndarray:
+        """True logits ``[len(users), n_items]`` (float32) of user rows ``users``."""
+        users = np.asarray(users, dtype=np.int64)
+        b = self.intercept if intercept is None else intercept
+        out = self.group_item[self.group[users]].astype(np.float32)
+        out += (self.activity[users] + b).astype(np.float32)[:, None]
+        out += self.appeal.astype(np.float32)[None, :]
+        out -= np.outer(self.sensitivity[users], self.price_z).astype(np.float32)
+        out += (self.user_taste[users] @ self.item_taste.T).astype(np.float32)
+        if self.noise_scale > 0:
+            uniform = cell_uniform(self.seed, _NOISE_STREAM, users, self.n_items)
+            # Logistic noise with standard deviation noise_scale.
+            out += (self.noise_scale * np.sqrt(3.0) / np.pi) * np.log(uniform / (1.0 - uniform)).astype(
+                np.float32
+            )
+        return out
+
+    def probabilities(self, users: np.ndarray) -> np.ndarray:
+        """True probabilities ``[len(users), n_items]`` (float32)."""
+        return _sigmoid(self.logits(users))
+
+    def draw(self, users: np.ndarray) -> np.ndarray:
+        """The sampled 0/1 cells ``[len(users), n_items]`` (bool) of user rows."""
+        users = np.asarray(users, dtype=np.int64)
+        return cell_uniform(self.seed, _DRAW_STREAM, users, self.n_items) < self.probabilities(users)
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path,
+            **{f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)},
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> TrueModel:
+        try:
+            with np.load(path) as data:
+                values = {f.name: data[f.name] for f in dataclasses.fields(cls)}
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataValidationError(f"not a valid true-model file: {exc}", file=path) from exc
+        values["intercept"] = float(values["intercept"])
+        values["noise_scale"] = float(values["noise_scale"])
+        values["seed"] = int(values["seed"])
+        return cls(**values)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
+
+
+# --- The generated tables -----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratedData:
+    """Users and items tables plus the true model; cells come from ``iter_cells``."""
+
+    config: GeneratorConfig
+    users: pd.DataFrame
+    items: pd.DataFrame
+    truth: TrueModel
+
+    def iter_cells(self, chunk_users: int = 2048) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yields ``(user_rows, cells)`` with ``cells`` [len(user_rows), items] bool."""
+        for start in range(0, self.truth.n_users, chunk_users):
+            rows = np.arange(start, min(start + chunk_users, self.truth.n_users))
+            yield rows, self.truth.draw(rows)
+
+    def matrix(self) -> np.ndarray:
+        """The whole 0/1 matrix ``[users, items]`` (uint8); for small sizes only."""
+        return np.concatenate([cells for _, cells in self.iter_cells()]).astype(np.uint8)
+
+
+def generate(config: GeneratorConfig | None = None) -> GeneratedData:
+    """Draws the users, the items and the true preference model.
+
+    The 0/1 cells are drawn lazily by :meth:`GeneratedData.iter_cells`.
+    """
+    config = config or GeneratorConfig()
+    rng = np.random.default_rng(config.seed)
+    users, personality, profession, age = _make_users(config, rng)
+    items, item_type, tokens = _make_items(config, rng)
+
+    n_pers, n_prof = len(PERSONALITIES), len(PROFESSIONS)
+    group = personality * n_prof + profession
+
+    # Text affinity of every token with every personality and profession:
+    # hand-set for audiences, random (sparse-ish) for qualities and feature phrases.
+    token_names = tokens.columns
+    affinity = np.zeros((len(token_names), n_pers + n_prof))
+    keys = [p for p, _ in PERSONALITIES] + list(PROFESSIONS)
+    for t, name in enumerate(token_names):
+        kind, _, word = name.partition(":")
+        if kind == "audience":
+            for key, value in AUDIENCE_AFFINITY[word].items():
+                affinity[t, keys.index(key)] = value
+        else:
+            scale = 0.6 if kind == "quality" else 0.35
+            affinity[t] = scale * rng.standard_normal(n_pers + n_prof) * (rng.random(n_pers + n_prof) < 0.4)
+    item_text = tokens.to_numpy(dtype=np.float64) @ affinity  # [items, pers + prof]
+    group_text = item_text[:, np.repeat(np.arange(n_pers), n_prof)] + item_text[
+        :, n_pers + np.tile(np.arange(n_prof), n_pers)
+    ]  # [items, groups]
+    group_text = (group_text - group_text.mean()) / (group_text.std() + 1e-9)
+    group_type = TYPE_AFFINITY[np.repeat(np.arange(n_pers), n_prof)][:, item_type]  # [groups, items]
+    group_item = config.type_weight * group_type + config.text_weight * group_text.T
+
+    log_price = np.log(items["price"].to_numpy())
+    price_z = (log_price - log_price.mean()) / log_price.std()
+    sensitivity = config.price_weight * (PRICE_SENSITIVITY[personality] + 0.02 * (35.0 - age))
+
+    r = config.taste_rank
+    truth = TrueModel(
+        group=group.astype(np.int32),
+        group_item=group_item.astype(np.float32),
+        activity=(config.activity_weight * rng.standard_normal(config.users)).astype(np.float32),
+        sensitivity=sensitivity.astype(np.float32),
+        appeal=(config.appeal_weight * rng.standard_normal(config.items)).astype(np.float32),
+        price_z=price_z.astype(np.float32),
+        user_taste=(np.sqrt(config.taste_weight / np.sqrt(r)) * rng.standard_normal((config.users, r))).astype(
+            np.float32
+        ),
+        item_taste=(np.sqrt(config.taste_weight / np.sqrt(r)) * rng.standard_normal((config.items, r))).astype(
+            np.float32
+        ),
+        intercept=0.0,
+        noise_scale=config.noise_scale,
+        seed=config.seed,
+    )
+    truth = dataclasses.replace(truth, intercept=_calibrate_intercept(truth, config.density, rng))
+    return GeneratedData(config=config, users=users, items=items, truth=truth)
+
+
+def _calibrate_intercept(truth: TrueModel, density: float, rng: np.random.Generator) -> float:
+    """Intercept whose expected density equals ``density`` (Newton on a sample)."""
+    sample = np.arange(truth.n_users)
+    if truth.n_users * truth.n_items > 20_000_000:
+        sample = np.sort(rng.choice(truth.n_users, size=max(1, 20_000_000 // truth.n_items), replace=False))
+    base = truth.logits(sample, intercept=0.0).astype(np.float64)
+    b = float(np.log(density / (1.0 - density)) - base.mean())
+    for _ in range(30):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (base + b)))
+        gap = p.mean() - density
+        if abs(gap) < 1e-7:
+            break
+        b -= gap / max((p * (1.0 - p)).mean(), 1e-12)
+    return b
+
+
+def _user_ids(prefix: str, count: int, width: int) -> list[str]:
+    return [f"{prefix}_{n:0{width}d}" for n in range(1, count + 1)]
+
+
+def _make_users(
+    config: GeneratorConfig, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    n_pers = len(PERSONALITIES)
+    counts = np.full(n_pers, config.users // n_pers)
+    counts[: config.users % n_pers] += 1
+    width = max(4, len(str(counts.max())))
+    personality = np.repeat(np.arange(n_pers), counts)
+    ids = [uid for (prefix, _), n in zip(PERSONALITIES, counts) for uid in _user_ids(prefix, n, width)]
+
+    age = np.clip(np.rint(AGE_MEAN[personality] + 8.0 * rng.standard_normal(config.users)), 18, 65)
+    weights = np.ones((n_pers, len(PROFESSIONS)))
+    for p, (prefix, _) in enumerate(PERSONALITIES):
+        for prof, boost in PROFESSION_BOOST[prefix].items():
+            weights[p, PROFESSIONS.index(prof)] += boost
+    cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+    profession = (rng.random(config.users)[:, None] > cumulative[personality]).sum(axis=1)
+    profession = np.minimum(profession, len(PROFESSIONS) - 1)
+
+    users = pd.DataFrame(
+        {
+            "user_id": ids,
+            "age": age.astype(np.int64),
+            "profession": np.asarray(PROFESSIONS, dtype=object)[profession],
+            "personality": np.asarray([name for _, name in PERSONALITIES], dtype=object)[personality],
+        }
+    )
+    return users, personality, profession, age
+
+
+def _make_items(
+    config: GeneratorConfig, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    shares = np.array([t.share for t in PRODUCT_TYPES])
+    counts = np.floor(shares / shares.sum() * config.items).astype(int)
+    counts[np.argsort(-shares)[: config.items - counts.sum()]] += 1
+    item_type = rng.permutation(np.repeat(np.arange(len(PRODUCT_TYPES)), counts))
+
+    low = np.array([t.price_range[0] for t in PRODUCT_TYPES])[item_type]
+    high = np.array([t.price_range[1] for t in PRODUCT_TYPES])[item_type]
+    price = np.round(np.exp(rng.uniform(np.log(low), np.log(high))), 2)
+
+    quality_vocab = sorted({q for t in PRODUCT_TYPES for q in t.qualities})
+    feature_vocab = sorted({f for t in PRODUCT_TYPES for f in t.features})
+    token_names = (
+        [f"audience:{a}" for a in AUDIENCES]
+        + [f"quality:{q}" for q in quality_vocab]
+        + [f"feature:{f}" for f in feature_vocab]
+    )
+    token_index = {name: k for k, name in enumerate(token_names)}
+    tokens = np.zeros((config.items, len(token_names)), dtype=np.float32)
+
+    templates = rng.integers(len(DESCRIPTION_TEMPLATES), size=config.items)
+    audiences = rng.integers(len(AUDIENCES), size=config.items)
+    n_features = rng.integers(2, 5, size=config.items)
+    descriptions, features = [], []
+    for i, t in enumerate(item_type):
+        kind = PRODUCT_TYPES[t]
+        q1, q2 = rng.choice(kind.qualities, size=2, replace=False)
+        purpose = kind.purposes[rng.integers(len(kind.purposes))]
+        audience = AUDIENCES[audiences[i]]
+        descriptions.append(
+            DESCRIPTION_TEMPLATES[templates[i]].format(
+                audience=audience, type=kind.name, Type=kind.name.capitalize(), q1=q1, q2=q2, purpose=purpose
+            )
+        )
+        chosen = rng.choice(kind.features, size=min(n_features[i], len(kind.features)), replace=False)
+        features.append(", ".join(chosen))
+        tokens[i, token_index[f"audience:{audience}"]] = 1.0
+        tokens[i, token_index[f"quality:{q1}"]] = 1.0
+        tokens[i, token_index[f"quality:{q2}"]] = 1.0
+        for phrase in chosen:
+            tokens[i, token_index[f"feature:{phrase}"]] = 1.0
+
+    width = max(4, len(str(config.items)))
+    items = pd.DataFrame(
+        {
+            "item_id": [f"item_{n:0{width}d}" for n in range(1, config.items + 1)],
+            "product_type": np.asarray([t.name for t in PRODUCT_TYPES], dtype=object)[item_type],
+            "description": descriptions,
+            "price": price,
+            "features": features,
+        }
+    )
+    return items, item_type, pd.DataFrame(tokens, columns=token_names)
