@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 benchmark: $(STAMP)
-	$(BIN)/python benchmarks/pipeline_throughput.py
+	$(BIN)/python -m benchmarks.pipeline_throughput
 
 clean:
 	rm -rf $(VENV) data runs .pytest_cache

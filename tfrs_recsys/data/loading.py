@@ -1,0 +1,36 @@
+"""One entry point that loads any supported dataset by directory or by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tfrs_recsys.data.dataset import RecDataset
+from tfrs_recsys.data.techproducts import ITEMS_FILE, USERS_FILE, load_tech_products
+from tfrs_recsys.errors import DatasetNotFoundError
+
+
+def load_dataset(source: str | Path, *, min_rating: float = 4.0) -> RecDataset:
+    """Loads a dataset directory, or a named dataset from the cache (fetching it).
+
+    Args:
+        source: A directory holding the tech-products CSV files or any
+            MovieLens / RecBole format, or a name known to ``fetch-data``
+            (``movielens-100k``).
+        min_rating: Explicit-rating data keeps ratings >= this as positives.
+    """
+    path = Path(source)
+    if not path.exists():
+        from tfrs_recsys.data.fetch import KNOWN_DATASETS, dataset_dir
+
+        if str(source) in KNOWN_DATASETS:
+            path = dataset_dir(str(source))
+        else:
+            raise DatasetNotFoundError(
+                f"{source}: no such directory, and not a dataset name "
+                f"({', '.join(KNOWN_DATASETS)})"
+            )
+    if (path / USERS_FILE).is_file() and (path / ITEMS_FILE).is_file():
+        return load_tech_products(path)
+    from tfrs_recsys.data.movielens import load_movielens
+
+    return load_movielens(path, min_rating=min_rating)
