@@ -286,7 +286,7 @@ class TrueModel:
     def logits(self, users: np.ndarray, *, intercept: float | None = None) -> np.ndarray:
         """True logits ``[len(users), n_items]`` (float32) of user rows ``users``."""
         users = np.asarray(users, dtype=np.int64)
-        b = self.intercept if intercept is None else intercept
+        b = float(self.intercept if intercept is None else intercept)
         out = self.group_item[self.group[users]].astype(np.float32)
         out += (self.activity[users] + b).astype(np.float32)[:, None]
         out += self.appeal.astype(np.float32)[None, :]
@@ -427,8 +427,8 @@ def _calibrate_intercept(truth: TrueModel, density: float, rng: np.random.Genera
         gap = p.mean() - density
         if abs(gap) < 1e-7:
             break
-        b -= gap / max((p * (1.0 - p)).mean(), 1e-12)
-    return b
+        b -= float(gap / max((p * (1.0 - p)).mean(), 1e-12))
+    return float(b)
 
 
 def _user_ids(prefix: str, count: int, width: int) -> list[str]:

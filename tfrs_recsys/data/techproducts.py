@@ -13,6 +13,7 @@ Layout of a dataset directory:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -34,6 +35,7 @@ from tfrs_recsys.data.validation import (
     line_of,
     read_csv,
     require_columns,
+    shown_value,
 )
 from tfrs_recsys.errors import ConfigError, DataValidationError, DatasetNotFoundError
 
@@ -231,9 +233,9 @@ def _read_items(path: Path) -> pd.DataFrame:
 
 
 def _read_wide_matrix(path: Path, users: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\r\n").split(",")
-    if header == [""]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), [""])
+    if header in ([], [""]):
         raise DataValidationError("the file is empty (expected a header and data rows)", file=path)
     if header[0] != USER_ID:
         raise DataValidationError(
@@ -260,7 +262,7 @@ def _read_wide_matrix(path: Path, users: pd.DataFrame, items: pd.DataFrame) -> p
             column=first,
         )
 
-    frame = read_csv(path, dtype={USER_ID: str}, header=0, names=header, engine="c")
+    frame = read_csv(path, dtype={USER_ID: str}, header=0, names=header, engine="c", encoding="utf-8-sig")
     check_ids_present(frame, USER_ID, file=path)
     check_unique(frame, USER_ID, file=path)
     known_users = frame[USER_ID].isin(users["user_id"]).to_numpy()
@@ -300,12 +302,13 @@ def _binary_cells(cells: pd.DataFrame, path: Path) -> np.ndarray:
             row = int(np.flatnonzero(bad)[0])
             shown = raw.iloc[row]
             raise DataValidationError(
-                f"expected 0 or 1, got {'an empty cell' if pd.isna(shown) else repr(shown)}",
+                f"expected 0 or 1, got {'an empty cell' if pd.isna(shown) else shown_value(shown)}",
                 file=path,
                 line=line_of(row),
                 column=str(column),
             )
-    raise AssertionError("unreachable: a non-binary cell was not located")  # pragma: no cover
+    # Every cell is 0 or 1 written another way (e.g. "1.0").
+    return cells.apply(pd.to_numeric).to_numpy().astype(np.uint8)
 
 
 def _check_known(

@@ -32,11 +32,21 @@ def require_files(directory: Path, names: Iterable[str], *, dataset: str) -> Non
         )
 
 
+def shown_value(value: object) -> str:
+    """A cell value as a user reads it (``2``, ``'x'``), not a numpy repr."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
 def read_csv(path: Path, **kwargs) -> pd.DataFrame:
     """``pandas.read_csv`` that fails with a DataValidationError naming the file.
 
-    Empty files, header-only files and unparsable files are errors.
+    Empty files, header-only files, unparsable files and blank lines between
+    data rows are errors (blank lines are kept while reading, so that line
+    numbers in later errors stay true); trailing blank lines are ignored.
     """
+    kwargs.setdefault("skip_blank_lines", False)
     try:
         frame = pd.read_csv(path, **kwargs)
     except pd.errors.EmptyDataError as exc:
@@ -47,6 +57,14 @@ def read_csv(path: Path, **kwargs) -> pd.DataFrame:
         raise DataValidationError(f"not valid {kwargs.get('encoding', 'utf-8')} text: {exc}", file=path) from exc
     except ValueError as exc:  # e.g. a dtype that does not fit a column
         raise DataValidationError(f"cannot read the file: {exc}", file=path) from exc
+    blank = frame.isna().all(axis=1).to_numpy() if len(frame.columns) > 1 else np.zeros(len(frame), bool)
+    if blank.any():
+        # Trailing blank lines are harmless; drop them.
+        last = len(blank) - int(np.argmax(~blank[::-1])) if (~blank).any() else 0
+        if blank[:last].any():
+            row = int(np.flatnonzero(blank[:last])[0])
+            raise DataValidationError("blank line between data rows", file=path, line=line_of(row))
+        frame = frame.iloc[:last]
     if frame.empty:
         raise DataValidationError("the file has a header but no data rows", file=path)
     return frame
@@ -101,7 +119,16 @@ def check_numeric(
         row = int(np.flatnonzero(bad)[0])
         shown = raw.iloc[row]
         raise DataValidationError(
-            f"expected a number, got {'nothing' if pd.isna(shown) else repr(shown)}",
+            f"expected a number, got {'nothing' if pd.isna(shown) else shown_value(shown)}",
+            file=file,
+            line=line_of(row, header_lines),
+            column=column,
+        )
+    infinite = ~np.isfinite(values.to_numpy(dtype=np.float64))
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise DataValidationError(
+            f"expected a finite number, got {shown_value(raw.iloc[row])}",
             file=file,
             line=line_of(row, header_lines),
             column=column,

@@ -1,0 +1,288 @@
+"""The ``tfrs-recsys`` command: generate-data and inspect-data, errors on one line
+with exit status 2, and no half-written output."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tfrs_recsys import cli
+from tfrs_recsys.data import techproducts
+from tfrs_recsys.data.techproducts import (
+    INTERACTIONS_DIR,
+    ITEMS_FILE,
+    MANIFEST_FILE,
+    MATRIX_FILE,
+    TRUTH_FILE,
+    USERS_FILE,
+)
+
+GENERATED_FILES = {USERS_FILE, ITEMS_FILE, MATRIX_FILE, TRUTH_FILE, MANIFEST_FILE}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_tensorflow(monkeypatch):
+    # main() sets TF_CPP_MIN_LOG_LEVEL if unset; keep the process environment as it was.
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _stderr_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _matrix_positives(directory) -> int:
+    """Positives counted straight from the matrix file with pandas."""
+    return int(pd.read_csv(directory / MATRIX_FILE, index_col="user_id").to_numpy().sum())
+
+
+def _siblings(path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir() if p.name != path.name)
+
+
+# --- Entry point ----------------------------------------------------------------------------
+
+
+def test_module_help_exits_0(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tfrs_recsys", "--help"],
+        capture_output=True,
+        check=False,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "generate-data" in result.stdout and "inspect-data" in result.stdout
+
+
+# --- generate-data ----------------------------------------------------------------------------
+
+
+def test_generate_writes_the_dataset_and_prints_a_summary(tmp_path, capsys):
+    out = tmp_path / "ds"
+    code = cli.main(
+        ["generate-data", "--out", str(out), "--users", "50", "--items", "20", "--seed", "3"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert {p.name for p in out.iterdir()} == GENERATED_FILES
+    assert pd.read_csv(out / USERS_FILE).shape == (50, 4)
+    assert pd.read_csv(out / ITEMS_FILE).shape == (20, 5)
+    lines = {
+        line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
+        for line in captured.out.splitlines()
+    }
+    assert lines["users"] == "50" and lines["items"] == "20"
+    assert lines["layout"] == "wide"
+    assert int(lines["positives"]) == _matrix_positives(out)
+    assert captured.err == ""
+
+
+def test_generate_json_summary(tmp_path, capsys):
+    out = tmp_path / "ds"
+    code = cli.main(
+        ["generate-data", "--out", str(out), "--users", "50", "--items", "20", "--json"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["users"] == 50 and summary["items"] == 20
+    assert summary["positives"] == _matrix_positives(out)
+    assert summary["density"] == pytest.approx(summary["positives"] / (50 * 20))
+
+
+def test_generate_long_layout(tmp_path, capsys):
+    out = tmp_path / "ds"
+    code = cli.main(
+        [
+            "generate-data",
+            "--out",
+            str(out),
+            "--users",
+            "50",
+            "--items",
+            "20",
+            "--layout",
+            "long",
+            "--shard-format",
+            "csv",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert not (out / MATRIX_FILE).exists()
+    assert [p.name for p in (out / INTERACTIONS_DIR).iterdir()] == ["part-00000.csv"]
+
+
+def test_generate_into_non_empty_dir_without_force_fails_and_keeps_it(tmp_path, capsys):
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    code = cli.main(["generate-data", "--out", str(out), "--users", "50", "--items", "20"])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = _stderr_lines(captured.err)
+    assert len(lines) == 1 and lines[0].startswith("tfrs-recsys: error:"), captured.err
+    assert "--force" in lines[0]
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "precious"
+    assert _siblings(out) == []
+
+
+def test_generate_with_force_replaces_the_dir(tmp_path, capsys):
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    code = cli.main(
+        ["generate-data", "--out", str(out), "--users", "50", "--items", "20", "--force"]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert {p.name for p in out.iterdir()} == GENERATED_FILES
+    assert _siblings(out) == []  # no backup or staging directory left behind
+
+
+def test_generate_into_an_existing_file_fails(tmp_path, capsys):
+    out = tmp_path / "ds"
+    out.write_text("a file")
+    code = cli.main(
+        ["generate-data", "--out", str(out), "--users", "50", "--items", "20", "--force"]
+    )
+    lines = _stderr_lines(capsys.readouterr().err)
+    assert code == 2 and len(lines) == 1 and "not a directory" in lines[0]
+    assert out.read_text() == "a file"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["generate-data", "--out", "OUT", "--users", "-3"],
+        ["generate-data", "--out", "OUT", "--users", "abc"],
+        ["generate-data", "--out", "OUT", "--items", "0"],
+        ["generate-data", "--out", "OUT", "--layout", "bogus"],
+        ["generate-data", "--users", "50"],
+        ["generate-data", "--out", "OUT", "--no-such-flag"],
+        [],
+    ],
+    ids=[
+        "negative-users",
+        "text-users",
+        "zero-items",
+        "bad-layout",
+        "missing-out",
+        "unknown-flag",
+        "no-command",
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(tmp_path, capsys, argv):
+    out = tmp_path / "ds"
+    argv = [str(out) if a == "OUT" else a for a in argv]
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(argv)
+    captured = capsys.readouterr()
+    assert excinfo.value.code == 2
+    lines = _stderr_lines(captured.err)
+    assert len(lines) == 1, captured.err
+    assert "error:" in lines[0]
+    assert not out.exists()
+
+
+def test_too_few_users_is_a_one_line_error(tmp_path, capsys):
+    """--users 3 passes argparse but the generator needs one user per personality (5)."""
+    out = tmp_path / "ds"
+    code = cli.main(["generate-data", "--out", str(out), "--users", "3", "--items", "20"])
+    lines = _stderr_lines(capsys.readouterr().err)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("tfrs-recsys: error:") and "users" in lines[0]
+    assert not out.exists()
+
+
+def test_interrupted_generation_leaves_nothing(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C while the matrix is half written: exit 130, no target, no staging dir."""
+    real_writer = techproducts._write_wide_matrix
+
+    def interrupted(path, data, chunk):
+        real_writer(path, data, chunk)  # the file exists, as if the kill came late
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(techproducts, "_write_wide_matrix", interrupted)
+    out = tmp_path / "ds"
+    code = cli.main(["generate-data", "--out", str(out), "--users", "50", "--items", "20"])
+    assert code == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no .ds.tmp-* sibling either
+
+
+def test_failed_forced_generation_keeps_the_old_dir(tmp_path, capsys, monkeypatch):
+    def failing(path, data, chunk):
+        path.write_text("user_id,item_0001\n")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(techproducts, "_write_wide_matrix", failing)
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(RuntimeError, match="disk full"):
+        cli.main(["generate-data", "--out", str(out), "--users", "50", "--items", "20", "--force"])
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "precious"
+    assert _siblings(out) == []
+
+
+# --- inspect-data --------------------------------------------------------------------------------
+
+
+def test_inspect_json(small_dir, small_dataset, capsys):
+    code = cli.main(["inspect-data", str(small_dir), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    n = _matrix_positives(small_dir)
+    assert summary["users"] == 500 and summary["items"] == 120
+    assert summary["positives"] == n
+    assert summary["holdout-80-20 holdout"] == math.ceil(0.2 * n)
+    assert summary["holdout-80-20 train"] == n - math.ceil(0.2 * n)
+    assert summary["users_per_personality"] == {
+        "Tech Enthusiast": 100,
+        "Budget Conscious": 100,
+        "Creative Explorer": 100,
+        "Practical Buyer": 100,
+        "Performance Seeker": 100,
+    }
+
+
+def test_inspect_text_summary(make_tech_dir, capsys):
+    """The tiny directory: 3 users, 3 items, 4 positives, density 4/9 = 44.4444 %."""
+    code = cli.main(["inspect-data", str(make_tech_dir())])
+    out = capsys.readouterr().out
+    assert code == 0
+    fields = {
+        line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in out.splitlines()
+    }
+    assert fields["users"] == "3" and fields["items"] == "3" and fields["positives"] == "4"
+    assert fields["density"] == "44.4444%"
+
+
+def test_inspect_broken_dataset_is_one_line_naming_file_line_column(
+    make_tech_dir, tiny_tables, capsys
+):
+    users = tiny_tables["users"].replace("bud_0001,25,", "bud_0001,-25,")
+    code = cli.main(["inspect-data", str(make_tech_dir(users=users))])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = _stderr_lines(captured.err)
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("tfrs-recsys: error:")
+    assert USERS_FILE in lines[0] and "line 3" in lines[0] and "'age'" in lines[0]
+    assert captured.out == ""
+
+
+def test_inspect_missing_directory(tmp_path, capsys):
+    code = cli.main(["inspect-data", str(tmp_path / "nowhere")])
+    lines = _stderr_lines(capsys.readouterr().err)
+    assert code == 2
+    assert len(lines) == 1 and "nowhere" in lines[0]

@@ -1,0 +1,288 @@
+"""Experiment configuration: frozen dataclasses loaded from TOML.
+
+A config file has three tables, ``[data]``, ``[model]`` and ``[train]``, plus a
+top-level ``name``; every key is optional and defaults to the values below.
+``--set section.key=value`` overrides a key on the command line; the value is
+read as a TOML value (``0.2``, ``true``, ``[128, 64]``, ``"all"``), or as a
+plain string if it is not one. A run directory records the resolved config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tfrs_recsys.errors import ConfigError
+
+FEATURE_SETS = ("ids", "subset", "all")
+MODEL_KINDS = ("retrieval", "ranking")
+TEXT_ENCODERS = ("none", "bow", "bert")
+ID_MODES = ("input", "residual", "none")
+NEGATIVES = ("in_batch", "catalog")
+OPTIMIZERS = ("adam", "adagrad", "sgd")
+
+
+def _choice(section: str, key: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{section}.{key} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _positive(section: str, key: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{section}.{key} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and how it is split.
+
+    Attributes:
+        source: Dataset directory or name (``movielens-100k``).
+        split: ``holdout-80-20`` (the protocol), ``per-user-random`` or
+            ``leave-last-out``.
+        min_rating: Explicit ratings >= this are positives.
+        validation_fraction: Share of train carved off for early stopping.
+        validation_seed: Seed of that carve.
+    """
+
+    source: str = "data/tech-products"
+    split: str = "holdout-80-20"
+    min_rating: float = 4.0
+    validation_fraction: float = 0.1
+    validation_seed: int = 7
+
+    def __post_init__(self) -> None:
+        from tfrs_recsys.data.splits import SPLITS
+
+        _choice("data", "split", self.split, tuple(SPLITS))
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ConfigError(
+                f"data.validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The model: towers, features and the retrieval / ranking task.
+
+    Attributes:
+        kind: ``retrieval`` (two towers, softmax over candidates) or
+            ``ranking`` (pointwise binary cross-entropy on sampled negatives).
+        feature_set: ``ids`` (ids only), ``subset`` (ids + numeric columns,
+            the first seed notebook) or ``all`` (every column, text included).
+        text_encoder: How text columns are encoded in ``all``: ``bow``
+            (bag of words, in graph), ``bert`` (TF Hub sentence encoder) or
+            ``none`` (text columns left out).
+        id_dim, categorical_dim, numeric_buckets, text_dim: Encoding widths.
+        hidden: ReLU layer widths of each tower.
+        output_dim: Embedding width.
+        dropout: Dropout after hidden layers.
+        id_mode: ``input`` (id embedding is a tower input), ``residual`` (an
+            id embedding added to the tower output) or ``none`` (features only).
+        id_l2: L2 penalty on id embeddings.
+        temperature: Softmax temperature of the retrieval task.
+        negatives: ``in_batch`` (other positives of the batch, with optional
+            logQ correction) or ``catalog`` (softmax over the whole catalog;
+            exact, for catalogs up to ~100k items).
+        logq_correction: Subtract log item frequency from in-batch logits.
+        remove_accidental_hits: Ignore in-batch negatives equal to the positive.
+        num_hard_negatives: Keep only this many hardest in-batch negatives (0: all).
+        negatives_per_user: Ranking: sampled negatives per user and epoch.
+        cross_layer: Ranking: add a DCN cross layer.
+    """
+
+    kind: str = "retrieval"
+    feature_set: str = "subset"
+    text_encoder: str = "bow"
+    id_dim: int = 32
+    categorical_dim: int = 16
+    numeric_buckets: int = 0
+    text_dim: int = 32
+    hidden: tuple[int, ...] = (128,)
+    output_dim: int = 64
+    dropout: float = 0.0
+    id_mode: str = "residual"
+    id_l2: float = 0.0
+    temperature: float = 0.1
+    negatives: str = "catalog"
+    logq_correction: bool = True
+    remove_accidental_hits: bool = True
+    num_hard_negatives: int = 0
+    negatives_per_user: int = 100
+    cross_layer: bool = False
+
+    def __post_init__(self) -> None:
+        _choice("model", "kind", self.kind, MODEL_KINDS)
+        _choice("model", "feature_set", self.feature_set, FEATURE_SETS)
+        _choice("model", "text_encoder", self.text_encoder, TEXT_ENCODERS)
+        _choice("model", "id_mode", self.id_mode, ID_MODES)
+        _choice("model", "negatives", self.negatives, NEGATIVES)
+        for key in ("id_dim", "categorical_dim", "text_dim", "output_dim", "temperature"):
+            _positive("model", key, getattr(self, key))
+        for key in ("numeric_buckets", "id_l2", "num_hard_negatives", "negatives_per_user"):
+            _positive("model", key, getattr(self, key), allow_zero=True)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        if any(width <= 0 for width in self.hidden):
+            raise ConfigError(f"model.hidden widths must be positive, got {list(self.hidden)}")
+        if self.feature_set == "ids" and self.id_mode == "none":
+            raise ConfigError("model.feature_set 'ids' needs model.id_mode 'input' or 'residual'")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and early stopping.
+
+    Attributes:
+        epochs: Maximum epochs.
+        batch_size: Examples per step.
+        learning_rate: Optimizer learning rate.
+        optimizer: ``adam``, ``adagrad`` or ``sgd``.
+        patience: Stop after this many epochs without a better validation
+            ``monitor`` (0: never stop early); the best epoch's weights are kept.
+        monitor: Validation metric for early stopping and model selection.
+        seed: Seed of weights, shuffling and negatives.
+    """
+
+    epochs: int = 20
+    batch_size: int = 1024
+    learning_rate: float = 0.005
+    optimizer: str = "adam"
+    patience: int = 2
+    monitor: str = "recall@10"
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _choice("train", "optimizer", self.optimizer, OPTIMIZERS)
+        for key in ("epochs", "batch_size", "learning_rate"):
+            _positive("train", key, getattr(self, key))
+        _positive("train", "patience", self.patience, allow_zero=True)
+        _choice("train", "monitor", self.monitor, ("recall@10", "ndcg@10", "recall@50", "ndcg@50"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment: a name and the three sections."""
+
+    name: str = "experiment"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        lines = [f"name = {_toml_value(self.name)}"]
+        for section in ("data", "model", "train"):
+            lines.append(f"\n[{section}]")
+            for key, value in dataclasses.asdict(getattr(self, section)).items():
+                lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def _coerce(section: str, field: dataclasses.Field, value: Any) -> Any:
+    """Checks a TOML value against the field's type; returns it converted."""
+    hint = typing.get_type_hints(_SECTIONS[section])[field.name]
+    where = f"{section}.{field.name}"
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"{where} must be a list of whole numbers, got {value!r}")
+        return tuple(value)
+    raise ConfigError(f"{where}: unsupported type")  # pragma: no cover
+
+
+def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> ExperimentConfig:
+    """Builds a config from nested dicts (as TOML gives), checking every key."""
+    unknown = set(data) - {"name", *_SECTIONS}
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; expected name, data, model, train")
+    sections = {}
+    for section, cls in _SECTIONS.items():
+        values = data.get(section, {})
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        bad = set(values) - set(fields)
+        if bad:
+            raise ConfigError(
+                f"{source}: unknown key(s) {', '.join(f'{section}.{k}' for k in sorted(bad))}; "
+                f"known: {', '.join(fields)}"
+            )
+        sections[section] = cls(**{k: _coerce(section, fields[k], v) for k, v in values.items()})
+    name = data.get("name", "experiment")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{source}: name must be a non-empty string")
+    return ExperimentConfig(name=name, **sections)
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["model.temperature=0.2", ...]`` -> ``{"model": {"temperature": 0.2}}``."""
+    result: dict[str, dict[str, Any]] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        section, dot, field = key.strip().partition(".")
+        if not sep or not dot or not field:
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        result.setdefault(section, {})[field] = value
+    return result
+
+
+def load_config(path: Path | None, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Reads a TOML config file (or the defaults) and applies ``--set`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    for section, values in parse_overrides(overrides).items():
+        if section == "name":
+            raise ConfigError("--set name=... is not supported; use a section key")
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"--set {section}.*: {section} is not a table")
+        data[section] = {**data[section], **values}
+    return config_from_dict(data, source=str(path) if path else "--set")

@@ -1,0 +1,536 @@
+"""The shared evaluation protocol (shared/EVALUATION.md) for any scorer.
+
+A *scorer* is any callable ``scorer(user_rows) -> scores`` that takes a
+``[batch]`` int64 array of user row indices (row order of ``dataset.users``) and
+returns ``[batch, n_items]`` scores (numpy or ``tf.Tensor``, cast to float32),
+higher is better, columns in ``dataset.items`` row order. Models, popularity,
+the generator's oracle and peer libraries all provide one, so they are all
+measured by the same code.
+
+:class:`EvaluationTask` holds the protocol's fixed inputs for one
+``(dataset, split)`` and is reused for every model; :func:`evaluate` ranks the
+catalog for each evaluated user, batch by batch:
+
+1. call the scorer (the only model-dependent step),
+2. set the user's *train* positives to ``-inf`` (they are never ranked),
+3. ``tf.math.top_k`` over the catalog,
+4. look the top items up in the user's holdout set with a sorted-key search
+   (no dense ``[batch, n_items]`` holdout matrix, so large catalogs fit),
+5. turn the hit matrix into metrics with numpy
+   (:mod:`tfrs_recsys.evaluation.metrics`).
+
+Conventions the protocol leaves open, decided here:
+
+- *Holdout pairs that are also train pairs* (possible when the source repeats a
+  row) are dropped from the user's holdout set: the item is masked, so it could
+  never be a hit. Users left without holdout items are not evaluated.
+  :attr:`EvaluationTask.dropped_holdout_pairs` counts the dropped pairs.
+  Repeated pairs within train or within holdout count once.
+- *Empty slots*: a ``-inf`` score means "not rankable". When fewer than K items
+  have a score above ``-inf`` (a small catalog, or many train items), the
+  remaining slots are misses and cover no item; masked items never count as
+  hits or in coverage.
+- *Ties* between equal scores go to the lower item row (``tf.math.top_k``'s
+  documented order), so results are deterministic.
+- ``coverage@10`` is computed over all evaluated users (and per segment over the
+  segment's users): distinct items in a top-10 / catalog size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfrs_recsys.data.dataset import RecDataset
+from tfrs_recsys.data.schema import ITEM_ID, USER_ID
+from tfrs_recsys.data.splits import Split
+from tfrs_recsys.errors import ConfigError, DataValidationError
+from tfrs_recsys.evaluation.metrics import (
+    COVERAGE_K,
+    METRIC_NAMES,
+    metric_key,
+    per_user_metrics,
+    recall_curve,
+)
+
+logger = logging.getLogger(__name__)
+
+Scorer = Callable[[np.ndarray], Any]
+"""``scorer(user_rows [batch] int64) -> [batch, n_items]`` scores, higher = better."""
+
+ProbabilityFn = Callable[[np.ndarray, np.ndarray], Any]
+"""``probability_fn(user_rows [n], item_rows [n]) -> [n]`` probabilities in [0, 1]."""
+
+DEFAULT_SPLIT = "holdout-80-20"
+SEED_METRIC_RANDOM_STATE = 42
+
+
+# --- The protocol's fixed inputs ------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EvaluationTask:
+    """What every model is evaluated on for one ``(dataset, split)``.
+
+    Build it with :meth:`build` (or :meth:`from_split`). Per-user lists are
+    stored CSR-style: the items of evaluated user ``j`` are
+    ``items[offsets[j]:offsets[j + 1]]``, sorted ascending.
+
+    Attributes:
+        dataset_name: The dataset's schema name.
+        split_name: The split's name (``holdout-80-20`` for the protocol).
+        n_items: Catalog size (every item of the item table).
+        user_rows: ``[U]`` int64, user rows with >= 1 holdout item, ascending.
+        user_ids: ``[U]`` the ids of those users (for messages).
+        train_offsets: ``[U + 1]`` int64 offsets into ``train_items``.
+        train_items: Item rows of each evaluated user's train positives (masked).
+        holdout_offsets: ``[U + 1]`` int64 offsets into ``holdout_items``.
+        holdout_items: Item rows of each evaluated user's holdout positives.
+        segment: The user column metrics are broken down by, or ``None``.
+        segments: ``[U]`` str segment value of each evaluated user, or ``None``.
+        dropped_holdout_pairs: Distinct holdout pairs dropped because they are
+            also train pairs (see the module docstring).
+    """
+
+    dataset_name: str
+    split_name: str
+    n_items: int
+    user_rows: np.ndarray
+    user_ids: np.ndarray
+    train_offsets: np.ndarray
+    train_items: np.ndarray
+    holdout_offsets: np.ndarray
+    holdout_items: np.ndarray
+    segment: str | None
+    segments: np.ndarray | None
+    dropped_holdout_pairs: int = 0
+
+    @classmethod
+    def build(
+        cls,
+        dataset: RecDataset,
+        train: pd.DataFrame,
+        holdout: pd.DataFrame,
+        *,
+        split_name: str = DEFAULT_SPLIT,
+    ) -> EvaluationTask:
+        """The task of ``dataset`` with the given train and holdout positives.
+
+        Args:
+            dataset: Gives the catalog, the user table (segments) and the id
+                encoding.
+            train: ``user_id``, ``item_id`` pairs masked at ranking time.
+            holdout: ``user_id``, ``item_id`` pairs to retrieve.
+            split_name: Recorded in every result.
+
+        Raises:
+            DataValidationError: An id is unknown to the dataset, or no user has
+                a holdout item that is not also a train item.
+        """
+        n_items = dataset.n_items
+        train_users, train_items = dataset.encode(train)
+        holdout_users, holdout_items = dataset.encode(holdout)
+        # One int64 key per pair, row-major: sorting keys sorts by user then item.
+        train_keys = np.unique(train_users * n_items + train_items)
+        holdout_keys = np.unique(holdout_users * n_items + holdout_items)
+        also_train = np.isin(holdout_keys, train_keys, assume_unique=True)
+        holdout_keys = holdout_keys[~also_train]
+        if holdout_keys.size == 0:
+            raise DataValidationError(
+                f"no user of {dataset.schema.name!r} has a holdout positive that is not "
+                f"also a train positive ({len(holdout)} holdout row(s)): nothing to evaluate"
+            )
+        user_rows = np.unique(holdout_keys // n_items)
+        holdout_offsets, holdout_items_csr = _csr(holdout_keys, user_rows, n_items)
+        train_keys = train_keys[np.isin(train_keys // n_items, user_rows)]
+        train_offsets, train_items_csr = _csr(train_keys, user_rows, n_items)
+
+        segment = dataset.schema.user_segment
+        segments = None
+        if segment is not None:
+            segments = dataset.users[segment].to_numpy()[user_rows].astype(str).astype(object)
+        dropped = int(also_train.sum())
+        if dropped:
+            logger.info(
+                "%d holdout pair(s) are also train pairs; dropped from the holdout sets", dropped
+            )
+        return cls(
+            dataset_name=dataset.schema.name,
+            split_name=split_name,
+            n_items=n_items,
+            user_rows=user_rows,
+            user_ids=dataset.table("user").ids[user_rows],
+            train_offsets=train_offsets,
+            train_items=train_items_csr,
+            holdout_offsets=holdout_offsets,
+            holdout_items=holdout_items_csr,
+            segment=segment,
+            segments=segments,
+            dropped_holdout_pairs=dropped,
+        )
+
+    @classmethod
+    def from_split(cls, dataset: RecDataset, split: Split) -> EvaluationTask:
+        """:meth:`build` from a :class:`~tfrs_recsys.data.splits.Split`, keeping its name."""
+        return cls.build(dataset, split.train, split.holdout, split_name=split.name)
+
+    @property
+    def n_users(self) -> int:
+        """Evaluated users."""
+        return len(self.user_rows)
+
+    @property
+    def holdout_counts(self) -> np.ndarray:
+        """``[U]`` int64 holdout-set size of each evaluated user (>= 1)."""
+        return np.diff(self.holdout_offsets)
+
+    @property
+    def holdout_keys(self) -> np.ndarray:
+        """Sorted int64 keys ``position * n_items + item`` of the holdout pairs.
+
+        ``position`` is the user's index in :attr:`user_rows`. Cached.
+        """
+        cached = self.__dict__.get("_holdout_keys")
+        if cached is None:
+            positions = np.repeat(np.arange(self.n_users, dtype=np.int64), self.holdout_counts)
+            cached = positions * self.n_items + self.holdout_items
+            object.__setattr__(self, "_holdout_keys", cached)
+        return cached
+
+    def train_items_of(self, position: int) -> np.ndarray:
+        """Train item rows of the evaluated user at ``position``."""
+        return self.train_items[self.train_offsets[position] : self.train_offsets[position + 1]]
+
+    def holdout_items_of(self, position: int) -> np.ndarray:
+        """Holdout item rows of the evaluated user at ``position``."""
+        return self.holdout_items[
+            self.holdout_offsets[position] : self.holdout_offsets[position + 1]
+        ]
+
+
+def _csr(keys: np.ndarray, user_rows: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets ``[U + 1]`` and items of sorted pair keys, for the users ``user_rows``."""
+    positions = np.searchsorted(user_rows, keys // n_items)
+    counts = np.bincount(positions, minlength=len(user_rows))
+    offsets = np.zeros(len(user_rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets, (keys % n_items).astype(np.int64)
+
+
+# --- Results ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EvaluationResult:
+    """The protocol's figures for one scorer on one task.
+
+    Attributes:
+        metrics: ``recall@K``, ``precision@K``, ``hit_rate@K``, ``ndcg@K`` for
+            each K, then ``coverage@10``; means over the evaluated users.
+        recall_curve: ``[curve_max_k]`` float64, recall@K for K = 1..curve_max_k.
+        per_segment: Segment value -> the same metrics over that segment's users,
+            plus ``users`` (their count). Empty when the schema has no segment.
+        users: Evaluated users.
+        eval_s: Wall time of :func:`evaluate`, scorer included.
+        scorer_s: The part of ``eval_s`` spent inside the scorer.
+        dataset: Dataset name.
+        split: Split name.
+        segment: The segment column, or ``None``.
+    """
+
+    metrics: dict[str, float]
+    recall_curve: np.ndarray
+    per_segment: dict[str, dict[str, float]]
+    users: int
+    eval_s: float
+    scorer_s: float
+    dataset: str
+    split: str
+    segment: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dictionary (plain floats and lists)."""
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "users": int(self.users),
+            "metrics": {k: float(v) for k, v in self.metrics.items()},
+            "recall_curve": [float(v) for v in self.recall_curve],
+            "segment": self.segment,
+            "per_segment": {
+                name: {k: (int(v) if k == "users" else float(v)) for k, v in values.items()}
+                for name, values in self.per_segment.items()
+            },
+            "eval_s": float(self.eval_s),
+            "scorer_s": float(self.scorer_s),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvaluationResult:
+        """The inverse of :meth:`to_dict`."""
+        try:
+            return cls(
+                metrics=dict(data["metrics"]),
+                recall_curve=np.asarray(data["recall_curve"], dtype=np.float64),
+                per_segment={k: dict(v) for k, v in data["per_segment"].items()},
+                users=int(data["users"]),
+                eval_s=float(data["eval_s"]),
+                scorer_s=float(data.get("scorer_s", 0.0)),
+                dataset=data["dataset"],
+                split=data["split"],
+                segment=data.get("segment"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"malformed evaluation result: {exc!r}") from exc
+
+
+# --- Evaluation ------------------------------------------------------------------
+
+
+def evaluate(
+    scorer: Scorer,
+    task: EvaluationTask,
+    *,
+    ks: Sequence[int] = (10, 50),
+    curve_max_k: int = 100,
+    batch_size: int = 1024,
+) -> EvaluationResult:
+    """Ranks the catalog for every evaluated user and computes the protocol's metrics.
+
+    Args:
+        scorer: ``scorer(user_rows [batch] int64) -> [batch, n_items]`` scores
+            (see the module docstring); called once per batch of users.
+        task: The protocol's fixed inputs (:meth:`EvaluationTask.build`).
+        ks: Cut-offs of recall, precision, hit rate and NDCG.
+        curve_max_k: Length of the recall curve (recall@1..curve_max_k);
+            at least ``max(ks)``.
+        batch_size: Users per scorer call. Memory peaks at about
+            ``2 * batch_size * n_items * 4`` bytes (the scorer's output and the
+            masked copy); lower it for very large catalogs.
+
+    Returns:
+        The metrics, recall curve and per-segment breakdown.
+
+    Raises:
+        ConfigError: Bad ``ks``, ``curve_max_k`` or ``batch_size``; the scorer
+            returned the wrong shape, a non-numeric array or NaN scores.
+
+    Example:
+        The generator's oracle on a tech-products directory::
+
+            dataset = load_tech_products(directory)
+            task = EvaluationTask.from_split(dataset, holdout_80_20(dataset.interactions))
+            oracle = evaluate(load_truth(directory).probabilities, task)
+            oracle.metrics["recall@10"], oracle.per_segment["Budget Conscious"]
+    """
+    ks = _check_cutoffs(ks, curve_max_k, batch_size)
+    if task.n_users == 0:
+        raise DataValidationError("the evaluation task has no user with a holdout item")
+    started = time.perf_counter()
+    depth = max(max(ks), curve_max_k, COVERAGE_K)
+    top_n = min(depth, task.n_items)
+
+    n_users = task.n_users
+    counts = task.holdout_counts
+    per_user = {
+        metric_key(name, k): np.empty(n_users, dtype=np.float64)
+        for k in ks
+        for name in METRIC_NAMES
+    }
+    curve_sum = np.zeros(curve_max_k, dtype=np.float64)
+    if task.segments is not None:
+        segment_codes, segment_values = pd.factorize(task.segments, sort=True)
+        segment_codes = segment_codes.astype(np.int64)
+    else:
+        segment_codes, segment_values = np.zeros(n_users, dtype=np.int64), np.array(["all"])
+    # covered[s, i]: item i is in the top-10 of some user of segment s.
+    covered = np.zeros((len(segment_values), task.n_items), dtype=bool)
+    holdout_keys = task.holdout_keys
+    scorer_s = 0.0
+
+    for start in range(0, n_users, batch_size):
+        stop = min(start + batch_size, n_users)
+        rows = task.user_rows[start:stop]
+        called = time.perf_counter()
+        raw = scorer(rows)
+        scorer_s += time.perf_counter() - called
+        scores = _score_matrix(raw, task, start, stop)
+
+        # Train positives are never ranked.
+        lo, hi = task.train_offsets[start], task.train_offsets[stop]
+        local = np.repeat(np.arange(stop - start), np.diff(task.train_offsets[start : stop + 1]))
+        scores[local, task.train_items[lo:hi]] = -np.inf
+
+        values, items = tf.math.top_k(scores, k=top_n, sorted=True)
+        ranked = values.numpy() > -np.inf  # [B, top_n]; -inf slots are empty
+        items = items.numpy().astype(np.int64)
+
+        # Hit lookup: sorted keys of this batch's holdout pairs, one search per slot.
+        batch_keys = holdout_keys[task.holdout_offsets[start] : task.holdout_offsets[stop]]
+        queries = np.arange(start, stop, dtype=np.int64)[:, None] * task.n_items + items
+        found = np.searchsorted(batch_keys, queries)
+        found_clipped = np.minimum(found, max(len(batch_keys) - 1, 0))
+        hits = (batch_keys[found_clipped] == queries) & ranked
+        if top_n < depth:
+            hits = np.pad(hits, ((0, 0), (0, depth - top_n)))
+
+        batch_counts = counts[start:stop]
+        for key, values_of_batch in per_user_metrics(hits, batch_counts, ks).items():
+            per_user[key][start:stop] = values_of_batch
+        curve_sum += recall_curve(hits, batch_counts, curve_max_k).sum(axis=0)
+
+        top = items[:, :COVERAGE_K]
+        shown = ranked[:, :COVERAGE_K]
+        batch_segments = np.broadcast_to(segment_codes[start:stop, None], top.shape)
+        covered[batch_segments[shown], top[shown]] = True
+
+    metrics = {key: float(values.mean()) for key, values in per_user.items()}
+    coverage_key = metric_key("coverage", COVERAGE_K)
+    metrics[coverage_key] = float(covered.any(axis=0).sum() / task.n_items)
+    per_segment: dict[str, dict[str, float]] = {}
+    if task.segments is not None:
+        for code, value in enumerate(segment_values):
+            members = segment_codes == code
+            figures: dict[str, float] = {
+                key: float(values[members].mean()) for key, values in per_user.items()
+            }
+            figures[coverage_key] = float(covered[code].sum() / task.n_items)
+            figures["users"] = int(members.sum())
+            per_segment[str(value)] = figures
+
+    eval_s = time.perf_counter() - started
+    logger.info(
+        "evaluated %d users of %s (%s) in %.3f s (scorer %.3f s): %s",
+        n_users,
+        task.dataset_name,
+        task.split_name,
+        eval_s,
+        scorer_s,
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
+    )
+    return EvaluationResult(
+        metrics=metrics,
+        recall_curve=curve_sum / n_users,
+        per_segment=per_segment,
+        users=n_users,
+        eval_s=eval_s,
+        scorer_s=scorer_s,
+        dataset=task.dataset_name,
+        split=task.split_name,
+        segment=task.segment,
+    )
+
+
+def _check_cutoffs(ks: Sequence[int], curve_max_k: int, batch_size: int) -> tuple[int, ...]:
+    try:
+        cutoffs = tuple(ks)
+    except TypeError:
+        raise ConfigError(f"ks must be a sequence of positive integers, got {ks!r}") from None
+    if not cutoffs:
+        raise ConfigError("ks must name at least one cut-off, got an empty sequence")
+    for k in cutoffs:
+        if not _is_int(k) or k < 1:
+            raise ConfigError(f"every k must be a positive integer, got {k!r} in ks={cutoffs}")
+    if len(set(cutoffs)) != len(cutoffs):
+        raise ConfigError(f"ks repeats a cut-off: {cutoffs}")
+    if not _is_int(curve_max_k) or curve_max_k < 1:
+        raise ConfigError(f"curve_max_k must be a positive integer, got {curve_max_k!r}")
+    if curve_max_k < max(cutoffs):
+        raise ConfigError(
+            f"curve_max_k ({curve_max_k}) must be at least the largest k ({max(cutoffs)})"
+        )
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return tuple(int(k) for k in cutoffs)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _score_matrix(raw: Any, task: EvaluationTask, start: int, stop: int) -> np.ndarray:
+    """The scorer's output as a writable float32 copy, checked for shape and NaN."""
+    expected = (stop - start, task.n_items)
+    try:
+        # Always a copy: masking writes into it, and the caller's array stays intact.
+        scores = np.array(raw, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"the scorer must return a numeric [users, items] array, got "
+            f"{type(raw).__name__} ({exc})"
+        ) from exc
+    if scores.shape != expected:
+        raise ConfigError(
+            f"the scorer returned scores of shape {scores.shape} for {expected[0]} user "
+            f"row(s); expected {expected} = (users in the batch, items in the catalog "
+            f"of {task.dataset_name!r})"
+        )
+    nan = np.isnan(scores)
+    if nan.any():
+        row, item = (int(x) for x in np.argwhere(nan)[0])
+        raise ConfigError(
+            f"the scorer returned NaN for user row {int(task.user_rows[start + row])} "
+            f"(user {task.user_ids[start + row]!r}), item row {item} "
+            f"({int(nan.sum())} NaN score(s) in this batch of {expected[0]} users)"
+        )
+    return scores
+
+
+# --- The seed notebooks' metric (EVALUATION.md section 6) -------------------------
+
+
+def seed_metric(probability_fn: ProbabilityFn, dataset: RecDataset, holdout: pd.DataFrame) -> float:
+    """Mean predicted probability of one random holdout positive per user.
+
+    The seed notebooks' headline figure, kept for comparison only: it rewards
+    over-confidence and says nothing about ranking, so never choose models by
+    it. The pair of each user is chosen exactly as the notebooks do, with
+    ``holdout.groupby('user_id').sample(n=1, random_state=42)``; the holdout
+    is used as given (pairs that are also train pairs are not removed).
+
+    Args:
+        probability_fn: ``probability_fn(user_rows [n], item_rows [n]) -> [n]``
+            probabilities in [0, 1] (``[n, 1]`` is accepted too); called once
+            with all the sampled pairs.
+        dataset: Encodes the ids into rows.
+        holdout: Frame with ``user_id`` and ``item_id`` columns.
+
+    Raises:
+        DataValidationError: The holdout is empty or has unknown ids.
+        ConfigError: ``probability_fn`` returned the wrong shape, NaN or values
+            outside [0, 1].
+    """
+    if len(holdout) == 0:
+        raise DataValidationError("the holdout frame is empty: no pair to score")
+    sampled = holdout.groupby(USER_ID).sample(n=1, random_state=SEED_METRIC_RANDOM_STATE)
+    user_rows, item_rows = dataset.encode(sampled)
+    raw = probability_fn(user_rows, item_rows)
+    try:
+        probabilities = np.array(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"probability_fn must return a numeric array, got {type(raw).__name__} ({exc})"
+        ) from exc
+    n = len(user_rows)
+    if probabilities.shape not in ((n,), (n, 1)):
+        raise ConfigError(
+            f"probability_fn returned shape {probabilities.shape} for {n} pair(s); "
+            f"expected ({n},)"
+        )
+    probabilities = probabilities.reshape(n)
+    bad = np.flatnonzero(~((probabilities >= 0.0) & (probabilities <= 1.0)))  # NaN included
+    if bad.size:
+        first = int(bad[0])
+        raise ConfigError(
+            f"probability_fn must return probabilities in [0, 1]; got {probabilities[first]} "
+            f"for user {sampled[USER_ID].iloc[first]!r}, item "
+            f"{sampled[ITEM_ID].iloc[first]!r} ({bad.size} bad value(s))"
+        )
+    return float(probabilities.mean())

@@ -1,0 +1,1 @@
+"""In-graph feature preprocessing: lookups, normalisation, text encoders."""

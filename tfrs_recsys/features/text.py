@@ -1,0 +1,72 @@
+"""Text column encoders: strings ``[batch]`` -> vectors ``[batch, dim]``.
+
+Two kinds, chosen per model config:
+
+- :class:`BagOfWordsEncoder`: TF-IDF over a vocabulary learnt from the train
+  entities' texts (``TextVectorization``), entirely in graph, any string.
+- :class:`PrecomputedTextEncoder`: sentence embeddings computed once per
+  distinct string (e.g. by a TF Hub BERT encoder) and looked up in graph by the
+  string itself; strings outside the table get a zero vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_recsys.errors import ConfigError
+
+
+class BagOfWordsEncoder(tf.keras.layers.Layer):
+    """TF-IDF bag of words, vocabulary adapted on ``train_texts``.
+
+    Args:
+        train_texts: Texts of the train entities (one per entity).
+        max_tokens: Vocabulary size (including the OOV token).
+        ngrams: Also count n-grams up to this length (2 = word pairs).
+    """
+
+    def __init__(self, train_texts: Sequence[str], max_tokens: int = 2000, ngrams: int = 2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        texts = [str(t) for t in train_texts]
+        if not texts:
+            raise ConfigError("a bag-of-words encoder needs at least one train text")
+        self.vectorizer = tf.keras.layers.TextVectorization(
+            max_tokens=max_tokens, output_mode="tf_idf", ngrams=ngrams, name=f"{self.name}_vectorizer"
+        )
+        self.vectorizer.adapt(tf.constant(texts))
+
+    def call(self, texts: tf.Tensor) -> tf.Tensor:
+        return self.vectorizer(texts)
+
+
+class PrecomputedTextEncoder(tf.keras.layers.Layer):
+    """Looks sentence embeddings up by string in graph.
+
+    Args:
+        texts: Distinct strings, ``[n]``.
+        vectors: Their embeddings, ``[n, dim]`` (float32).
+    """
+
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray, **kwargs) -> None:
+        super().__init__(**kwargs)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(texts):
+            raise ConfigError(
+                f"expected one vector per text: {len(texts)} texts, vectors of shape {vectors.shape}"
+            )
+        self.dim = vectors.shape[1]
+        keys = tf.constant([str(t) for t in texts], dtype=tf.string)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(texts), dtype=tf.int64)),
+            default_value=-1,
+        )
+        # Row n (past the end) is the zero vector of unknown strings.
+        self.vectors = tf.constant(np.concatenate([vectors, np.zeros((1, self.dim), np.float32)]))
+
+    def call(self, texts: tf.Tensor) -> tf.Tensor:
+        rows = self.table.lookup(texts)
+        rows = tf.where(rows < 0, tf.cast(tf.shape(self.vectors)[0] - 1, tf.int64), rows)
+        return tf.gather(self.vectors, rows)

@@ -1,0 +1,1 @@
+"""TFRS models, reference models and peers."""

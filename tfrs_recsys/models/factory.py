@@ -1,0 +1,40 @@
+"""Builds the configured model and the pipeline that trains it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import tensorflow as tf
+
+from tfrs_recsys.config import ExperimentConfig, ModelConfig
+from tfrs_recsys.data.dataset import RecDataset
+from tfrs_recsys.data.pipelines import ranking_dataset, retrieval_dataset
+
+
+def build_model(dataset: RecDataset, train: pd.DataFrame, config: ModelConfig) -> tf.keras.Model:
+    """A retrieval or ranking model whose preprocessing is learnt from ``train``."""
+    if config.kind == "retrieval":
+        from tfrs_recsys.models.retrieval import RetrievalModel
+
+        return RetrievalModel(dataset, train, config)
+    from tfrs_recsys.models.ranking import RankingModel
+
+    return RankingModel(dataset, train, config)
+
+
+def training_dataset(
+    model: tf.keras.Model, dataset: RecDataset, train: pd.DataFrame, config: ExperimentConfig
+) -> tf.data.Dataset:
+    """The tf.data pipeline the model trains on: positives, or positives + negatives."""
+    columns = dict(user_columns=model.user_columns, item_columns=model.item_columns)
+    if config.model.kind == "retrieval":
+        return retrieval_dataset(
+            dataset, train, batch_size=config.train.batch_size, seed=config.train.seed, **columns
+        )
+    return ranking_dataset(
+        dataset,
+        train,
+        negatives_per_user=config.model.negatives_per_user,
+        batch_size=config.train.batch_size,
+        seed=config.train.seed,
+        **columns,
+    )

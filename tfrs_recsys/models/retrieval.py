@@ -1,0 +1,200 @@
+"""The TFRS two-tower retrieval model, built from the dataset schema."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tfrs_recsys.config import ModelConfig
+from tfrs_recsys.data.dataset import RecDataset
+from tfrs_recsys.data.pipelines import FeatureGather
+from tfrs_recsys.data.schema import Feature, Side
+from tfrs_recsys.errors import ConfigError
+from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
+from tfrs_recsys.features.text import BagOfWordsEncoder
+from tfrs_recsys.towers.tower import Tower
+
+
+def feature_columns(dataset: RecDataset, side: Side, config: ModelConfig) -> tuple[Feature, ...]:
+    """The columns a tower reads under ``config.feature_set`` (id included).
+
+    ``ids``: the id only; ``subset``: id + numeric columns (the first seed
+    notebook: user id + age, item id + price); ``all``: every column, text
+    columns only when a text encoder is configured.
+    """
+    features = dataset.schema.side(side)
+    if config.feature_set == "ids":
+        return tuple(f for f in features if f.kind == "id")
+    if config.feature_set == "subset":
+        return tuple(f for f in features if f.kind in ("id", "numeric"))
+    if config.text_encoder == "none":
+        return tuple(f for f in features if f.kind != "text")
+    return features
+
+
+def _text_encoders(dataset: RecDataset, side: Side, features, train_rows, config: ModelConfig):
+    if config.feature_set != "all" or config.text_encoder == "none":
+        return {}
+    table = dataset.table(side)
+    encoders = {}
+    for feature in features:
+        if not feature.is_text:
+            continue
+        if config.text_encoder == "bow":
+            texts = np.unique(table.columns[feature.name][np.unique(train_rows)])
+            encoders[feature.name] = BagOfWordsEncoder(list(texts), max_tokens=2000, name=f"{feature.name}_bow")
+        else:
+            raise ConfigError("model.text_encoder 'bert' needs the text-encoder feature (not built yet)")
+    return encoders
+
+
+def build_tower(
+    dataset: RecDataset, side: Side, train_rows: np.ndarray, config: ModelConfig
+) -> Tower:
+    """A tower for one side, every statistic taken from ``train_rows`` only."""
+    features = feature_columns(dataset, side, config)
+    id_feature = next(f for f in features if f.kind == "id")
+    dims = EncoderDims(
+        id_dim=config.id_dim,
+        categorical_dim=config.categorical_dim,
+        numeric_buckets=config.numeric_buckets,
+        text_dim=config.text_dim,
+        embeddings_l2=config.id_l2,
+    )
+    encoder_features = features
+    residual = None
+    if config.id_mode != "input" and config.feature_set != "ids":
+        encoder_features = tuple(f for f in features if f.kind != "id")
+    if config.id_mode == "residual" and config.feature_set != "ids":
+        table = dataset.table(side)
+        vocabulary = sorted(set(table.ids[np.unique(train_rows)]))
+        lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, name=f"{side}_residual_lookup")
+        embedding = tf.keras.layers.Embedding(
+            len(vocabulary) + 1,
+            config.output_dim,
+            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.01),
+            embeddings_regularizer=tf.keras.regularizers.l2(config.id_l2) if config.id_l2 > 0 else None,
+            name=f"{side}_residual_embedding",
+        )
+        residual = (id_feature.name, lookup, embedding)
+    encoder = SideEncoder(
+        encoder_features,
+        dataset.table(side),
+        train_rows,
+        dims,
+        text_encoders=_text_encoders(dataset, side, encoder_features, train_rows, config),
+        name=f"{side}_features",
+    )
+    return Tower(
+        encoder,
+        config.hidden,
+        config.output_dim,
+        dropout=config.dropout,
+        id_residual=residual,
+        name=f"{'query' if side == 'user' else 'candidate'}_tower",
+    )
+
+
+class RetrievalModel(tfrs.Model):
+    """Query tower (users) and candidate tower (items) trained with a softmax.
+
+    ``negatives="in_batch"`` uses :class:`tfrs.tasks.Retrieval` (the other
+    positives of the batch are the negatives), with the sampling-bias (logQ)
+    correction from train item frequencies and ``remove_accidental_hits`` on
+    integer item rows. ``negatives="catalog"`` scores every catalog item for
+    each query: an exact softmax, cheap for catalogs up to ~100k items.
+
+    Args:
+        dataset: Supplies the schema and feature tables (the catalog).
+        train: Train positives; vocabularies, statistics and item
+            frequencies come from these only.
+        config: Model configuration.
+    """
+
+    def __init__(self, dataset: RecDataset, train: pd.DataFrame, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        user_rows, item_rows = dataset.encode(train)
+        self.query_tower = build_tower(dataset, "user", user_rows, config)
+        self.candidate_tower = build_tower(dataset, "item", item_rows, config)
+        self.user_columns = [f.name for f in feature_columns(dataset, "user", config)]
+        self.item_columns = [f.name for f in feature_columns(dataset, "item", config)]
+        self.user_gather = FeatureGather(dataset.table("user"), self.user_columns)
+        self.item_gather = FeatureGather(dataset.table("item"), self.item_columns)
+        self.n_items = dataset.n_items
+        item_ids = dataset.table("item").ids
+        self.item_row_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant([str(i) for i in item_ids]), tf.range(len(item_ids), dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
+        counts = np.bincount(item_rows, minlength=dataset.n_items).astype(np.float64)
+        # Items without a train positive never appear as in-batch candidates;
+        # give them the smallest count so the log stays finite.
+        probability = np.maximum(counts, 1.0) / counts.sum()
+        self.item_log_probability = tf.constant(np.log(probability).astype(np.float32))
+        self.task = tfrs.tasks.Retrieval(
+            temperature=config.temperature,
+            remove_accidental_hits=config.remove_accidental_hits,
+            num_hard_negatives=config.num_hard_negatives or None,
+        )
+        self._id_column = dataset.schema.id_column("item")
+
+    def _item_rows(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        return self.item_row_table.lookup(features[self._id_column])
+
+    def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        queries = self.query_tower({c: features[c] for c in self.user_columns}, training=training)
+        rows = self._item_rows(features)
+        if self.config.negatives == "catalog":
+            candidates = self.candidate_tower(self.item_gather(tf.range(self.n_items)), training=training)
+            logits = tf.matmul(queries, candidates, transpose_b=True) / self.config.temperature
+            return tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=rows, logits=logits)
+            )
+        candidates = self.candidate_tower({c: features[c] for c in self.item_columns}, training=training)
+        return self.task(
+            queries,
+            candidates,
+            candidate_sampling_probability=(
+                tf.exp(tf.gather(self.item_log_probability, rows))
+                if self.config.logq_correction
+                else None
+            ),
+            candidate_ids=rows if self.config.remove_accidental_hits else None,
+            compute_metrics=False,
+            compute_batch_metrics=False,
+        )
+
+    def user_embeddings(self, user_rows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Query embeddings ``[len(user_rows), output_dim]`` of table rows."""
+        parts = [
+            self.query_tower(self.user_gather(tf.constant(user_rows[s : s + batch_size])), training=False)
+            for s in range(0, len(user_rows), batch_size)
+        ]
+        return tf.concat(parts, 0).numpy() if parts else np.zeros((0, self.config.output_dim), np.float32)
+
+    def item_embeddings(self, batch_size: int = 8192) -> np.ndarray:
+        """Candidate embeddings ``[n_items, output_dim]`` of the whole catalog."""
+        parts = [
+            self.candidate_tower(
+                self.item_gather(tf.range(s, min(s + batch_size, self.n_items))), training=False
+            )
+            for s in range(0, self.n_items, batch_size)
+        ]
+        return tf.concat(parts, 0).numpy()
+
+    def scorer(self):
+        """A scorer for the evaluator: user rows -> scores over the catalog."""
+        items = tf.constant(self.item_embeddings())
+
+        def score(user_rows: np.ndarray) -> tf.Tensor:
+            queries = self.query_tower(self.user_gather(tf.constant(user_rows)), training=False)
+            return tf.matmul(queries, items, transpose_b=True)
+
+        return score

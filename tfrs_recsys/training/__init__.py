@@ -1,0 +1,1 @@
+"""Training runs: config in, run directory out."""
