@@ -93,8 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--run-dir", type=Path, required=True)
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    compare = sub.add_parser("compare", help="train and evaluate several models on one split")
+    compare.add_argument("--data", required=True, help="dataset directory or name")
+    compare.add_argument(
+        "--models",
+        required=True,
+        help="comma-separated: popularity, oracle, seed_subset, ease, als, retrieval_ids, "
+        "retrieval_subset, retrieval_all, ranking_ids, ranking_subset, ranking_all",
+    )
+    compare.add_argument("--out", type=Path, required=True, help="report directory (comparison.md/.json, plot)")
+    compare.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    compare.add_argument("--config-dir", type=Path, default=Path("configs"), help="where the model configs are")
+    compare.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a key of every TFRS model's config, e.g. --set train.epochs=3",
+    )
+
     demo = sub.add_parser("demo", help="the main job on the embedded default data")
     demo.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="dataset directory")
+    demo.add_argument("--config", type=Path, default=Path("configs") / "tech_all.toml", help="model config")
+    demo.add_argument("--run-dir", type=Path, default=None, help="run directory (default runs/demo-<time>)")
     return parser
 
 
@@ -179,67 +197,65 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from tfrs_recsys.config import load_config
     from tfrs_recsys.data.generator import generate
-    from tfrs_recsys.data.techproducts import MANIFEST_FILE, write_tech_products
+    from tfrs_recsys.data.techproducts import MANIFEST_FILE, load_truth, write_tech_products
+    from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
+    from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
+    from tfrs_recsys.serving.recommend import recommend, representative_users
+    from tfrs_recsys.training.run import load_trained_model, train
 
+    started = time.perf_counter()
     data_dir: Path = args.data
     if (data_dir / MANIFEST_FILE).is_file():
         print(f"Using the generated dataset in {data_dir}")
     else:
         print(f"Generating the default tech-products dataset into {data_dir} ...")
-        start = time.perf_counter()
         write_tech_products(generate(), data_dir)
-        print(f"  done in {time.perf_counter() - start:.1f} s")
     print()
     _print_summary(_inspect(data_dir), as_json=False)
-    return 0
 
+    config = load_config(args.config if args.config.is_file() else None, [f'data.source="{data_dir}"'])
+    run_dir = args.run_dir or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    print(f"\nTraining {config.model.kind}_{config.model.feature_set} ({args.config}) into {run_dir} ...")
+    metrics = train(config, run_dir)
+    _, data, model = load_trained_model(run_dir)
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from tfrs_recsys.config import load_config
-    from tfrs_recsys.training.run import CONFIG_FILE, train
-
-    config_path = args.config
-    if args.resume and config_path is None and not args.overrides:
-        config_path = args.run_dir / CONFIG_FILE
-    config = load_config(config_path, args.overrides)
-    metrics = train(config, args.run_dir, resume=args.resume)
-    print()
-    print(f"run {args.run_dir}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
-          f"train {metrics['train_s']:.0f} s")
-    print(format_metrics_table({metrics["model"]: metrics["holdout"]["metrics"]}, metrics["dataset"], metrics["split"]))
-    return 0
-
-
-def format_metrics_table(rows: dict[str, dict[str, float]], dataset: str, split: str) -> str:
-    """A Markdown table of ranking metrics, one row per model."""
-    keys = ["recall@10", "precision@10", "hit_rate@10", "ndcg@10", "recall@50", "ndcg@50", "coverage@10"]
-    lines = [
-        f"dataset {dataset}, split {split}, full-catalog ranking (train items masked)",
-        "",
-        "| model | " + " | ".join(keys) + " |",
-        "|---|" + "---:|" * len(keys),
-    ]
-    for name, metrics in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{metrics[k]:.4f}" for k in keys) + " |")
-    return "\n".join(lines)
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
-    from tfrs_recsys.training.run import load_trained_model
-
-    config, data, model = load_trained_model(args.run_dir)
     task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout, split_name=data.split.name)
-    result = evaluate(model.scorer(), task)
-    if args.json:
-        print(json.dumps({"dataset": data.dataset.schema.name, "split": data.split.name,
-                          "model": f"{config.model.kind}_{config.model.feature_set}", **result.to_dict()},
-                         indent=2, default=str))
-    else:
-        print(format_metrics_table({f"{config.model.kind}_{config.model.feature_set}": result.metrics},
-                                   data.dataset.schema.name, data.split.name))
-        print(f"\nevaluated {result.users} users in {result.eval_s:.2f} s")
+    truth = load_truth(data_dir)
+    results = {
+        "popularity": evaluate(PopularityScorer.fit(data.dataset, data.split.train), task),
+        metrics["model"]: evaluate(model.scorer(), task),
+    }
+    if truth is not None:
+        results["oracle"] = evaluate(OracleScorer(truth), task)
+    print()
+    print(format_metrics_table({k: v.metrics for k, v in results.items()}, data.dataset.schema.name, data.split.name))
+    if truth is not None:
+        oracle = results["oracle"].metrics["recall@10"]
+        print()
+        for name, result in results.items():
+            print(f"  {name:>22}: recall@10 / oracle recall@10 = {result.metrics['recall@10'] / oracle:.3f}")
+    segment = data.dataset.schema.user_segment
+    if segment:
+        print(f"\nrecall@10 by {segment}:")
+        print("| " + segment + " | " + " | ".join(results) + " |")
+        print("|---|" + "---:|" * len(results))
+        for value in results[metrics["model"]].per_segment:
+            print(f"| {value} | " + " | ".join(f"{r.per_segment[value]['recall@10']:.4f}" for r in results.values()) + " |")
+
+    print("\nTop-5 recommendations for three users per personality (train items excluded):")
+    scorer = model.scorer()
+    users = data.dataset.users.set_index("user_id")
+    for value, user_ids in representative_users(data.dataset, per_segment=3).items():
+        print(f"\n== {value}")
+        for user_id, recs in zip(user_ids, recommend(scorer, data.dataset, user_ids, n=5, exclude=data.split.train)):
+            profile = ", ".join(f"{k} {v}" for k, v in users.loc[user_id].items())
+            print(f"  {user_id} ({profile})")
+            for rec in recs:
+                extra = ", ".join(f"{k} {v}" for k, v in rec.items() if k not in ("item_id", "score", "description"))
+                print(f"    {rec['item_id']}  score {rec['score']:.3f}  {extra}")
+    print(f"\nMain job done in {time.perf_counter() - started:.0f} s; run directory {run_dir}")
     return 0
 
 
@@ -249,5 +265,6 @@ COMMANDS = {
     "inspect-data": _cmd_inspect,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
+    "compare": _cmd_compare,
     "demo": _cmd_demo,
 }

@@ -85,6 +85,8 @@ class ModelConfig:
             id embedding added to the tower output) or ``none`` (features only).
         id_l2: L2 penalty on id embeddings.
         temperature: Softmax temperature of the retrieval task.
+        item_bias: Add a learnt per-item bias to the retrieval scores (an
+            extra embedding dimension, so scoring stays a dot product).
         negatives: ``in_batch`` (other positives of the batch, with optional
             logQ correction) or ``catalog`` (softmax over the whole catalog;
             exact, for catalogs up to ~100k items).
@@ -108,6 +110,7 @@ class ModelConfig:
     id_mode: str = "residual"
     id_l2: float = 0.0
     temperature: float = 0.1
+    item_bias: bool = False
     negatives: str = "catalog"
     logq_correction: bool = True
     remove_accidental_hits: bool = True

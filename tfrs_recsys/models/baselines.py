@@ -30,7 +30,9 @@ __all__ = ["OracleScorer", "PopularityScorer", "RandomScorer", "fit_popularity"]
 def _check_rows(user_rows: np.ndarray, n_users: int | None) -> np.ndarray:
     rows = np.asarray(user_rows)
     if rows.ndim != 1:
-        raise ConfigError(f"user_rows must be a 1-D array of user row indices, got shape {rows.shape}")
+        raise ConfigError(
+            f"user_rows must be a 1-D array of user row indices, got shape {rows.shape}"
+        )
     if rows.size and not np.issubdtype(rows.dtype, np.integer):
         raise ConfigError(f"user_rows must be integers, got dtype {rows.dtype}")
     rows = rows.astype(np.int64, copy=False)

@@ -144,20 +144,47 @@ class RetrievalModel(tfrs.Model):
             num_hard_negatives=config.num_hard_negatives or None,
         )
         self._id_column = dataset.schema.id_column("item")
+        self.item_bias = None
+        if config.item_bias:
+            vocabulary = sorted(set(item_ids[np.unique(item_rows)]))
+            self.item_bias_lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, name="item_bias_lookup")
+            self.item_bias = tf.keras.layers.Embedding(
+                len(vocabulary) + 1, 1, embeddings_initializer="zeros", name="item_bias"
+            )
+
+    def query_vectors(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """Query embeddings ``[batch, dim]`` (``dim = output_dim + 1`` with item bias).
+
+        With an item bias the query gets a constant ``temperature`` component
+        and the candidate its bias, so ``q . c / temperature`` adds the bias.
+        """
+        queries = self.query_tower({c: features[c] for c in self.user_columns}, training=training)
+        if self.item_bias is None:
+            return queries
+        constant = tf.fill([tf.shape(queries)[0], 1], tf.constant(self.config.temperature, queries.dtype))
+        return tf.concat([queries, constant], axis=-1)
+
+    def candidate_vectors(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """Candidate embeddings ``[batch, dim]``, the bias last when configured."""
+        candidates = self.candidate_tower({c: features[c] for c in self.item_columns}, training=training)
+        if self.item_bias is None:
+            return candidates
+        bias = self.item_bias(self.item_bias_lookup(features[self._id_column]))
+        return tf.concat([candidates, bias], axis=-1)
 
     def _item_rows(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         return self.item_row_table.lookup(features[self._id_column])
 
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        queries = self.query_tower({c: features[c] for c in self.user_columns}, training=training)
+        queries = self.query_vectors(features, training=training)
         rows = self._item_rows(features)
         if self.config.negatives == "catalog":
-            candidates = self.candidate_tower(self.item_gather(tf.range(self.n_items)), training=training)
+            candidates = self.candidate_vectors(self.item_gather(tf.range(self.n_items)), training=training)
             logits = tf.matmul(queries, candidates, transpose_b=True) / self.config.temperature
             return tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=rows, logits=logits)
             )
-        candidates = self.candidate_tower({c: features[c] for c in self.item_columns}, training=training)
+        candidates = self.candidate_vectors(features, training=training)
         return self.task(
             queries,
             candidates,
@@ -172,19 +199,18 @@ class RetrievalModel(tfrs.Model):
         )
 
     def user_embeddings(self, user_rows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Query embeddings ``[len(user_rows), output_dim]`` of table rows."""
+        """Query vectors ``[len(user_rows), dim]`` of user-table rows."""
         parts = [
-            self.query_tower(self.user_gather(tf.constant(user_rows[s : s + batch_size])), training=False)
+            self.query_vectors(self.user_gather(tf.constant(user_rows[s : s + batch_size])))
             for s in range(0, len(user_rows), batch_size)
         ]
-        return tf.concat(parts, 0).numpy() if parts else np.zeros((0, self.config.output_dim), np.float32)
+        width = self.config.output_dim + (1 if self.item_bias is not None else 0)
+        return tf.concat(parts, 0).numpy() if parts else np.zeros((0, width), np.float32)
 
     def item_embeddings(self, batch_size: int = 8192) -> np.ndarray:
-        """Candidate embeddings ``[n_items, output_dim]`` of the whole catalog."""
+        """Candidate vectors ``[n_items, dim]`` of the whole catalog."""
         parts = [
-            self.candidate_tower(
-                self.item_gather(tf.range(s, min(s + batch_size, self.n_items))), training=False
-            )
+            self.candidate_vectors(self.item_gather(tf.range(s, min(s + batch_size, self.n_items))))
             for s in range(0, self.n_items, batch_size)
         ]
         return tf.concat(parts, 0).numpy()
@@ -194,7 +220,7 @@ class RetrievalModel(tfrs.Model):
         items = tf.constant(self.item_embeddings())
 
         def score(user_rows: np.ndarray) -> tf.Tensor:
-            queries = self.query_tower(self.user_gather(tf.constant(user_rows)), training=False)
+            queries = self.query_vectors(self.user_gather(tf.constant(user_rows)))
             return tf.matmul(queries, items, transpose_b=True)
 
         return score

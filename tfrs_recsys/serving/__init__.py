@@ -1,0 +1,1 @@
+"""Recommendations, serving indexes and SavedModel exports."""
