@@ -15,12 +15,13 @@ from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.schema import DatasetSchema, Feature
 from tfrs_recsys.data.splits import carve_validation
 from tfrs_recsys.errors import ConfigError
+from tfrs_recsys.evaluation import EvaluationTask, evaluate
 from tfrs_recsys.models import peers
 from tfrs_recsys.models.peers import (
     ALSScorer,
     EASEScorer,
     UserItems,
-    _validation_recall_at_10,
+    _default_metric,
     ease_weights,
     tune_als,
     tune_ease,
@@ -34,7 +35,9 @@ TOY_SCHEMA = DatasetSchema(
 def toy_dataset(n_users: int, n_items: int, positives) -> RecDataset:
     users = pd.DataFrame({"user_id": [f"u{k}" for k in range(n_users)]})
     items = pd.DataFrame({"item_id": [f"i{k}" for k in range(n_items)]})
-    return RecDataset(schema=TOY_SCHEMA, users=users, items=items, interactions=pairs_frame(positives))
+    return RecDataset(
+        schema=TOY_SCHEMA, users=users, items=items, interactions=pairs_frame(positives)
+    )
 
 
 def pairs_frame(positives) -> pd.DataFrame:
@@ -163,20 +166,21 @@ def test_als_scores_shape_and_determinism():
     assert first.params["factors"] == 4
 
 
+def recall_at_10(scorer, dataset, train, holdout) -> float:
+    return evaluate(scorer, EvaluationTask.build(dataset, train, holdout)).metrics["recall@10"]
+
+
 def test_als_recovers_a_block_structure():
     pytest.importorskip("implicit")
     dataset, train, held = block_data()
-    metric = {
-        name: _validation_recall_at_10(scorer, train, held, dataset=dataset)
-        for name, scorer in (
-            ("als", ALSScorer.fit(dataset, train, **ALS_SMALL)),
-            ("random", lambda rows: np.random.default_rng(0).random((len(rows), 30))),
-        )
-    }
+    als = recall_at_10(ALSScorer.fit(dataset, train, **ALS_SMALL), dataset, train, held)
+    random = recall_at_10(
+        lambda rows: np.random.default_rng(0).random((len(rows), 30)), dataset, train, held
+    )
     # Every held-out item is one of the 2 unseen in-block items among 22 unseen
     # items: a random ranking finds about 10/22 of them, the block structure all.
-    assert metric["als"] > 0.95
-    assert metric["random"] < 0.7
+    assert als > 0.95
+    assert random < 0.7
 
 
 def test_als_without_implicit_asks_for_the_dev_extra(monkeypatch, matrix_data):
@@ -200,8 +204,8 @@ def test_als_rejects_bad_hyperparameters(matrix_data):
 # --- The default validation metric ------------------------------------------------------------
 
 
-def test_validation_recall_masks_fit_train_items():
-    # 2 users x 12 items. Scores rank items 0, 1, 2, ... first.
+def test_default_metric_is_the_evaluators_recall_at_10_with_fit_train_masked():
+    # 3 users x 12 items. Scores rank items 0, 1, 2, ... first.
     dataset = toy_dataset(3, 12, [])
     fit_train = pairs_frame([(0, 0), (0, 1)])  # user 0's two best items are masked
     validation = pairs_frame([(0, 11), (0, 2), (1, 10), (1, 11)])  # user 2: none, skipped
@@ -209,10 +213,13 @@ def test_validation_recall_masks_fit_train_items():
     def scorer(rows):
         return np.tile(-np.arange(12, dtype=np.float32), (len(rows), 1))
 
+    metric = _default_metric(dataset)
     # user 0: top 10 after masking = items 2..11 -> 2/2; user 1: items 0..9 -> 0/2.
-    assert _validation_recall_at_10(scorer, fit_train, validation, dataset=dataset) == 0.5
-    with pytest.raises(ConfigError, match="no positives"):
-        _validation_recall_at_10(scorer, fit_train, validation.iloc[:0], dataset=dataset)
+    assert metric(scorer, fit_train, validation) == 0.5
+    assert metric(scorer, fit_train, validation) == 0.5  # the cached task
+    # New frames, new task: user 1 alone, items 0..9 -> item 3 found, 1/2.
+    assert metric(scorer, fit_train, pairs_frame([(1, 3), (1, 11)])) == 0.5
+    assert metric(scorer, fit_train.iloc[:0], validation) == 0.25  # user 0 now misses 10, 11
 
 
 # --- Tuning -----------------------------------------------------------------------------------
@@ -244,7 +251,12 @@ def test_tune_ease_picks_the_best_lambda_on_validation_and_refits():
     dataset, train, holdout = tuning_data()
     metric, calls = recording_metric({1.0: 0.2, 10.0: 0.7, 100.0: 0.4}, lambda s: s.l2)
     scorer, best, table = tune_ease(
-        dataset, train, lambdas=(1.0, 10.0, 100.0), validation_fraction=0.2, seed=5, metric_fn=metric
+        dataset,
+        train,
+        lambdas=(1.0, 10.0, 100.0),
+        validation_fraction=0.2,
+        seed=5,
+        metric_fn=metric,
     )
     assert best == {"l2": 10.0}
     assert list(table["l2"]) == [1.0, 10.0, 100.0]
@@ -254,7 +266,8 @@ def test_tune_ease_picks_the_best_lambda_on_validation_and_refits():
     expected = carve_validation(train, fraction=0.2, seed=5)
     train_pairs, holdout_pairs = frame_pairs(train), frame_pairs(holdout)
     for call in calls:
-        fit_pairs, validation_pairs = frame_pairs(call["fit_train"]), frame_pairs(call["validation"])
+        fit_pairs = frame_pairs(call["fit_train"])
+        validation_pairs = frame_pairs(call["validation"])
         assert validation_pairs == frame_pairs(expected.holdout)
         assert fit_pairs | validation_pairs == train_pairs and not fit_pairs & validation_pairs
         assert not (fit_pairs | validation_pairs) & holdout_pairs
@@ -289,7 +302,8 @@ def test_tune_als_picks_the_best_setting_on_validation_and_refits():
     assert len(table) == 4 and list(table["validation_metric"]) == [0.1, 0.3, 0.6, 0.5]
     train_pairs, holdout_pairs = frame_pairs(train), frame_pairs(holdout)
     for call in calls:
-        fit_pairs, validation_pairs = frame_pairs(call["fit_train"]), frame_pairs(call["validation"])
+        fit_pairs = frame_pairs(call["fit_train"])
+        validation_pairs = frame_pairs(call["validation"])
         assert fit_pairs | validation_pairs == train_pairs and not fit_pairs & validation_pairs
         assert not validation_pairs & holdout_pairs
     refit = ALSScorer.fit(dataset, train, random_state=1, **best)

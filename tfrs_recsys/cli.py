@@ -196,6 +196,73 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tfrs_recsys.config import load_config
+    from tfrs_recsys.training.run import CONFIG_FILE, train
+
+    config_path = args.config
+    if args.resume and config_path is None and not args.overrides:
+        config_path = args.run_dir / CONFIG_FILE
+    config = load_config(config_path, args.overrides)
+    metrics = train(config, args.run_dir, resume=args.resume)
+    print()
+    print(f"run {args.run_dir}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
+          f"train {metrics['train_s']:.0f} s")
+    print(format_metrics_table({metrics["model"]: metrics["holdout"]["metrics"]}, metrics["dataset"], metrics["split"]))
+    return 0
+
+
+def format_metrics_table(rows: dict[str, dict[str, float]], dataset: str, split: str) -> str:
+    """A Markdown table of ranking metrics, one row per model."""
+    keys = ["recall@10", "precision@10", "hit_rate@10", "ndcg@10", "recall@50", "ndcg@50", "coverage@10"]
+    lines = [
+        f"dataset {dataset}, split {split}, full-catalog ranking (train items masked)",
+        "",
+        "| model | " + " | ".join(keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
+    for name, metrics in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{metrics[k]:.4f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
+    from tfrs_recsys.training.run import load_trained_model
+
+    config, data, model = load_trained_model(args.run_dir)
+    task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout, split_name=data.split.name)
+    result = evaluate(model.scorer(), task)
+    if args.json:
+        print(json.dumps({"dataset": data.dataset.schema.name, "split": data.split.name,
+                          "model": f"{config.model.kind}_{config.model.feature_set}", **result.to_dict()},
+                         indent=2, default=str))
+    else:
+        print(format_metrics_table({f"{config.model.kind}_{config.model.feature_set}": result.metrics},
+                                   data.dataset.schema.name, data.split.name))
+        print(f"\nevaluated {result.users} users in {result.eval_s:.2f} s")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from tfrs_recsys.training.compare import compare, markdown_table, parse_models
+    from tfrs_recsys.training.run import write_json_atomic
+
+    models = parse_models(args.models)
+    report = compare(args.data, models, args.out, config_dir=args.config_dir, overrides=args.overrides)
+    if args.json is not None:
+        keep = ("recall@10", "ndcg@10", "recall@50", "coverage@10", "train_s", "eval_s", "recall@10_vs_oracle")
+        summary = {
+            "dataset": report["dataset"],
+            "split": report["split"],
+            "models": {name: {k: v for k, v in m.items() if k in keep} for name, m in report["models"].items()},
+        }
+        write_json_atomic(args.json, summary)
+    print(markdown_table(report))
+    print(f"\nreport: {args.out}/comparison.md, comparison.json, recall_at_k.png")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tfrs_recsys.config import load_config
     from tfrs_recsys.data.generator import generate

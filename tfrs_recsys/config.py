@@ -80,6 +80,8 @@ class ModelConfig:
         id_dim, categorical_dim, numeric_buckets, text_dim: Encoding widths.
         hidden: ReLU layer widths of each tower.
         output_dim: Embedding width.
+        normalize: L2-normalise tower outputs (cosine scores); without it the
+            scores are plain dot products, as in matrix factorisation.
         dropout: Dropout after hidden layers.
         id_mode: ``input`` (id embedding is a tower input), ``residual`` (an
             id embedding added to the tower output) or ``none`` (features only).
@@ -106,6 +108,7 @@ class ModelConfig:
     text_dim: int = 32
     hidden: tuple[int, ...] = (128,)
     output_dim: int = 64
+    normalize: bool = True
     dropout: float = 0.0
     id_mode: str = "residual"
     id_l2: float = 0.0
@@ -191,11 +194,24 @@ class ExperimentConfig:
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for char in text:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _toml_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return repr(value)

@@ -95,6 +95,7 @@ def build_tower(
         config.output_dim,
         dropout=config.dropout,
         id_residual=residual,
+        normalize=config.normalize,
         name=f"{'query' if side == 'user' else 'candidate'}_tower",
     )
 

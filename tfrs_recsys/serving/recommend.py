@@ -41,8 +41,10 @@ def recommend(
     if exclude is not None and len(exclude):
         mine = exclude[exclude[USER_ID].isin(set(user_ids))]
         ex_users, ex_items = dataset.encode(mine)
-        position = {row: k for k, row in enumerate(rows)}
-        scores[[position[u] for u in ex_users], ex_items] = -np.inf
+        # A user may be asked for more than once: mask every position of theirs.
+        positions = pd.DataFrame({"row": rows, "position": np.arange(len(rows))})
+        pairs = pd.DataFrame({"row": ex_users, "item": ex_items}).merge(positions, on="row")
+        scores[pairs["position"].to_numpy(), pairs["item"].to_numpy()] = -np.inf
     top = np.argsort(-scores, axis=1, kind="stable")[:, :n]
     items = dataset.items.reset_index(drop=True)
     result = []

@@ -96,7 +96,6 @@ class ValidationCheckpoint(tf.keras.callbacks.Callback):
         monitor: str,
         patience: int,
         state: _EarlyStoppingState,
-        manager: tf.train.CheckpointManager,
         best_checkpoint: tf.train.Checkpoint,
         best_prefix: Path,
     ) -> None:
@@ -105,7 +104,6 @@ class ValidationCheckpoint(tf.keras.callbacks.Callback):
         self.monitor = monitor
         self.patience = patience
         self.state = state
-        self.manager = manager
         self.best_checkpoint = best_checkpoint
         self.best_prefix = best_prefix
         self._epoch_start = 0.0
@@ -130,8 +128,31 @@ class ValidationCheckpoint(tf.keras.callbacks.Callback):
             self.state.wait.assign_add(1)
             if self.patience and int(self.state.wait.numpy()) >= self.patience:
                 self.model.stop_training = True
-        self.manager.save(checkpoint_number=epoch + 1)
         logger.info("epoch %d: validation %s %.4f", epoch + 1, self.monitor, score)
+
+
+class EpochCheckpoint(tf.keras.callbacks.Callback):
+    """Saves the resumable checkpoint; placed after the loggers, so that a kill
+    never leaves a checkpoint whose epoch is missing from ``history.csv``."""
+
+    def __init__(self, manager: tf.train.CheckpointManager) -> None:
+        super().__init__()
+        self.manager = manager
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self.manager.save(checkpoint_number=epoch + 1)
+
+
+def _truncate_history(path: Path, epochs: int) -> None:
+    """Drops rows of epochs after the checkpoint (killed before it was saved)."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if line.split(",", 1)[0].strip().isdigit() and int(line.split(",", 1)[0]) < epochs]
+    if len(kept) != len(lines):
+        staging = path.with_name(f".{path.name}.tmp")
+        staging.write_text("".join(kept), encoding="utf-8")
+        os.replace(staging, path)
 
 
 def _optimizer(config: ExperimentConfig) -> tf.keras.optimizers.Optimizer:
@@ -197,6 +218,7 @@ def train(
             raise ConfigError(f"{run_dir}: no checkpoint to resume from")
         checkpoint.restore(manager.latest_checkpoint)
         initial_epoch = int(state.epochs_done.numpy())
+        _truncate_history(run_dir / HISTORY_FILE, initial_epoch)
         logger.info("resuming %s after epoch %d", run_dir, initial_epoch)
     stopped_early = bool(
         resume
@@ -210,12 +232,12 @@ def train(
             config.train.monitor,
             config.train.patience,
             state,
-            manager,
             best_checkpoint,
             best_prefix,
         ),
         tf.keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
         tf.keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+        EpochCheckpoint(manager),
     ]
     fit_start = time.perf_counter()
     if initial_epoch < config.train.epochs and not stopped_early:

@@ -1,0 +1,125 @@
+"""Shared helpers of the model-layer tests (imported by the test modules).
+
+Not a conftest: the tests import what they need explicitly, so the helpers are
+plain functions and a few fixtures re-exported by ``from model_fixtures import``.
+
+- :func:`small_model_config`: a ``ModelConfig`` with tiny widths (fast to train).
+- :func:`tiny_experiment`: an ``ExperimentConfig`` pointed at a dataset directory,
+  small widths, a couple of epochs.
+- :func:`genre_dataset`: a hand-made 4 users x 3 items dataset whose item side has
+  a ``genres`` categorical list, a log1p numeric and a categorical column.
+- :func:`with_extra_user`: a copy of a tech-products dataset with one new user row
+  that has no interaction at all (so it is in no train vocabulary).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tfrs_recsys  # noqa: F401  (routes tf.keras to tf_keras before TensorFlow)
+from tfrs_recsys.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from tfrs_recsys.data.dataset import RecDataset
+from tfrs_recsys.data.schema import DatasetSchema, Feature
+from tfrs_recsys.data.splits import holdout_80_20
+
+SMALL_WIDTHS: dict[str, Any] = dict(
+    id_dim=8, categorical_dim=4, text_dim=4, hidden=(16,), output_dim=8
+)
+
+NEW_USER = "new_0001"
+
+
+def small_model_config(**overrides: Any) -> ModelConfig:
+    """Tiny widths; any ModelConfig field can be overridden."""
+    return ModelConfig(**{**SMALL_WIDTHS, **overrides})
+
+
+def tiny_experiment(source, *, model: dict | None = None, train: dict | None = None,
+                    data: dict | None = None, name: str = "tiny") -> ExperimentConfig:
+    """A fast experiment on ``source``: ids-only retrieval, small widths, 2 epochs."""
+    model_kw = {**SMALL_WIDTHS, "feature_set": "ids", **(model or {})}
+    train_kw = {"epochs": 2, "batch_size": 512, "learning_rate": 0.05, "patience": 0, **(train or {})}
+    data_kw = {"source": str(source), **(data or {})}
+    return ExperimentConfig(
+        name=name,
+        data=DataConfig(**data_kw),
+        model=ModelConfig(**model_kw),
+        train=TrainConfig(**train_kw),
+    )
+
+
+@pytest.fixture(scope="module")
+def small_split(small_dataset):
+    """The protocol's holdout-80-20 split of the small generated dataset."""
+    return holdout_80_20(small_dataset.interactions)
+
+
+# --- Hand-made datasets -------------------------------------------------------------
+
+GENRE_SCHEMA = DatasetSchema(
+    name="genres-toy",
+    user_features=(
+        Feature("user_id", "id"),
+        Feature("age", "numeric"),
+        Feature("city", "categorical"),
+    ),
+    item_features=(
+        Feature("item_id", "id"),
+        Feature("genres", "categorical_list", separator="|"),
+        Feature("price", "numeric", transform="log1p"),
+        Feature("kind", "categorical"),
+    ),
+)
+
+
+def genre_dataset() -> RecDataset:
+    """4 users x 3 items; users u0..u2 and items i0, i1 have positives.
+
+    ``u3`` (age 90, city "far") and ``i2`` (genres "zz|a", price 1000, kind "other")
+    have none, so they are absent from any train split of these positives.
+    """
+    users = pd.DataFrame(
+        {
+            "user_id": ["u0", "u1", "u2", "u3"],
+            "age": [20.0, 30.0, 40.0, 90.0],
+            "city": ["paris", "rome", "paris", "far"],
+        }
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": ["i0", "i1", "i2"],
+            "genres": ["a|b", "", "zz|a"],
+            "price": [9.0, 99.0, 1000.0],
+            "kind": ["book", "film", "other"],
+        }
+    )
+    interactions = pd.DataFrame(
+        {"user_id": ["u0", "u1", "u2", "u0"], "item_id": ["i0", "i1", "i0", "i1"]}
+    )
+    return RecDataset(GENRE_SCHEMA, users, items, interactions)
+
+
+def with_extra_user(dataset: RecDataset, user_id: str = NEW_USER) -> RecDataset:
+    """``dataset`` plus one user row copied from user 0 but with a new id, no positives."""
+    extra = dataset.users.iloc[[0]].copy()
+    extra["user_id"] = user_id
+    users = pd.concat([dataset.users, extra], ignore_index=True)
+    return dataclasses.replace(dataset, users=users)
+
+
+def first_batch(pipeline) -> dict:
+    """The first batch of a tf.data pipeline, as eager tensors."""
+    return next(iter(pipeline))
+
+
+def numpy_softmax_ce(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-row cross-entropy of integer ``labels`` under ``softmax(logits)`` (float64)."""
+    logits = logits.astype(np.float64)
+    top = logits.max(axis=1, keepdims=True)
+    log_z = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    return log_z - logits[np.arange(len(labels)), labels]

@@ -1,0 +1,243 @@
+"""``compare``: several models on one split, the report files, and the CLI's
+compare / train / evaluate subcommands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from model_fixtures import tiny_experiment
+
+from tfrs_recsys.errors import ConfigError
+from tfrs_recsys.training.compare import MODEL_NAMES, compare, model_config, parse_models
+
+MODELS = ["popularity", "oracle", "ease", "retrieval_ids"]
+SUMMARY = {"recall@10", "ndcg@10", "recall@50", "coverage@10", "train_s", "eval_s", "recall@10_vs_oracle"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# Commit e5a51ed replaced the body of cli._cmd_demo and with it deleted _cmd_train,
+# format_metrics_table, _cmd_evaluate and _cmd_compare, which COMMANDS still names:
+# importing tfrs_recsys.cli raises NameError, so no subcommand works. Only that
+# NameError is accepted; remove this mark once cli.py is repaired.
+@pytest.fixture
+def cli(monkeypatch):
+    """The CLI module (imported here, so a broken CLI fails only the CLI tests)."""
+    # cli.main() sets TF_CPP_MIN_LOG_LEVEL if unset; keep the environment as it was.
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfrs_recsys import cli as module
+
+    return module
+
+
+@pytest.fixture(scope="module")
+def comparison(small_dir, tmp_path_factory):
+    """``compare`` of MODELS with defaults (empty config dir), 1 epoch: ``(out, report)``."""
+    out = tmp_path_factory.mktemp("compare") / "report"
+    config_dir = tmp_path_factory.mktemp("no-configs")
+    report = compare(str(small_dir), MODELS, out, config_dir=config_dir, overrides=["train.epochs=1"])
+    return out, report
+
+
+# --- compare() ----------------------------------------------------------------------------------
+
+
+def test_report_files_are_written(comparison):
+    out, _ = comparison
+    assert (out / "comparison.md").is_file()
+    assert (out / "comparison.json").is_file()
+    assert (out / "recall_at_k.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_comparison_json_has_every_model_with_the_summary_figures(comparison):
+    out, report = comparison
+    written = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    assert written == json.loads(json.dumps(report))
+    assert written["dataset"] == "tech-products"
+    assert written["split"] == "holdout-80-20"
+    assert list(written["models"]) == MODELS
+    for name, entry in written["models"].items():
+        assert SUMMARY <= set(entry), name
+        for key in ("recall@10", "ndcg@10", "recall@50", "coverage@10"):
+            assert 0.0 <= entry[key] <= 1.0, (name, key)
+        assert entry["train_s"] >= 0 and entry["eval_s"] >= 0
+
+
+def test_recall_vs_oracle_is_the_ratio_of_recalls(comparison):
+    models = comparison[1]["models"]
+    oracle = models["oracle"]["recall@10"]
+    assert models["oracle"]["recall@10_vs_oracle"] == pytest.approx(1.0)
+    for name, entry in models.items():
+        assert entry["recall@10_vs_oracle"] == pytest.approx(entry["recall@10"] / oracle), name
+
+
+def test_oracle_beats_popularity(comparison):
+    models = comparison[1]["models"]
+    assert models["oracle"]["recall@10"] >= models["popularity"]["recall@10"]
+
+
+def test_recall_curve_is_non_decreasing_and_ends_the_report_entry(comparison):
+    for name, entry in comparison[1]["models"].items():
+        curve = entry["recall_curve"]
+        assert len(curve) == 100, name
+        assert all(b >= a - 1e-12 for a, b in zip(curve, curve[1:])), name
+        assert curve[9] == pytest.approx(entry["recall@10"]), name
+        assert curve[49] == pytest.approx(entry["recall@50"]), name
+
+
+def test_tfrs_model_is_trained_into_its_run_directory_with_the_overrides(comparison):
+    out, report = comparison
+    entry = report["models"]["retrieval_ids"]
+    assert entry["epochs_run"] == 1
+    metrics = json.loads((out / "runs" / "retrieval_ids" / "metrics.json").read_text())
+    assert metrics["holdout"]["metrics"]["recall@10"] == pytest.approx(entry["recall@10"])
+    config_text = (out / "runs" / "retrieval_ids" / "config.toml").read_text()
+    assert 'name = "retrieval_ids"' in config_text
+    assert 'feature_set = "ids"' in config_text
+
+
+def test_ease_records_its_tuned_penalty(comparison):
+    assert "l2" in comparison[1]["models"]["ease"]["tuned"]
+
+
+def test_markdown_table_has_a_row_per_model(comparison):
+    text = (comparison[0] / "comparison.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    assert [row.split("|")[1].strip() for row in rows] == MODELS
+    oracle_row = rows[MODELS.index("oracle")]
+    assert "1.000" in oracle_row
+
+
+def test_compare_refuses_an_existing_report(comparison, small_dir):
+    out, _ = comparison
+    with pytest.raises(ConfigError, match="already holds a comparison"):
+        compare(str(small_dir), ["popularity"], out)
+
+
+def test_oracle_needs_generated_data(make_tech_dir, tmp_path):
+    directory = make_tech_dir()  # hand-made: no truth.npz
+    with pytest.raises(ConfigError, match="oracle"):
+        compare(str(directory), ["oracle"], tmp_path / "out")
+
+
+# --- parse_models / model_config ---------------------------------------------------------------
+
+
+def test_parse_models_trims_and_keeps_order():
+    assert parse_models(" oracle, popularity ,retrieval_ids") == ["oracle", "popularity", "retrieval_ids"]
+    assert set(parse_models(",".join(MODEL_NAMES))) == set(MODEL_NAMES)
+
+
+@pytest.mark.parametrize("text", ["popularity,bogus", "retrieval", "", " , "])
+def test_parse_models_rejects_unknown_or_no_names(text):
+    with pytest.raises(ConfigError, match="unknown model"):
+        parse_models(text)
+
+
+def test_parse_models_names_the_unknown_model():
+    with pytest.raises(ConfigError, match="bogus"):
+        parse_models("popularity,bogus")
+
+
+def test_model_config_uses_the_shipped_file(tmp_path):
+    (tmp_path / "tech_subset.toml").write_text(
+        '[data]\nsource = "elsewhere"\n[model]\nfeature_set = "subset"\noutput_dim = 8\n', encoding="utf-8"
+    )
+    config = model_config("retrieval_subset", "tech-products", "my/data", tmp_path, ["train.epochs=2"])
+    assert config.name == "retrieval_subset"
+    assert config.data.source == "my/data"
+    assert config.model.output_dim == 8
+    assert config.train.epochs == 2
+
+
+def test_model_config_defaults_without_a_file(tmp_path):
+    config = model_config("ranking_all", "tech-products", "d", tmp_path)
+    assert (config.model.kind, config.model.feature_set) == ("ranking", "all")
+
+
+def test_model_config_rejects_a_file_of_another_model(tmp_path):
+    (tmp_path / "tech_ids.toml").write_text('[model]\nkind = "ranking"\nfeature_set = "ids"\n')
+    with pytest.raises(ConfigError, match="retrieval_ids"):
+        model_config("retrieval_ids", "tech-products", "d", tmp_path)
+
+
+# --- The CLI -----------------------------------------------------------------------------------------
+
+
+def test_cli_module_imports_and_has_every_subcommand():
+    from tfrs_recsys import cli
+
+    assert {"train", "evaluate", "compare"} <= set(cli.COMMANDS)
+
+
+def _one_error_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("tfrs-recsys") and "error:" in lines[0]
+    return lines[0]
+
+
+def test_cli_compare_writes_the_json_summary(cli, small_dir, tmp_path, capsys):
+    out, summary = tmp_path / "out", tmp_path / "summary.json"
+    code = cli.main(
+        ["compare", "--data", str(small_dir), "--models", "popularity,oracle",
+         "--out", str(out), "--json", str(summary)]
+    )
+    assert code == 0
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    assert set(data) == {"dataset", "split", "models"}
+    assert (data["dataset"], data["split"]) == ("tech-products", "holdout-80-20")
+    assert list(data["models"]) == ["popularity", "oracle"]
+    full = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    for name, entry in data["models"].items():
+        assert set(entry) == SUMMARY
+        for key in SUMMARY:
+            assert entry[key] == full["models"][name][key]
+    assert "popularity" in capsys.readouterr().out
+
+
+def test_cli_train_then_evaluate(cli, small_dir, tmp_path, capsys):
+    config_path = tmp_path / "tiny.toml"
+    config_path.write_text(tiny_experiment(small_dir, train={"epochs": 1}).to_toml(), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", "--config", str(config_path), "--run-dir", str(run_dir)]) == 0
+    assert "recall@10" in capsys.readouterr().out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+
+    assert cli.main(["evaluate", "--run-dir", str(run_dir), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["model"] == "retrieval_ids"
+    assert printed["split"] == "holdout-80-20"
+    assert printed["metrics"]["recall@10"] == pytest.approx(metrics["holdout"]["metrics"]["recall@10"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["train", "--run-dir", "{tmp}/r", "--set", "model.kind=bogus"], "model.kind"),
+        (["train", "--run-dir", "{tmp}/r", "--set", "model.temperature"], "--set"),
+        (["train", "--run-dir", "{tmp}/r", "--config", "{tmp}/missing.toml"], "missing.toml"),
+        (["train", "--run-dir", "{tmp}/r", "--resume"], "config.toml"),
+        (["evaluate", "--run-dir", "{tmp}"], "not a run directory"),
+        (["compare", "--data", "{tmp}", "--models", "bogus", "--out", "{tmp}/o"], "bogus"),
+    ],
+)
+def test_cli_config_errors_exit_2_with_one_line(cli, tmp_path, capsys, argv, needle):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert needle in _one_error_line(captured.err)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", "--data", "d", "--out", "o"],  # --models missing
+        ["train"],  # --run-dir missing
+        ["evaluate", "--run-dir", "r", "--bogus-flag"],
+    ],
+)
+def test_cli_bad_flags_exit_2_with_one_line(cli, capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    _one_error_line(capsys.readouterr().err)
