@@ -33,7 +33,7 @@ from tfrs_recsys.data.splits import holdout_80_20
 from tfrs_recsys.data.techproducts import load_tech_products, load_truth, write_tech_products
 from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
 from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
-from tfrs_recsys.models.reference import _notebook_network
+from tfrs_recsys.models.reference import notebook_network
 
 
 def main() -> None:
@@ -71,7 +71,7 @@ def main() -> None:
             f"{statistics.median(r.scorer_s for r in runs):.2f} |"
         )
 
-    model = _notebook_network(dataset.n_users, dataset.n_items, 32)
+    model = notebook_network(dataset.n_users, dataset.n_items, 32)
     pairs = rng.integers([dataset.n_users, dataset.n_items], size=(args.pairs, 2))
     start = time.perf_counter()
     for u, i in pairs:

@@ -261,3 +261,31 @@ def test_users_unseen_in_train_get_finite_scores_and_recommendations(small_datas
     assert [len(r) for r in recommendations] == [5, 5]
     for recs in recommendations:
         assert all(np.isfinite(r["score"]) for r in recs)
+
+
+def test_sigmoid_loss_is_binary_cross_entropy_of_dot_products_plus_biases(small_dataset, small_split):
+    """loss = mean BCE(label, q.c / T + user bias), the item bias inside q.c."""
+    tf.keras.utils.set_random_seed(8)
+    model = build_model(small_dataset, small_split.train, _config("catalog", "subset", True, loss="sigmoid"))
+    batch = first_batch(_pipeline(model, small_dataset, small_split.train, batch_size=128))
+    assert set(np.unique(batch["label"].numpy())) == {0.0, 1.0}  # trains on the ranking pipeline
+    model.compute_loss(batch)  # creates the weights
+    model.user_bias.set_weights([np.random.default_rng(0).normal(size=model.user_bias.get_weights()[0].shape)])
+    queries = model.query_vectors(batch).numpy().astype(np.float64)
+    candidates = model.candidate_vectors(batch).numpy().astype(np.float64)
+    user_bias = model.user_bias(model.user_bias_lookup(batch["user_id"])).numpy()[:, 0]
+    logits = (queries * candidates).sum(axis=1) / TEMPERATURE + user_bias
+    labels = batch["label"].numpy()
+    expected = np.mean(np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits))))
+    np.testing.assert_allclose(float(model.compute_loss(batch)), expected, rtol=1e-4)
+
+
+def test_sigmoid_loss_training_lowers_the_loss(small_dataset, small_split):
+    tf.keras.utils.set_random_seed(9)
+    model = build_model(small_dataset, small_split.train, _config("catalog", "ids", True, loss="sigmoid"))
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    pipeline = _pipeline(model, small_dataset, small_split.train)
+    batch = first_batch(pipeline)
+    before = float(model.compute_loss(batch))
+    model.fit(pipeline.repeat().take(STEPS), verbose=0)
+    assert float(model.compute_loss(batch)) < 0.95 * before

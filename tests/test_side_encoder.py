@@ -173,10 +173,10 @@ def test_text_vocabulary_is_learnt_from_train_items_only():
     _, item_rows = dataset.encode(interactions)
     encoders = _text_encoders(dataset, "item", features, item_rows, config)
     assert set(encoders) == {"description", "features"}
-    description = {str(w) for w in encoders["description"].vectorizer.get_vocabulary()}
+    description = {str(w) for w in encoders["description"].encoder.vectorizer.get_vocabulary()}
     assert {"fast", "laptop", "quiet", "mouse"} <= description
     assert not {"zebra", "unicorn"} & description
-    assert "glitter" not in {str(w) for w in encoders["features"].vectorizer.get_vocabulary()}
+    assert "glitter" not in {str(w) for w in encoders["features"].encoder.vectorizer.get_vocabulary()}
 
 
 # --- Pooling, transforms, OOV at inference ---------------------------------------------------
@@ -262,3 +262,15 @@ def test_text_column_without_an_encoder_is_a_config_error(small_dataset, small_s
 def test_no_feature_is_a_config_error(small_dataset):
     with pytest.raises(ConfigError, match="at least one feature"):
         SideEncoder([], small_dataset.table("user"), np.arange(3), EncoderDims())
+
+
+def test_cached_text_encoder_matches_the_encoder_for_known_and_unknown_texts():
+    from tfrs_recsys.features.text import BagOfWordsEncoder, CachedTextEncoder
+
+    bow = BagOfWordsEncoder(["red laptop", "blue mouse", "red mouse"], max_tokens=10, ngrams=1)
+    cached = CachedTextEncoder(bow, ["red laptop", "blue mouse"])
+    known = tf.constant(["blue mouse", "red laptop", "blue mouse"])
+    np.testing.assert_allclose(cached(known).numpy(), bow(known).numpy())
+    # "red mouse" is not in the table: the batch falls back to the encoder.
+    mixed = tf.constant(["red mouse", "red laptop"])
+    np.testing.assert_allclose(cached(mixed).numpy(), bow(mixed).numpy())

@@ -23,6 +23,7 @@ MODEL_KINDS = ("retrieval", "ranking")
 TEXT_ENCODERS = ("none", "bow", "bert")
 ID_MODES = ("input", "residual", "none")
 NEGATIVES = ("in_batch", "catalog")
+RETRIEVAL_LOSSES = ("softmax", "sigmoid")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 
 
@@ -89,6 +90,10 @@ class ModelConfig:
         temperature: Softmax temperature of the retrieval task.
         item_bias: Add a learnt per-item bias to the retrieval scores (an
             extra embedding dimension, so scoring stays a dot product).
+        loss: Retrieval loss: ``softmax`` over candidates (see ``negatives``),
+            or ``sigmoid``: pointwise binary cross-entropy of ``q . c /
+            temperature`` (+ biases) on train positives and
+            ``negatives_per_user`` sampled negatives per epoch.
         negatives: ``in_batch`` (other positives of the batch, with optional
             logQ correction) or ``catalog`` (softmax over the whole catalog;
             exact, for catalogs up to ~100k items).
@@ -114,6 +119,7 @@ class ModelConfig:
     id_l2: float = 0.0
     temperature: float = 0.1
     item_bias: bool = False
+    loss: str = "softmax"
     negatives: str = "catalog"
     logq_correction: bool = True
     remove_accidental_hits: bool = True
@@ -127,6 +133,7 @@ class ModelConfig:
         _choice("model", "text_encoder", self.text_encoder, TEXT_ENCODERS)
         _choice("model", "id_mode", self.id_mode, ID_MODES)
         _choice("model", "negatives", self.negatives, NEGATIVES)
+        _choice("model", "loss", self.loss, RETRIEVAL_LOSSES)
         for key in ("id_dim", "categorical_dim", "text_dim", "output_dim", "temperature"):
             _positive("model", key, getattr(self, key))
         for key in ("numeric_buckets", "id_l2", "num_hard_negatives", "negatives_per_user"):

@@ -70,3 +70,42 @@ class PrecomputedTextEncoder(tf.keras.layers.Layer):
         rows = self.table.lookup(texts)
         rows = tf.where(rows < 0, tf.cast(tf.shape(self.vectors)[0] - 1, tf.int64), rows)
         return tf.gather(self.vectors, rows)
+
+
+class CachedTextEncoder(tf.keras.layers.Layer):
+    """Wraps a fixed text encoder with a table of its outputs for known strings.
+
+    The encoder runs once over ``known_texts`` when the layer is built; in graph,
+    a batch whose strings are all known is a table lookup, and a batch with an
+    unknown string (a new item's text) goes through the encoder. The wrapped
+    encoder must have no trainable weights (its output for a string is fixed).
+
+    Args:
+        encoder: strings ``[batch]`` -> ``[batch, dim]``.
+        known_texts: The strings to precompute (e.g. every distinct text of the
+            catalog); duplicates are ignored.
+        batch_size: Strings per encoder call while precomputing.
+    """
+
+    def __init__(self, encoder: tf.keras.layers.Layer, known_texts: Sequence[str], batch_size: int = 4096, **kwargs) -> None:
+        super().__init__(**kwargs)
+        texts = sorted({str(t) for t in known_texts})
+        if not texts:
+            raise ConfigError("a cached text encoder needs at least one known text")
+        self.encoder = encoder
+        vectors = tf.concat(
+            [encoder(tf.constant(texts[s : s + batch_size])) for s in range(0, len(texts), batch_size)], 0
+        )
+        self.vectors = tf.constant(vectors.numpy())
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(texts), tf.range(len(texts), dtype=tf.int64)),
+            default_value=-1,
+        )
+
+    def call(self, texts: tf.Tensor) -> tf.Tensor:
+        rows = self.table.lookup(texts)
+        return tf.cond(
+            tf.reduce_all(rows >= 0),
+            lambda: tf.gather(self.vectors, tf.maximum(rows, 0)),
+            lambda: tf.cast(self.encoder(texts), self.vectors.dtype),
+        )

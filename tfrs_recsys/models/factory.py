@@ -26,7 +26,7 @@ def training_dataset(
 ) -> tf.data.Dataset:
     """The tf.data pipeline the model trains on: positives, or positives + negatives."""
     columns = dict(user_columns=model.user_columns, item_columns=model.item_columns)
-    if config.model.kind == "retrieval":
+    if config.model.kind == "retrieval" and config.model.loss == "softmax":
         return retrieval_dataset(
             dataset, train, batch_size=config.train.batch_size, seed=config.train.seed, **columns
         )

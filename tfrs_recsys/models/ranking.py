@@ -75,20 +75,26 @@ class RankingModel(tfrs.Model):
         self.item_gather = FeatureGather(dataset.table("item"), self.item_columns)
         self.n_items = dataset.n_items
 
-    def call(self, features: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
-        """Logits ``[batch, 1]`` of user-item pairs given as one feature dict."""
-        x = tf.concat(
-            [
-                self.user_encoder({c: features[c] for c in self.user_columns}, training=training),
-                self.item_encoder({c: features[c] for c in self.item_columns}, training=training),
-            ],
-            axis=-1,
-        )
+    def encode_users(self, features: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
+        """User feature vectors ``[batch, width]``."""
+        return self.user_encoder({c: features[c] for c in self.user_columns}, training=training)
+
+    def encode_items(self, features: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
+        """Item feature vectors ``[batch, width]``."""
+        return self.item_encoder({c: features[c] for c in self.item_columns}, training=training)
+
+    def head(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        """Logits ``[batch, 1]`` of encoded user and item vectors, paired row by row."""
+        x = tf.concat([users, items], axis=-1)
         if self.cross is not None:
             x = self.cross(x)
         for layer in self.hidden_layers:
             x = layer(x)
         return self.logit(x)
+
+    def call(self, features: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
+        """Logits ``[batch, 1]`` of user-item pairs given as one feature dict."""
+        return self.head(self.encode_users(features, training), self.encode_items(features, training))
 
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         logits = self(features, training=training)
@@ -105,18 +111,30 @@ class RankingModel(tfrs.Model):
             parts.append(tf.sigmoid(self(features, training=False))[:, 0])
         return tf.concat(parts, 0).numpy() if parts else np.zeros(0, np.float32)
 
-    def scorer(self):
-        """A scorer for the evaluator: logits of every catalog item per user."""
-        items = self.item_gather(tf.range(self.n_items))
+    def scorer(self, pairs_per_call: int = 131_072):
+        """A scorer for the evaluator: logits of every catalog item per user.
+
+        The catalog is encoded once; each call encodes its users once and runs
+        only the interaction head on the ``users x items`` pairs, in chunks of
+        about ``pairs_per_call`` pairs to bound memory.
+        """
+        items = self.encode_items(self.item_gather(tf.range(self.n_items)), training=False)
+        users_per_chunk = max(1, pairs_per_call // self.n_items)
 
         @tf.function(reduce_retracing=True)
-        def score(user_rows: tf.Tensor) -> tf.Tensor:
-            batch = tf.shape(user_rows)[0]
-            users = self.user_gather(tf.repeat(user_rows, self.n_items))
-            tiled = {k: tf.tile(v, [batch]) for k, v in items.items()}
-            logits = self(
-                {**users, **tiled}, training=False
+        def score_chunk(user_vectors: tf.Tensor) -> tf.Tensor:
+            batch = tf.shape(user_vectors)[0]
+            logits = self.head(
+                tf.repeat(user_vectors, self.n_items, axis=0), tf.tile(items, [batch, 1])
             )
             return tf.reshape(logits, [batch, self.n_items])
 
-        return lambda user_rows: score(tf.constant(np.asarray(user_rows, dtype=np.int32)))
+        def score(user_rows: np.ndarray) -> np.ndarray:
+            rows = np.asarray(user_rows, dtype=np.int64)
+            vectors = self.encode_users(self.user_gather(tf.constant(rows)), training=False)
+            parts = [
+                score_chunk(vectors[s : s + users_per_chunk]) for s in range(0, len(rows), users_per_chunk)
+            ]
+            return tf.concat(parts, 0).numpy() if parts else np.zeros((0, self.n_items), np.float32)
+
+        return score

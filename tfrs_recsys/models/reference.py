@@ -127,7 +127,7 @@ class SeedSubsetModel:
         age_scaled = _min_max(ages, ages[user_rows])
         price_scaled = _min_max(prices, prices[item_rows])
 
-        model = _notebook_network(int(user_codes.max()) + 1, int(item_codes.max()) + 1, embedding_dim)
+        model = notebook_network(int(user_codes.max()) + 1, int(item_codes.max()) + 1, embedding_dim)
         x = {
             "user_id": user_codes[user_rows].astype(np.int32),
             "user_age": age_scaled[user_rows][:, None].astype(np.float32),
@@ -174,7 +174,12 @@ def _min_max(values: np.ndarray, fitted_on: np.ndarray) -> np.ndarray:
     return (values - low) / (high - low) if high > low else np.zeros_like(values)
 
 
-def _notebook_network(n_users: int, n_items: int, embedding_dim: int) -> tf.keras.Model:
+def notebook_network(n_users: int, n_items: int, embedding_dim: int) -> tf.keras.Model:
+    """The first notebook's Keras network, compiled as there (Adam, BCE).
+
+    Inputs: ``user_id`` and ``item_id`` (int32 codes, ``[batch]``), ``user_age``
+    and ``item_price`` (scaled, ``[batch, 1]``); output: ``[batch, 1]`` sigmoid.
+    """
     layers = tf.keras.layers
     user_id = tf.keras.Input(shape=(), name="user_id", dtype=tf.int32)
     user_age = tf.keras.Input(shape=(1,), name="user_age", dtype=tf.float32)

@@ -11,11 +11,11 @@ import tensorflow_recommenders as tfrs
 
 from tfrs_recsys.config import ModelConfig
 from tfrs_recsys.data.dataset import RecDataset
-from tfrs_recsys.data.pipelines import FeatureGather
+from tfrs_recsys.data.pipelines import LABEL, FeatureGather
 from tfrs_recsys.data.schema import Feature, Side
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
-from tfrs_recsys.features.text import BagOfWordsEncoder
+from tfrs_recsys.features.text import BagOfWordsEncoder, CachedTextEncoder
 from tfrs_recsys.towers.tower import Tower
 
 
@@ -45,8 +45,13 @@ def _text_encoders(dataset: RecDataset, side: Side, features, train_rows, config
         if not feature.is_text:
             continue
         if config.text_encoder == "bow":
+            # Vocabulary from the train entities only; the fixed transform is then
+            # applied once to every distinct text of the table and looked up.
             texts = np.unique(table.columns[feature.name][np.unique(train_rows)])
-            encoders[feature.name] = BagOfWordsEncoder(list(texts), max_tokens=2000, name=f"{feature.name}_bow")
+            bow = BagOfWordsEncoder(list(texts), max_tokens=2000, name=f"{feature.name}_bow")
+            encoders[feature.name] = CachedTextEncoder(
+                bow, list(table.columns[feature.name]), name=f"{feature.name}_bow_cache"
+            )
         else:
             raise ConfigError("model.text_encoder 'bert' needs the text-encoder feature (not built yet)")
     return encoders
@@ -145,6 +150,17 @@ class RetrievalModel(tfrs.Model):
             num_hard_negatives=config.num_hard_negatives or None,
         )
         self._id_column = dataset.schema.id_column("item")
+        self.user_bias = None
+        if config.loss == "sigmoid":
+            # A per-user offset absorbs how active a user is; it does not change
+            # the user's ranking, so it stays out of the query vectors.
+            user_ids = dataset.table("user").ids
+            vocabulary = sorted(set(user_ids[np.unique(user_rows)]))
+            self._user_id_column = dataset.schema.id_column("user")
+            self.user_bias_lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, name="user_bias_lookup")
+            self.user_bias = tf.keras.layers.Embedding(
+                len(vocabulary) + 1, 1, embeddings_initializer="zeros", name="user_bias"
+            )
         self.item_bias = None
         if config.item_bias:
             vocabulary = sorted(set(item_ids[np.unique(item_rows)]))
@@ -178,6 +194,13 @@ class RetrievalModel(tfrs.Model):
 
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_vectors(features, training=training)
+        if self.config.loss == "sigmoid":
+            candidates = self.candidate_vectors(features, training=training)
+            logits = tf.reduce_sum(queries * candidates, axis=-1) / self.config.temperature
+            logits += self.user_bias(self.user_bias_lookup(features[self._user_id_column]))[:, 0]
+            return tf.reduce_mean(
+                tf.nn.sigmoid_cross_entropy_with_logits(labels=features[LABEL], logits=logits)
+            )
         rows = self._item_rows(features)
         if self.config.negatives == "catalog":
             candidates = self.candidate_vectors(self.item_gather(tf.range(self.n_items)), training=training)
