@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,10 +26,9 @@ import tfrs_recsys  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.machine import describe
-from tfrs_recsys.data.generator import generate
+from benchmarks.machine import dataset_dir, describe
 from tfrs_recsys.data.splits import holdout_80_20
-from tfrs_recsys.data.techproducts import load_tech_products, load_truth, write_tech_products
+from tfrs_recsys.data.techproducts import load_tech_products, load_truth
 from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
 from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
 from tfrs_recsys.models.reference import notebook_network
@@ -43,10 +41,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200, help="pairs timed for the per-pair loop")
     args = parser.parse_args()
     print(describe())
-    if args.data is None:
-        tmp = tempfile.TemporaryDirectory()
-        args.data = Path(tmp.name) / "tech-products"
-        write_tech_products(generate(), args.data)
+    args.data, _tmp = dataset_dir(args.data)
     dataset = load_tech_products(args.data)
     split = holdout_80_20(dataset.interactions)
     start = time.perf_counter()

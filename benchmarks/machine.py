@@ -6,6 +6,8 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
+from pathlib import Path
 
 
 def cpu_model() -> str:
@@ -30,3 +32,19 @@ def describe() -> str:
             f"python {platform.python_version()}, tensorflow {tf.__version__}, numpy {np.__version__}",
         ]
     )
+
+
+def dataset_dir(data: Path | None) -> tuple[Path, object]:
+    """``data`` or, if None, the default tech-products data generated into a temp dir.
+
+    Returns the directory and the temp-dir handle (keep it alive while in use).
+    """
+    if data is not None:
+        return data, None
+    from tfrs_recsys.data.generator import generate
+    from tfrs_recsys.data.techproducts import write_tech_products
+
+    handle = tempfile.TemporaryDirectory()
+    path = Path(handle.name) / "tech-products"
+    write_tech_products(generate(), path)
+    return path, handle

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,11 +24,10 @@ import tfrs_recsys  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow 
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.machine import describe
-from tfrs_recsys.data.generator import generate
+from benchmarks.machine import dataset_dir, describe
 from tfrs_recsys.data.pipelines import ranking_dataset, retrieval_dataset
 from tfrs_recsys.data.splits import holdout_80_20
-from tfrs_recsys.data.techproducts import load_tech_products, write_tech_products
+from tfrs_recsys.data.techproducts import load_tech_products
 from tfrs_recsys.models.reference import notebook_network
 
 EMBEDDING_DIM = 32
@@ -100,10 +98,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(describe())
-    if args.data is None:
-        tmp = tempfile.TemporaryDirectory()
-        args.data = Path(tmp.name) / "tech-products"
-        write_tech_products(generate(), args.data)
+    args.data, _tmp = dataset_dir(args.data)
     dataset = load_tech_products(args.data)
     train = holdout_80_20(dataset.interactions).train
     print(f"data: {args.data} ({dataset.n_users} users, {dataset.n_items} items), holdout-80-20 train {len(train)} pairs")

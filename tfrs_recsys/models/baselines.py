@@ -28,6 +28,7 @@ __all__ = ["OracleScorer", "PopularityScorer", "RandomScorer", "fit_popularity"]
 
 
 def _check_rows(user_rows: np.ndarray, n_users: int | None) -> np.ndarray:
+    """``user_rows`` as a 1-D int64 array; ConfigError if not rows of ``n_users``."""
     rows = np.asarray(user_rows)
     if rows.ndim != 1:
         raise ConfigError(

@@ -40,6 +40,7 @@ import pandas as pd
 
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.splits import carve_validation
+from tfrs_recsys.models.baselines import _check_rows
 from tfrs_recsys.errors import ConfigError
 
 __all__ = [
@@ -151,21 +152,6 @@ class UserItems:
             (data, self.indices.astype(np.int32), self.indptr.astype(np.int32)),
             shape=(self.n_users, self.n_items),
         )
-
-
-def _check_rows(user_rows: np.ndarray, n_users: int) -> np.ndarray:
-    rows = np.asarray(user_rows)
-    if rows.ndim != 1:
-        raise ConfigError(
-            f"user_rows must be a 1-D array of user row indices, got shape {rows.shape}"
-        )
-    if rows.size and not np.issubdtype(rows.dtype, np.integer):
-        raise ConfigError(f"user_rows must be integers, got dtype {rows.dtype}")
-    rows = rows.astype(np.int64, copy=False)
-    if rows.size and (rows.min() < 0 or rows.max() >= n_users):
-        bad = int(rows.min() if rows.min() < 0 else rows.max())
-        raise ConfigError(f"user row {bad} is outside 0..{n_users - 1}")
-    return rows
 
 
 # --- EASE ------------------------------------------------------------------------------
