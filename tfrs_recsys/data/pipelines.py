@@ -112,6 +112,39 @@ def _n_batches(n: int, batch_size: int, drop_remainder: bool) -> int:
     return n // batch_size if drop_remainder else -(-n // batch_size)
 
 
+def _batches(
+    users: FeatureGather,
+    items: FeatureGather,
+    user_rows: tf.Tensor,
+    item_rows: tf.Tensor,
+    labels: tf.Tensor | None,
+    *,
+    batch_size: int,
+    n_batches: int,
+    shuffle_seed: tf.Tensor | None,
+) -> tf.data.Dataset:
+    """One epoch of feature-dict batches over the example rows ``[n]``.
+
+    ``shuffle_seed`` (a stateless seed, shape [2]) permutes the examples; None
+    keeps their order.
+    """
+    n = tf.shape(user_rows)[0]
+    order = (
+        tf.range(n)
+        if shuffle_seed is None
+        else tf.random.experimental.stateless_shuffle(tf.range(n), seed=shuffle_seed)
+    )
+
+    def batch(b: tf.Tensor) -> dict[str, tf.Tensor]:
+        rows = order[b * batch_size : (b + 1) * batch_size]
+        features = {**users(tf.gather(user_rows, rows)), **items(tf.gather(item_rows, rows))}
+        if labels is not None:
+            features[LABEL] = tf.gather(labels, rows)
+        return features
+
+    return tf.data.Dataset.range(n_batches).map(batch, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
 def retrieval_dataset(
     dataset: RecDataset,
     pairs: pd.DataFrame,
@@ -152,18 +185,15 @@ def retrieval_dataset(
     n_batches = _n_batches(n, batch_size, drop_remainder)
 
     def epoch(epoch_seed: tf.Tensor) -> tf.data.Dataset:
-        order = (
-            tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([epoch_seed, 0]))
-            if shuffle
-            else tf.range(n)
-        )
-
-        def batch(b: tf.Tensor) -> dict[str, tf.Tensor]:
-            rows = order[b * batch_size : (b + 1) * batch_size]
-            return {**users(tf.gather(all_users, rows)), **items(tf.gather(all_items, rows))}
-
-        return tf.data.Dataset.range(n_batches).map(
-            batch, num_parallel_calls=AUTOTUNE, deterministic=True
+        return _batches(
+            users,
+            items,
+            all_users,
+            all_items,
+            None,
+            batch_size=batch_size,
+            n_batches=n_batches,
+            shuffle_seed=tf.stack([epoch_seed, 0]) if shuffle else None,
         )
 
     if not shuffle:
@@ -292,22 +322,15 @@ def ranking_dataset(
         negatives = sampler(neg_users, negatives_per_user, negative_seed)
         all_users = tf.concat([pos_users, tf.repeat(neg_users, negatives_per_user)], 0)
         all_items = tf.concat([pos_items, tf.reshape(negatives, [-1])], 0)
-        order = (
-            tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([epoch_seed, 2]))
-            if shuffle
-            else tf.range(n)
-        )
-
-        def batch(b: tf.Tensor) -> dict[str, tf.Tensor]:
-            rows = order[b * batch_size : (b + 1) * batch_size]
-            return {
-                **users(tf.gather(all_users, rows)),
-                **items(tf.gather(all_items, rows)),
-                LABEL: tf.gather(labels, rows),
-            }
-
-        return tf.data.Dataset.range(n_batches).map(
-            batch, num_parallel_calls=AUTOTUNE, deterministic=True
+        return _batches(
+            users,
+            items,
+            all_users,
+            all_items,
+            labels,
+            batch_size=batch_size,
+            n_batches=n_batches,
+            shuffle_seed=tf.stack([epoch_seed, 2]) if shuffle else None,
         )
 
     if not shuffle and not (resample_each_epoch and negatives_per_user):
