@@ -286,3 +286,22 @@ def test_inspect_missing_directory(tmp_path, capsys):
     lines = _stderr_lines(capsys.readouterr().err)
     assert code == 2
     assert len(lines) == 1 and "nowhere" in lines[0]
+
+
+def test_demo_trains_evaluates_and_recommends_on_small_data(small_dir, tmp_path, capsys):
+    """The main job on the small generated data with a 1-epoch config."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        'name = "tiny"\n[model]\nfeature_set = "all"\nhidden = []\noutput_dim = 8\n'
+        "id_dim = 8\ncategorical_dim = 4\ntext_dim = 4\n[train]\nepochs = 1\n",
+        encoding="utf-8",
+    )
+    run_dir = tmp_path / "run"
+    code = cli.main(["demo", "--data", str(small_dir), "--config", str(config), "--run-dir", str(run_dir)])
+    out = capsys.readouterr().out
+    assert code == 0
+    table_rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
+    assert {"popularity", "retrieval_all", "oracle"} <= set(table_rows)
+    # Three users for each of the five personalities, each with recommendations.
+    assert out.count("\n== ") == 5
+    assert (run_dir / "metrics.json").is_file()
