@@ -326,3 +326,32 @@ def test_ranking_without_shuffle_or_resampling_repeats_the_epoch(small_dataset, 
     assert _pairs(first) == _pairs(second)
     assert _pairs(first)[: len(train)] == _frame_pairs(train)
     assert first["label"][: len(train)].tolist() == [1.0] * len(train)
+
+
+def test_user_label_dataset_gives_each_active_user_once_with_its_train_row(small_dataset):
+    from tfrs_recsys.data.pipelines import user_label_dataset
+
+    train = small_dataset.interactions.iloc[::2]
+    ds = user_label_dataset(small_dataset, train, batch_size=64, user_columns=["user_id", "age"])
+    expected = {}
+    for user, item in zip(train["user_id"], train["item_id"]):
+        expected.setdefault(user, set()).add(item)
+    seen = []
+    item_ids = small_dataset.items["item_id"].to_numpy()
+    for batch in ds:
+        assert batch["label"].shape[1] == small_dataset.n_items
+        for user, row in zip(batch["user_id"].numpy(), batch["label"].numpy()):
+            user = user.decode()
+            seen.append(user)
+            assert set(row) <= {0.0, 1.0}
+            assert set(item_ids[row == 1.0]) == expected[user]
+    assert sorted(seen) == sorted(expected)  # every active user exactly once
+
+
+def test_user_label_dataset_reshuffles_users_each_epoch(small_dataset):
+    from tfrs_recsys.data.pipelines import user_label_dataset
+
+    ds = user_label_dataset(small_dataset, small_dataset.interactions, batch_size=500, user_columns=["user_id"])
+    first = [u for b in ds for u in b["user_id"].numpy()]
+    second = [u for b in ds for u in b["user_id"].numpy()]
+    assert sorted(first) == sorted(second) and first != second

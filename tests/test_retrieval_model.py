@@ -289,3 +289,30 @@ def test_sigmoid_loss_training_lowers_the_loss(small_dataset, small_split):
     before = float(model.compute_loss(batch))
     model.fit(pipeline.repeat().take(STEPS), verbose=0)
     assert float(model.compute_loss(batch)) < 0.95 * before
+
+
+def test_catalog_sigmoid_loss_is_bce_over_every_catalog_cell(small_dataset, small_split):
+    """loss = mean over users x items of BCE(train row, q.C / T + user bias)."""
+    tf.keras.utils.set_random_seed(10)
+    model = build_model(small_dataset, small_split.train, _config("catalog", "subset", True, loss="catalog_sigmoid"))
+    batch = first_batch(_pipeline(model, small_dataset, small_split.train, batch_size=32))
+    labels = batch["label"].numpy()
+    assert labels.shape == (32, small_dataset.n_items)
+    model.compute_loss(batch)  # creates the weights
+    queries = model.query_vectors(batch).numpy().astype(np.float64)
+    catalog = model.item_embeddings().astype(np.float64)
+    user_bias = model.user_bias(model.user_bias_lookup(batch["user_id"])).numpy()
+    logits = queries @ catalog.T / TEMPERATURE + user_bias
+    expected = np.mean(np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits))))
+    np.testing.assert_allclose(float(model.compute_loss(batch)), expected, rtol=1e-4)
+
+
+def test_catalog_sigmoid_training_lowers_the_loss(small_dataset, small_split):
+    tf.keras.utils.set_random_seed(12)
+    model = build_model(small_dataset, small_split.train, _config("catalog", "ids", True, loss="catalog_sigmoid"))
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    pipeline = _pipeline(model, small_dataset, small_split.train, batch_size=64)
+    batch = first_batch(pipeline)
+    before = float(model.compute_loss(batch))
+    model.fit(pipeline.repeat().take(STEPS), verbose=0)
+    assert float(model.compute_loss(batch)) < 0.95 * before

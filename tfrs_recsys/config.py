@@ -23,7 +23,7 @@ MODEL_KINDS = ("retrieval", "ranking")
 TEXT_ENCODERS = ("none", "bow", "bert")
 ID_MODES = ("input", "residual", "none")
 NEGATIVES = ("in_batch", "catalog")
-RETRIEVAL_LOSSES = ("softmax", "sigmoid")
+RETRIEVAL_LOSSES = ("softmax", "sigmoid", "catalog_sigmoid")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 
 
@@ -93,7 +93,10 @@ class ModelConfig:
         loss: Retrieval loss: ``softmax`` over candidates (see ``negatives``),
             or ``sigmoid``: pointwise binary cross-entropy of ``q . c /
             temperature`` (+ biases) on train positives and
-            ``negatives_per_user`` sampled negatives per epoch.
+            ``negatives_per_user`` sampled negatives per epoch; or
+            ``catalog_sigmoid``: binary cross-entropy over every (user, item)
+            cell of a batch of users (their train positives are the ones), a
+            full-matrix logistic loss for catalogs up to ~100k items.
         negatives: ``in_batch`` (other positives of the batch, with optional
             logQ correction) or ``catalog`` (softmax over the whole catalog;
             exact, for catalogs up to ~100k items).

@@ -337,3 +337,59 @@ def ranking_dataset(
         # Same examples every epoch: gather them once.
         return epoch(tf.constant(seed, tf.int64)).cache().prefetch(AUTOTUNE)
     return _epochs(seed, True, epoch).prefetch(AUTOTUNE)
+
+
+def user_label_dataset(
+    dataset: RecDataset,
+    positives: pd.DataFrame,
+    *,
+    batch_size: int = 256,
+    shuffle: bool = True,
+    seed: int = 42,
+    user_columns: Sequence[str] | None = None,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of users with their positives as a multi-hot row over the catalog.
+
+    For losses that score every catalog item for each user (a full-matrix
+    logistic loss): every user with a positive appears once per epoch, in a
+    fresh order each epoch.
+
+    Returns:
+        A dataset of ``{user column: tensor[batch], "label": float32[batch, n_items]}``.
+    """
+    _check_batch_size(batch_size)
+    users = FeatureGather(dataset.table("user"), user_columns)
+    user_index, item_index = dataset.encode(positives)
+    order = np.lexsort((item_index, user_index))
+    counts = np.bincount(user_index, minlength=dataset.n_users)
+    items_of_user = tf.RaggedTensor.from_row_splits(
+        tf.constant(item_index[order].astype(np.int64)),
+        tf.constant(np.concatenate([[0], np.cumsum(counts)]), dtype=tf.int64),
+    )
+    active = tf.constant(np.flatnonzero(counts).astype(np.int32))
+    n = int(active.shape[0])
+    n_items = dataset.n_items
+    n_batches = _n_batches(n, batch_size, drop_remainder)
+
+    def epoch(epoch_seed: tf.Tensor) -> tf.data.Dataset:
+        ordering = (
+            tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([epoch_seed, 3]))
+            if shuffle
+            else tf.range(n)
+        )
+
+        def batch(b: tf.Tensor) -> dict[str, tf.Tensor]:
+            rows = tf.gather(active, ordering[b * batch_size : (b + 1) * batch_size])
+            items = tf.gather(items_of_user, rows)
+            cells = tf.stack([items.value_rowids(), items.flat_values], axis=1)
+            labels = tf.scatter_nd(
+                cells, tf.ones_like(items.flat_values, tf.float32), [tf.shape(rows, tf.int64)[0], n_items]
+            )
+            return {**users(rows), LABEL: tf.minimum(labels, 1.0)}
+
+        return tf.data.Dataset.range(n_batches).map(batch, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+    if not shuffle:
+        return epoch(tf.constant(0, tf.int64)).cache().prefetch(AUTOTUNE)
+    return _epochs(seed, True, epoch).prefetch(AUTOTUNE)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfrs_recsys.config import ExperimentConfig, ModelConfig
 from tfrs_recsys.data.dataset import RecDataset
-from tfrs_recsys.data.pipelines import ranking_dataset, retrieval_dataset
+from tfrs_recsys.data.pipelines import ranking_dataset, retrieval_dataset, user_label_dataset
 
 
 def build_model(dataset: RecDataset, train: pd.DataFrame, config: ModelConfig) -> tf.keras.Model:
@@ -26,6 +26,14 @@ def training_dataset(
 ) -> tf.data.Dataset:
     """The tf.data pipeline the model trains on: positives, or positives + negatives."""
     columns = dict(user_columns=model.user_columns, item_columns=model.item_columns)
+    if config.model.kind == "retrieval" and config.model.loss == "catalog_sigmoid":
+        return user_label_dataset(
+            dataset,
+            train,
+            batch_size=config.train.batch_size,
+            seed=config.train.seed,
+            user_columns=model.user_columns,
+        )
     if config.model.kind == "retrieval" and config.model.loss == "softmax":
         return retrieval_dataset(
             dataset, train, batch_size=config.train.batch_size, seed=config.train.seed, **columns

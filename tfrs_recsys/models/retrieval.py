@@ -151,7 +151,7 @@ class RetrievalModel(tfrs.Model):
         )
         self._id_column = dataset.schema.id_column("item")
         self.user_bias = None
-        if config.loss == "sigmoid":
+        if config.loss in ("sigmoid", "catalog_sigmoid"):
             # A per-user offset absorbs how active a user is; it does not change
             # the user's ranking, so it stays out of the query vectors.
             user_ids = dataset.table("user").ids
@@ -194,6 +194,13 @@ class RetrievalModel(tfrs.Model):
 
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_vectors(features, training=training)
+        if self.config.loss == "catalog_sigmoid":
+            candidates = self.candidate_vectors(self.item_gather(tf.range(self.n_items)), training=training)
+            logits = tf.matmul(queries, candidates, transpose_b=True) / self.config.temperature
+            logits += self.user_bias(self.user_bias_lookup(features[self._user_id_column]))
+            return tf.reduce_mean(
+                tf.nn.sigmoid_cross_entropy_with_logits(labels=features[LABEL], logits=logits)
+            )
         if self.config.loss == "sigmoid":
             candidates = self.candidate_vectors(features, training=training)
             logits = tf.reduce_sum(queries * candidates, axis=-1) / self.config.temperature
