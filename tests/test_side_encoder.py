@@ -274,3 +274,17 @@ def test_cached_text_encoder_matches_the_encoder_for_known_and_unknown_texts():
     # "red mouse" is not in the table: the batch falls back to the encoder.
     mixed = tf.constant(["red mouse", "red laptop"])
     np.testing.assert_allclose(cached(mixed).numpy(), bow(mixed).numpy())
+
+
+def test_id_l2_penalises_only_the_rows_a_batch_looks_up(small_dataset, small_split):
+    """loss = l2 * mean over the batch of ||e_id||^2; ids outside the batch do not count."""
+    from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
+
+    features = tuple(f for f in small_dataset.schema.user_features if f.kind == "id")
+    user_rows, _ = small_dataset.encode(small_split.train)
+    encoder = SideEncoder(features, small_dataset.table("user"), user_rows, EncoderDims(id_dim=4, embeddings_l2=0.5))
+    ids = tf.constant(small_dataset.table("user").ids[:3].astype(str))
+    vectors = encoder({"user_id": ids}).numpy()
+    assert len(encoder.losses) == 1
+    expected = 0.5 * np.mean(np.sum(vectors.astype(np.float64) ** 2, axis=1))
+    np.testing.assert_allclose(float(encoder.losses[0]), expected, rtol=1e-5)

@@ -86,7 +86,8 @@ class ModelConfig:
         dropout: Dropout after hidden layers.
         id_mode: ``input`` (id embedding is a tower input), ``residual`` (an
             id embedding added to the tower output) or ``none`` (features only).
-        id_l2: L2 penalty on id embeddings.
+        id_l2: L2 weight on the id embedding rows each batch looks up
+            (weight * mean squared norm), added to the loss.
         temperature: Softmax temperature of the retrieval task.
         item_bias: Add a learnt per-item bias to the retrieval scores (an
             extra embedding dimension, so scoring stays a dot product).

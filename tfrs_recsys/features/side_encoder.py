@@ -42,7 +42,10 @@ class EncoderDims:
             buckets (``Discretization``) embedded with ``categorical_dim``.
         text_dim: Width of the trainable projection of each text column.
         text_vocabulary: Size of the bag-of-words vocabulary (``bow`` text).
-        embeddings_l2: L2 penalty on the id embedding table.
+        embeddings_l2: L2 penalty on the id embeddings looked up in a batch:
+            ``embeddings_l2 * mean over the batch of ||e||^2``. Only the rows a
+            batch uses are penalised (a table-wide penalty at every step would
+            shrink rarely seen ids far more than their data supports).
     """
 
     id_dim: int = 32
@@ -51,6 +54,11 @@ class EncoderDims:
     text_dim: int = 32
     text_vocabulary: int = 2000
     embeddings_l2: float = 0.0
+
+
+def batch_l2(vectors: tf.Tensor, weight: float) -> tf.Tensor:
+    """``weight * mean_b ||vectors[b]||^2``: L2 on the embedding rows a batch used."""
+    return weight * tf.reduce_mean(tf.reduce_sum(tf.square(vectors), axis=-1))
 
 
 def _train_values(table: FeatureTable, rows: np.ndarray, name: str) -> np.ndarray:
@@ -95,6 +103,7 @@ class SideEncoder(tf.keras.layers.Layer):
         self.text_encoders: dict[str, tf.keras.layers.Layer] = {}
         self.text_projections: dict[str, tf.keras.layers.Layer] = {}
         self.kinds = {f.name: f for f in features}
+        self.embeddings_l2 = dims.embeddings_l2
         for feature in features:
             name = feature.name
             values = _train_values(table, train_rows, name)
@@ -113,15 +122,9 @@ class SideEncoder(tf.keras.layers.Layer):
                     vocabulary=vocabulary if vocabulary else None, name=f"{name}_lookup"
                 )
                 dim = dims.id_dim if feature.kind == "id" else dims.categorical_dim
-                regularizer = (
-                    tf.keras.regularizers.l2(dims.embeddings_l2)
-                    if feature.kind == "id" and dims.embeddings_l2 > 0
-                    else None
-                )
                 self.embeddings[name] = tf.keras.layers.Embedding(
                     len(vocabulary) + 1,
                     dim,
-                    embeddings_regularizer=regularizer,
                     name=f"{name}_embedding",
                 )
             elif feature.kind == "numeric":
@@ -169,7 +172,10 @@ class SideEncoder(tf.keras.layers.Layer):
             feature = self.kinds[name]
             value = inputs[name]
             if feature.kind in ("id", "categorical"):
-                parts.append(self.embeddings[name](self.lookups[name](value)))
+                vectors = self.embeddings[name](self.lookups[name](value))
+                if feature.kind == "id" and self.embeddings_l2 > 0:
+                    self.add_loss(batch_l2(vectors, self.embeddings_l2))
+                parts.append(vectors)
             elif feature.kind == "categorical_list":
                 labels = tf.strings.split(value, sep=feature.separator)
                 labels = tf.ragged.boolean_mask(labels, tf.strings.length(labels) > 0)

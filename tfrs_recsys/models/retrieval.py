@@ -82,7 +82,6 @@ def build_tower(
             len(vocabulary) + 1,
             config.output_dim,
             embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.01),
-            embeddings_regularizer=tf.keras.regularizers.l2(config.id_l2) if config.id_l2 > 0 else None,
             name=f"{side}_residual_embedding",
         )
         residual = (id_feature.name, lookup, embedding)
@@ -100,6 +99,7 @@ def build_tower(
         config.output_dim,
         dropout=config.dropout,
         id_residual=residual,
+        id_l2=config.id_l2,
         normalize=config.normalize,
         name=f"{'query' if side == 'user' else 'candidate'}_tower",
     )

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import tensorflow as tf
 
-from tfrs_recsys.features.side_encoder import SideEncoder
+from tfrs_recsys.features.side_encoder import SideEncoder, batch_l2
 
 
 class Tower(tf.keras.Model):
@@ -21,6 +21,7 @@ class Tower(tf.keras.Model):
             of width ``output_dim`` added to the feature tower's output, so ids
             refine what the features predict instead of replacing it (and can be
             regularised on their own).
+        id_l2: L2 weight on the residual id rows a batch looks up.
         normalize: L2-normalise the output (cosine scores).
     """
 
@@ -32,6 +33,7 @@ class Tower(tf.keras.Model):
         *,
         dropout: float = 0.0,
         id_residual: tuple[str, tf.keras.layers.Layer, tf.keras.layers.Layer] | None = None,
+        id_l2: float = 0.0,
         normalize: bool = True,
         **kwargs,
     ) -> None:
@@ -46,6 +48,7 @@ class Tower(tf.keras.Model):
             self.residual_lookup = id_residual[1]
             self.residual_embedding = id_residual[2]
         self.normalize = normalize
+        self.id_l2 = id_l2
 
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         x = self.encoder(inputs, training=training)
@@ -56,5 +59,8 @@ class Tower(tf.keras.Model):
         x = self.output_layer(x)
         if self.id_residual is not None:
             column = self.id_residual[0]
-            x = x + self.residual_embedding(self.residual_lookup(inputs[column]))
+            residual = self.residual_embedding(self.residual_lookup(inputs[column]))
+            if self.id_l2 > 0:
+                self.add_loss(batch_l2(residual, self.id_l2))
+            x = x + residual
         return tf.math.l2_normalize(x, axis=-1) if self.normalize else x
