@@ -270,7 +270,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
     from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
     from tfrs_recsys.serving.recommend import recommend, representative_users
-    from tfrs_recsys.training.run import load_trained_model, train
+    from tfrs_recsys.evaluation.protocol import EvaluationResult
+    from tfrs_recsys.training.run import run_training
 
     started = time.perf_counter()
     data_dir: Path = args.data
@@ -285,14 +286,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     config = load_config(args.config if args.config.is_file() else None, [f'data.source="{data_dir}"'])
     run_dir = args.run_dir or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"\nTraining {config.model.kind}_{config.model.feature_set} ({args.config}) into {run_dir} ...")
-    metrics = train(config, run_dir)
-    _, data, model = load_trained_model(run_dir)
+    run = run_training(config, run_dir)
+    metrics, data, model = run.metrics, run.data, run.model
 
     task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout, split_name=data.split.name)
     truth = load_truth(data_dir)
     results = {
         "popularity": evaluate(PopularityScorer.fit(data.dataset, data.split.train), task),
-        metrics["model"]: evaluate(model.scorer(), task),
+        # The run already evaluated its best weights on this holdout.
+        metrics["model"]: EvaluationResult.from_dict(metrics["holdout"]),
     }
     if truth is not None:
         results["oracle"] = evaluate(OracleScorer(truth), task)

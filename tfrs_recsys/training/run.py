@@ -164,10 +164,31 @@ def _optimizer(config: ExperimentConfig) -> tf.keras.optimizers.Optimizer:
     return tf.keras.optimizers.SGD(rate)
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainedRun:
+    """A finished run: its ``metrics.json`` content, data and best-weights model."""
+
+    metrics: dict[str, Any]
+    data: PreparedData
+    model: tf.keras.Model
+
+
 def train(
     config: ExperimentConfig, run_dir: Path, *, resume: bool = False, verbose: int = 2
 ) -> dict[str, Any]:
     """Trains ``config`` into ``run_dir`` and returns the ``metrics.json`` content.
+
+    See :func:`run_training` for the arguments and errors.
+    """
+    return run_training(config, run_dir, resume=resume, verbose=verbose).metrics
+
+
+def run_training(
+    config: ExperimentConfig, run_dir: Path, *, resume: bool = False, verbose: int = 2
+) -> TrainedRun:
+    """Trains ``config`` into ``run_dir``; returns the metrics, data and model.
+
+    The model holds the best validation epoch's weights.
 
     Args:
         config: The experiment.
@@ -270,7 +291,7 @@ def train(
         "holdout": result.to_dict(),
     }
     write_json_atomic(run_dir / METRICS_FILE, metrics)
-    return metrics
+    return TrainedRun(metrics=metrics, data=data, model=model)
 
 
 def load_trained_model(run_dir: Path):
