@@ -316,3 +316,36 @@ def test_catalog_sigmoid_training_lowers_the_loss(small_dataset, small_split):
     before = float(model.compute_loss(batch))
     model.fit(pipeline.repeat().take(STEPS), verbose=0)
     assert float(model.compute_loss(batch)) < 0.95 * before
+
+
+@pytest.mark.parametrize("loss,negatives", [("catalog_sigmoid", "catalog"), ("softmax", "catalog"), ("softmax", "in_batch")])
+def test_vector_l2_adds_the_mf_penalty_on_the_final_vectors(small_dataset, small_split, loss, negatives):
+    """vector_l2 * (mean ||q||^2 + catalog sum ||c||^2 / train users), or batch means."""
+    weight = 0.05
+    plain = _config(negatives, "subset", True, loss=loss)
+    penalised = dataclasses.replace(plain, vector_l2=weight)
+    tf.keras.utils.set_random_seed(14)
+    model = build_model(small_dataset, small_split.train, penalised)
+    batch = first_batch(_pipeline(model, small_dataset, small_split.train, batch_size=32))
+    with_penalty = float(model.compute_loss(batch))
+    model.config = plain  # same weights, no penalty
+    without = float(model.compute_loss(batch))
+    queries = model.query_vectors(batch).numpy().astype(np.float64)
+    query_term = np.mean(np.sum(queries**2, axis=1))
+    if negatives == "catalog":
+        catalog = model.item_embeddings().astype(np.float64)
+        n_users = small_split.train["user_id"].nunique()
+        candidate_term = np.sum(catalog**2) / n_users
+    else:
+        candidates = model.candidate_vectors(batch).numpy().astype(np.float64)
+        candidate_term = np.mean(np.sum(candidates**2, axis=1))
+    np.testing.assert_allclose(with_penalty - without, weight * (query_term + candidate_term), rtol=1e-4)
+    assert with_penalty - without > 0
+
+
+def test_vector_l2_must_not_be_negative():
+    from tfrs_recsys.config import ModelConfig
+    from tfrs_recsys.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="vector_l2"):
+        ModelConfig(vector_l2=-0.1)

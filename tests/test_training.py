@@ -274,3 +274,45 @@ def test_patience_zero_never_stops_early(small_dir, tmp_path, monkeypatch):
     metrics = train(config, tmp_path / "run", verbose=0)
     assert metrics["epochs_run"] == 3
     assert metrics["best_epoch"] == 1
+
+
+# --- Refit on the whole train split -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def refit_run(small_dir, tmp_path_factory):
+    config = tiny_experiment(small_dir, train={"epochs": 2, "refit": True, "patience": 0})
+    run_dir = tmp_path_factory.mktemp("refit") / "run"
+    metrics = train(config, run_dir, verbose=0)
+    return run_dir, config, metrics
+
+
+def test_refit_trains_on_the_whole_train_split_for_the_best_epoch_count(refit_run):
+    run_dir, _, metrics = refit_run
+    assert metrics["refit"]["epochs"] == metrics["best_epoch"]
+    assert metrics["refit"]["train_s"] > 0
+    assert list((run_dir / run.REFIT_DIR).glob("weights.index"))
+    _, data, model = load_trained_model(run_dir)
+    # The refit model's vocabulary covers the whole train split, not only the fit part.
+    train_users = set(data.split.train["user_id"])
+    fit_users = set(data.fit.train["user_id"])
+    assert train_users > fit_users
+    lookup = model.query_tower.encoder.lookups["user_id"]
+    assert lookup.vocabulary_size() == len(train_users) + 1
+
+
+def test_load_trained_model_returns_the_refit_model_that_was_evaluated(refit_run):
+    run_dir, _, metrics = refit_run
+    _, data, model = load_trained_model(run_dir)
+    task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout)
+    result = evaluate(model.scorer(), task)
+    for key in ("recall@10", "ndcg@10", "recall@50"):
+        assert result.metrics[key] == pytest.approx(metrics["holdout"]["metrics"][key], abs=1e-6)
+
+
+def test_load_trained_model_refuses_an_unfinished_refit_run(refit_run, tmp_path):
+    run_dir = tmp_path / "unfinished"
+    shutil.copytree(refit_run[0], run_dir)
+    (run_dir / "metrics.json").unlink()
+    with pytest.raises(ConfigError, match="refit"):
+        load_trained_model(run_dir)

@@ -88,6 +88,12 @@ class ModelConfig:
             id embedding added to the tower output) or ``none`` (features only).
         id_l2: L2 weight on the id embedding rows each batch looks up
             (weight * mean squared norm), added to the loss.
+        vector_l2: L2 weight on the final query and candidate vectors, as in
+            regularised matrix factorisation: ``vector_l2 * (mean over the
+            batch's users of ||q||^2 + sum over scored items of ||c||^2 /
+            number of train users)`` for the catalog losses (every item is
+            scored each step), the batch means of both otherwise. Unlike
+            ``id_l2`` it cannot be undone by scaling a later layer.
         temperature: Softmax temperature of the retrieval task.
         item_bias: Add a learnt per-item bias to the retrieval scores (an
             extra embedding dimension, so scoring stays a dot product).
@@ -121,6 +127,7 @@ class ModelConfig:
     dropout: float = 0.0
     id_mode: str = "residual"
     id_l2: float = 0.0
+    vector_l2: float = 0.0
     temperature: float = 0.1
     item_bias: bool = False
     loss: str = "softmax"
@@ -140,7 +147,7 @@ class ModelConfig:
         _choice("model", "loss", self.loss, RETRIEVAL_LOSSES)
         for key in ("id_dim", "categorical_dim", "text_dim", "output_dim", "temperature"):
             _positive("model", key, getattr(self, key))
-        for key in ("numeric_buckets", "id_l2", "num_hard_negatives", "negatives_per_user"):
+        for key in ("numeric_buckets", "id_l2", "vector_l2", "num_hard_negatives", "negatives_per_user"):
             _positive("model", key, getattr(self, key), allow_zero=True)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
@@ -163,6 +170,10 @@ class TrainConfig:
             ``monitor`` (0: never stop early); the best epoch's weights are kept.
         monitor: Validation metric for early stopping and model selection.
         seed: Seed of weights, shuffling and negatives.
+        refit: After early stopping has chosen the epoch count on the
+            validation split, train a fresh model on the whole train split
+            for that many epochs and keep it (as the peers ALS and EASE use the
+            whole train split). The holdout is still used only at the end.
     """
 
     epochs: int = 20
@@ -172,6 +183,7 @@ class TrainConfig:
     patience: int = 2
     monitor: str = "recall@10"
     seed: int = 42
+    refit: bool = False
 
     def __post_init__(self) -> None:
         _choice("train", "optimizer", self.optimizer, OPTIMIZERS)

@@ -132,6 +132,7 @@ class RetrievalModel(tfrs.Model):
         self.user_gather = FeatureGather(dataset.table("user"), self.user_columns)
         self.item_gather = FeatureGather(dataset.table("item"), self.item_columns)
         self.n_items = dataset.n_items
+        self.n_train_users = max(len(np.unique(user_rows)), 1)
         item_ids = dataset.table("item").ids
         self.item_row_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
@@ -192,42 +193,64 @@ class RetrievalModel(tfrs.Model):
     def _item_rows(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         return self.item_row_table.lookup(features[self._id_column])
 
+    def _vector_penalty(self, queries: tf.Tensor, candidates: tf.Tensor, whole_catalog: bool) -> tf.Tensor:
+        """``model.vector_l2`` on the vectors a step used (see the config)."""
+        weight = self.config.vector_l2
+        query_norms = tf.reduce_mean(tf.reduce_sum(tf.square(queries), axis=-1))
+        candidate_norms = tf.reduce_sum(tf.square(candidates), axis=-1)
+        if whole_catalog:
+            candidate_norms = tf.reduce_sum(candidate_norms) / self.n_train_users
+        else:
+            candidate_norms = tf.reduce_mean(candidate_norms)
+        return weight * (query_norms + candidate_norms)
+
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_vectors(features, training=training)
         if self.config.loss == "catalog_sigmoid":
             candidates = self.candidate_vectors(self.item_gather(tf.range(self.n_items)), training=training)
             logits = tf.matmul(queries, candidates, transpose_b=True) / self.config.temperature
             logits += self.user_bias(self.user_bias_lookup(features[self._user_id_column]))
-            return tf.reduce_mean(
+            loss = tf.reduce_mean(
                 tf.nn.sigmoid_cross_entropy_with_logits(labels=features[LABEL], logits=logits)
             )
+            if self.config.vector_l2 > 0:
+                loss += self._vector_penalty(queries, candidates, whole_catalog=True)
+            return loss
         if self.config.loss == "sigmoid":
             candidates = self.candidate_vectors(features, training=training)
             logits = tf.reduce_sum(queries * candidates, axis=-1) / self.config.temperature
             logits += self.user_bias(self.user_bias_lookup(features[self._user_id_column]))[:, 0]
-            return tf.reduce_mean(
+            loss = tf.reduce_mean(
                 tf.nn.sigmoid_cross_entropy_with_logits(labels=features[LABEL], logits=logits)
             )
-        rows = self._item_rows(features)
-        if self.config.negatives == "catalog":
+            whole_catalog = False
+        elif self.config.negatives == "catalog":
+            rows = self._item_rows(features)
             candidates = self.candidate_vectors(self.item_gather(tf.range(self.n_items)), training=training)
             logits = tf.matmul(queries, candidates, transpose_b=True) / self.config.temperature
-            return tf.reduce_mean(
+            loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=rows, logits=logits)
             )
-        candidates = self.candidate_vectors(features, training=training)
-        return self.task(
-            queries,
-            candidates,
-            candidate_sampling_probability=(
-                tf.exp(tf.gather(self.item_log_probability, rows))
-                if self.config.logq_correction
-                else None
-            ),
-            candidate_ids=rows if self.config.remove_accidental_hits else None,
-            compute_metrics=False,
-            compute_batch_metrics=False,
-        )
+            whole_catalog = True
+        else:
+            rows = self._item_rows(features)
+            candidates = self.candidate_vectors(features, training=training)
+            loss = self.task(
+                queries,
+                candidates,
+                candidate_sampling_probability=(
+                    tf.exp(tf.gather(self.item_log_probability, rows))
+                    if self.config.logq_correction
+                    else None
+                ),
+                candidate_ids=rows if self.config.remove_accidental_hits else None,
+                compute_metrics=False,
+                compute_batch_metrics=False,
+            )
+            whole_catalog = False
+        if self.config.vector_l2 > 0:
+            loss += self._vector_penalty(queries, candidates, whole_catalog=whole_catalog)
+        return loss
 
     def user_embeddings(self, user_rows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """Query vectors ``[len(user_rows), dim]`` of user-table rows."""

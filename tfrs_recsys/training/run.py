@@ -8,6 +8,9 @@ Run directory layout:
 - ``checkpoints/``: the model, optimizer and early-stopping state after every
   epoch (``--resume`` continues from the latest one after a crash or a kill);
 - ``best/``: the weights of the best validation epoch;
+- ``refit/``: with ``train.refit``, the weights of a fresh model trained on the
+  whole train split for the best epoch count (the model that is evaluated and
+  exported);
 - ``metrics.json``: holdout metrics of the best weights (the protocol of
   EVALUATION.md), validation history, timings; written last, atomically.
 
@@ -42,6 +45,7 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
+REFIT_DIR = "refit"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,6 +276,10 @@ def run_training(
     train_s = time.perf_counter() - fit_start
 
     best_checkpoint.read(str(best_prefix)).expect_partial()
+    best_epoch = int(state.best_epoch.numpy())
+    refit = None
+    if config.train.refit and best_epoch > 0:
+        model, refit = _refit(config, data, best_epoch, run_dir, verbose)
     holdout_task = EvaluationTask.build(
         data.dataset, data.split.train, data.split.holdout, split_name=data.split.name
     )
@@ -283,15 +291,36 @@ def run_training(
         "split": data.split.name,
         "model": f"{config.model.kind}_{config.model.feature_set}",
         "epochs_run": int(state.epochs_done.numpy()),
-        "best_epoch": int(state.best_epoch.numpy()),
+        "best_epoch": best_epoch,
         f"validation_{config.train.monitor}": float(state.best.numpy()),
         "train_s": round(train_s, 2),
         "examples_per_s": round(examples / train_s, 1) if train_s > 0 and examples else None,
+        "refit": refit,
         "total_s": round(time.perf_counter() - start, 2),
         "holdout": result.to_dict(),
     }
     write_json_atomic(run_dir / METRICS_FILE, metrics)
     return TrainedRun(metrics=metrics, data=data, model=model)
+
+
+def _refit(
+    config: ExperimentConfig, data: PreparedData, epochs: int, run_dir: Path, verbose: int
+) -> tuple[tf.keras.Model, dict[str, Any]]:
+    """A fresh model trained on the whole train split for ``epochs`` epochs."""
+    logger.info("refitting on the whole train split for %d epochs", epochs)
+    tf.keras.utils.set_random_seed(config.train.seed)
+    model = build_model(data.dataset, data.split.train, config.model)
+    model.compile(optimizer=_optimizer(config))
+    pipeline = training_dataset(model, data.dataset, data.split.train, config)
+    start = time.perf_counter()
+    model.fit(pipeline, epochs=epochs, verbose=verbose)
+    train_s = time.perf_counter() - start
+    tf.train.Checkpoint(model=model).write(str(run_dir / REFIT_DIR / "weights"))
+    return model, {
+        "epochs": epochs,
+        "train_s": round(train_s, 2),
+        "examples_per_s": round(len(data.split.train) * epochs / train_s, 1) if train_s > 0 else None,
+    }
 
 
 def load_trained_model(run_dir: Path):
@@ -310,6 +339,12 @@ def load_trained_model(run_dir: Path):
     if not (run_dir / "best").is_dir():
         raise ConfigError(f"{run_dir}: the run has no trained weights yet (no best/)")
     data = prepare_data(config)
+    if config.train.refit:
+        if not (run_dir / METRICS_FILE).is_file():
+            raise ConfigError(f"{run_dir}: the run has not finished its refit yet (no {METRICS_FILE})")
+        model = build_model(data.dataset, data.split.train, config.model)
+        tf.train.Checkpoint(model=model).read(str(run_dir / REFIT_DIR / "weights")).expect_partial()
+        return config, data, model
     model = build_model(data.dataset, data.fit.train, config.model)
     tf.train.Checkpoint(model=model).read(str(run_dir / "best" / "weights")).expect_partial()
     return config, data, model
