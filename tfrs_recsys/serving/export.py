@@ -64,6 +64,7 @@ SCANN_EXTRA_HINT = "pip install 'tfrs-recsys[scann]' (scann[tf]==1.4.2)"
 # Score matrices are computed for at most this many (user, item) cells at a time.
 RETRIEVAL_CELLS_PER_CHUNK = 1 << 25
 RANKING_PAIRS_PER_CHUNK = 1 << 17
+SCANN_USERS_PER_CHUNK = 256
 
 
 class ExportError(RecsysError):
@@ -175,7 +176,9 @@ class RecommenderModule(tf.Module):
         self.exclude = bool(exclude)
         self.n_items = n_items
         self.index = index
-        self.users_per_chunk = max(1, int(cells_per_chunk) // n_items)
+        # Brute force holds a [users, items] score matrix per chunk; ScaNN only
+        # [users, k + masked items] candidates.
+        self.users_per_chunk = max(1, int(cells_per_chunk) // n_items) if index != "scann" else SCANN_USERS_PER_CHUNK
         self._fns = _Hidden(score_chunk=score_chunk or _dot_scores)
         self.user_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
@@ -238,7 +241,7 @@ class RecommenderModule(tf.Module):
         extra = self.max_excluded if mask else 0
         wanted = tf.minimum(k + extra, self.n_items)
         searcher = scann_ops.searcher_from_module(self.scann)
-        result = searcher.search_batched(vectors, final_num_neighbors=tf.maximum(wanted, 1))
+        result = searcher.search_batched_parallel(vectors, final_num_neighbors=tf.maximum(wanted, 1))
         indices = tf.cast(result.indices, tf.int32)
         scores = result.distances
         if mask:
@@ -284,22 +287,24 @@ class RecommenderModule(tf.Module):
         batch = tf.shape(user_id)[0]
         rows = self.user_table.lookup(user_id)
         known = rows >= 0
-        # Popular items for everyone, then the known users' own answers on top.
-        scores = tf.tile(self.popular_scores[None, :k], [batch, 1])
-        items = tf.tile(self.popular_rows[None, :k], [batch, 1])
-        where = tf.where(known)
-        known_rows = tf.gather_nd(rows, where)
+        # Only the known users are scored; everyone else gets the popular items.
+        known_rows = tf.boolean_mask(rows, known)
         vectors = tf.gather(self.user_vectors, known_rows)
         known_scores, known_items = self._top_k(vectors, known_rows, k, self.exclude)
-        scores = tf.tensor_scatter_nd_update(scores, where, known_scores)
-        items = tf.tensor_scatter_nd_update(items, where, known_items)
+        # Position of each user among the known ones; the unknown point past the end,
+        # at a dummy row (so that empty batches and k = 0 need no special case).
+        position = tf.where(known, tf.cumsum(tf.cast(known, tf.int32), exclusive=True), tf.shape(known_rows)[0])
+        known_scores = tf.gather(tf.concat([known_scores, tf.zeros([1, k], tf.float32)], 0), position)
+        known_items = tf.gather(tf.concat([known_items, tf.zeros([1, k], tf.int32)], 0), position)
+        scores = tf.where(known[:, None], known_scores, tf.tile(self.popular_scores[None, :k], [batch, 1]))
+        items = tf.where(known[:, None], known_items, tf.tile(self.popular_rows[None, :k], [batch, 1]))
         return {**self._answer(scores, items), "known_user": known}
 
-    @tf.function(input_signature=[_string_spec("user_id")])
+    @tf.function(input_signature=[_string_spec("user_id")], autograph=False)
     def serving_default(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
         return self._recommend(user_id, tf.constant(self.n))
 
-    @tf.function(input_signature=[_string_spec("user_id"), tf.TensorSpec([], tf.int32, name="k")])
+    @tf.function(input_signature=[_string_spec("user_id"), tf.TensorSpec([], tf.int32, name="k")], autograph=False)
     def recommend_k(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         return self._recommend(user_id, k)
 
@@ -464,7 +469,7 @@ def build_module(
             features = dict(zip(names, values))
             return module.recommend_vectors(adapter.feature_vectors(features), tf.constant(module.n))
 
-        module.recommend_from_features = tf.function(from_features, input_signature=[specs[c] for c in names])
+        module.recommend_from_features = tf.function(from_features, input_signature=[specs[c] for c in names], autograph=False)
         signatures["recommend_from_features"] = module.recommend_from_features.get_concrete_function()
     if adapter.pair_probability is not None:
 
@@ -478,7 +483,7 @@ def build_module(
             )
             return {"probability": tf.where(known, probability, 0.0), "known": known}
 
-        module.score = tf.function(score, input_signature=[_string_spec("user_id"), _string_spec("item_id")])
+        module.score = tf.function(score, input_signature=[_string_spec("user_id"), _string_spec("item_id")], autograph=False)
         signatures["score"] = module.score.get_concrete_function()
     return module, signatures
 
