@@ -544,3 +544,27 @@ def test_recommend_bad_input(retrieval_export, tmp_path, capsys):
     ):
         code, _, err = _cli(["recommend", *args], capsys)
         assert code == 2 and len(err) == 1 and message in err[0], (args, err)
+
+
+# --- TF Serving plumbing ---------------------------------------------------------------------------------------
+
+
+def test_models_config_lists_only_model_directories_with_versions(tmp_path):
+    root = tmp_path / "exported_models"
+    for path in ("a/1", "a/3", 'we"ird/2', "empty", ".hidden/1", "b/.export.tmp-1-ab", "b/notaversion"):
+        (root / path).mkdir(parents=True)
+    for path in ("a/1", "a/3", 'we"ird/2', ".hidden/1"):
+        (root / path / "saved_model.pb").write_bytes(b"")
+    assert tf_serving.versions(root / "a") == [1, 3]
+    assert tf_serving.next_version(root / "a") == 4
+    assert tf_serving.next_version(root / "b") == 1
+    text = tf_serving.models_config_text(root, "/srv/models/")
+    assert text == (
+        "model_config_list {\n"
+        '  config {\n    name: "a"\n    base_path: "/srv/models/a"\n    model_platform: "tensorflow"\n  }\n'
+        '  config {\n    name: "we\\"ird"\n    base_path: "/srv/models/we\\"ird"\n    model_platform: "tensorflow"\n  }\n'
+        "}\n"
+    )
+    path = tf_serving.write_models_config(root)
+    assert path.read_text().count("config {") == 2 and '"/models/a"' in path.read_text()
+    assert sorted(p.name for p in root.iterdir() if p.is_file()) == [".models.config.lock", "models.config"]

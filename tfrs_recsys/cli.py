@@ -369,13 +369,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from tfrs_recsys.serving.export import check_out_dir, export_run
+    from tfrs_recsys.serving.export import export_run
 
-    check_out_dir(args.out)
-    if not args.run_dir.is_dir():
-        from tfrs_recsys.errors import ConfigError
-
-        raise ConfigError(f"--run-dir {args.run_dir}: no such directory")
     result = export_run(
         args.run_dir,
         args.out,

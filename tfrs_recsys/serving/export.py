@@ -324,8 +324,8 @@ def _scann_state(item_vectors: np.ndarray, options: Mapping[str, int]):
     scann_ops = import_scann()
     n_items = len(item_vectors)
     leaves = int(options.get("num_leaves", max(1, min(2000, int(np.sqrt(n_items))))))
-    to_search = int(options.get("num_leaves_to_search", max(1, leaves // 20)))
-    reorder = int(options.get("reorder", 100))
+    to_search = int(options.get("num_leaves_to_search", max(1, leaves // 10)))
+    reorder = int(options.get("reorder", 200))
     builder = scann_ops.builder(tf.constant(item_vectors), 10, "dot_product")
     if n_items >= 1000:
         builder = builder.tree(
