@@ -109,6 +109,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a key of every TFRS model's config, e.g. --set train.epochs=3",
     )
 
+    export = sub.add_parser(
+        "export",
+        help="export a trained run as a TF Serving SavedModel version",
+        description="Writes the next integer version directory OUT/<version>/ (the layout TF Serving "
+        "watches) atomically, verified before it appears, and updates OUT/../models.config. "
+        "Signatures: serving_default (user_id -> item_ids, scores, known_user), recommend_k "
+        "(+ scalar k), recommend_from_features (raw user features, new users) and, for ranking "
+        "runs, score (user_id, item_id -> probability).",
+    )
+    export.add_argument("--run-dir", type=Path, required=True, help="a trained run directory")
+    export.add_argument("--out", type=Path, required=True, help="model directory, e.g. exported_models/tech_ids")
+    export.add_argument("-n", type=_positive_int, default=10, help="items per user of serving_default (default 10)")
+    export.add_argument(
+        "--no-exclude", dest="exclude", action="store_false",
+        help="do not mask known users' train positives",
+    )
+    export.add_argument(
+        "--index", choices=("brute_force", "scann"), default="brute_force",
+        help="brute_force: exact, stock TF Serving (default); scann: approximate, needs the optional "
+        "'scann' extra to export and a TF Serving build with the ScaNN ops to serve (stock "
+        "tensorflow/serving cannot load it)",
+    )
+    export.add_argument(
+        "--serving-root", default="/models",
+        help="where the server sees the directory above --out; models.config base_path is "
+        "SERVING_ROOT/<model name> (default /models, the docker mount of the README)",
+    )
+    export.add_argument("--no-warmup", dest="warmup", action="store_false", help="write no warm-up requests")
+    export.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    rec = sub.add_parser("recommend", help="top-N items with metadata from an exported SavedModel")
+    rec.add_argument("--model", type=Path, required=True, help="exported model directory (exported_models/<name>)")
+    rec.add_argument("--version", type=_positive_int, default=None, help="model version (default: the latest)")
+    rec.add_argument("--user", dest="users", action="append", default=[], metavar="USER_ID",
+                     help="user id (repeatable)")
+    rec.add_argument("--representative", action="store_true",
+                     help="three users of each segment (personality), sampled at export")
+    rec.add_argument("-n", type=_positive_int, default=5, help="items per user (default 5)")
+    rec.add_argument("--json", action="store_true", help="print the result as JSON")
+
     demo = sub.add_parser("demo", help="the main job on the embedded default data")
     demo.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="dataset directory")
     demo.add_argument("--config", type=Path, default=Path("configs") / "tech_all.toml", help="model config")
@@ -328,6 +368,88 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tfrs_recsys.serving.export import export_run
+
+    result = export_run(
+        args.run_dir,
+        args.out,
+        n=args.n,
+        exclude=args.exclude,
+        index=args.index,
+        serving_root=args.serving_root,
+        warmup=args.warmup,
+        notice=lambda text: print(text, file=sys.stderr),
+    )
+    summary = {
+        "model": result.model_name,
+        "version": result.version,
+        "path": str(result.path),
+        "models_config": str(result.models_config),
+        "signatures": result.signatures,
+        "warmup_requests": result.warmup_requests,
+        "custom_ops": result.custom_ops,
+        "seconds": round(result.seconds, 2),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"exported {result.model_name} version {result.version} to {result.path} ({result.seconds:.1f} s)")
+    for name, signature in result.signatures.items():
+        inputs = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in signature["inputs"].items())
+        outputs = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in signature["outputs"].items())
+        print(f"  {name}: {inputs} -> {outputs}")
+    for name, ops in result.custom_ops.items():
+        print(f"  note: {name} uses ops outside stock TensorFlow ({', '.join(ops)})")
+    print(f"warm-up requests: {result.warmup_requests}; TF Serving config: {result.models_config}")
+    return 0
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from tfrs_recsys.errors import ConfigError
+    from tfrs_recsys.serving.exported import ExportedRecommender, resolve_version
+
+    if not args.users and not args.representative:
+        raise ConfigError("name at least one --user, or pass --representative")
+    recommender = ExportedRecommender(resolve_version(args.model, args.version))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    if args.users:
+        groups["requested"] = [{"user_id": u} for u in args.users]
+    segment = None
+    if args.representative:
+        segment, sampled = recommender.representative_users()
+        groups.update(sampled)
+    output = []
+    for group, profiles in groups.items():
+        answers = recommender.recommend([p["user_id"] for p in profiles], args.n)
+        for profile, answer in zip(profiles, answers):
+            answer["group"] = group
+            answer["profile"] = {k: v for k, v in profile.items() if k != "user_id"}
+            output.append(answer)
+    if args.json:
+        print(json.dumps({"model": str(args.model), "version": recommender.version, "users": output},
+                         indent=2, ensure_ascii=False))
+        return 0
+    print(f"{args.model} version {recommender.version}: top-{args.n} (train items excluded: "
+          f"{'yes' if recommender.manifest.get('exclude_train') else 'no'})")
+    current = None
+    for answer in output:
+        if answer["group"] != current and answer["group"] != "requested":
+            print(f"\n== {segment or 'segment'}: {answer['group']}")
+        current = answer["group"]
+        profile = ", ".join(f"{k} {v}" for k, v in answer["profile"].items())
+        status = "" if answer["known_user"] else " - unknown user: most popular items"
+        print(f"\n{answer['user_id']}" + (f" ({profile})" if profile else "") + status)
+        for rank, item in enumerate(answer["items"], 1):
+            extra = ", ".join(
+                f"{k} {v}" for k, v in item.items() if k not in ("item_id", "score", "description")
+            )
+            print(f"  {rank}. {item.get('item_id')}  score {item['score']:.4f}  {extra}")
+            if item.get("description"):
+                print(f"     {item['description']}")
+    return 0
+
+
 COMMANDS = {
     "generate-data": _cmd_generate,
     "fetch-data": _cmd_fetch,
@@ -336,4 +458,6 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "compare": _cmd_compare,
     "demo": _cmd_demo,
+    "export": _cmd_export,
+    "recommend": _cmd_recommend,
 }

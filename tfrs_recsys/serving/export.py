@@ -1,0 +1,762 @@
+"""SavedModel exports for TF Serving: raw user ids in, top-N item ids out.
+
+``tfrs-recsys export`` turns a trained run into
+``<out>/<version>/`` (the layout TF Serving watches). The SavedModel stands on
+TensorFlow ops alone: no Python, no tensorflow_recommenders and no tfrs_recsys
+are needed to serve it.
+
+Signatures (``b`` is the batch size, ``N`` the ``-n`` of the export):
+
+``serving_default``
+    ``user_id`` string ``[b]`` -> ``item_ids`` string ``[b, N]``, ``scores``
+    float32 ``[b, N]``, ``known_user`` bool ``[b]``. Known users (rows of the
+    user table) are looked up in an in-graph hash table; their query vectors
+    and the item vectors were computed at export, so serving is a lookup, a
+    matrix product and a top-k. Their train positives are masked (unless
+    exported with ``--no-exclude``). Unknown, empty or malformed ids are no
+    error: they get the most popular items (train positive counts as scores)
+    and ``known_user = false``. If a known user has fewer than ``N`` items left
+    after the mask, the tail is padded with ``""`` and ``-inf``.
+``recommend_k``
+    the same plus ``k`` int32 scalar (shape ``[]``): outputs ``[b, k']`` with
+    ``k' = clip(k, 0, catalog size)``. A scalar has no batch dimension, so
+    TF Serving's REST API takes it in the columnar ``{"inputs": {...}}`` form.
+``recommend_from_features`` (models with user features besides the id)
+    the model's raw user columns (numeric float32 ``[b]``, others string
+    ``[b]``) -> ``item_ids`` / ``scores`` ``[b, N]``, for new users: the query
+    tower runs in graph (the id goes in as ``""``, the out-of-vocabulary
+    bucket); nothing is masked.
+``score`` (ranking runs)
+    ``user_id``, ``item_id`` string ``[b]`` -> ``probability`` float32 ``[b]``
+    and ``known`` bool ``[b]`` (both ids known; ``probability = 0`` otherwise).
+
+``assets.extra/`` also holds the item table (``items.json``, for
+``tfrs-recsys recommend``), a few users per segment
+(``representative_users.json``), the export manifest (``export.json``) and, if
+``tensorflow-serving-api`` is installed, ``tf_serving_warmup_requests``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfrs_recsys.errors import ConfigError, RecsysError
+from tfrs_recsys.serving import tf_serving
+from tfrs_recsys.serving.exported import ITEMS_FILE, MANIFEST_FILE, REPRESENTATIVE_FILE
+from tfrs_recsys.serving.tf_serving import ASSETS_EXTRA, DEFAULT_SERVING_ROOT, WARMUP_FILE
+
+logger = logging.getLogger(__name__)
+
+INDEXES = ("brute_force", "scann")
+SCANN_EXTRA_HINT = "pip install 'tfrs-recsys[scann]' (scann[tf]==1.4.2)"
+# Score matrices are computed for at most this many (user, item) cells at a time.
+RETRIEVAL_CELLS_PER_CHUNK = 1 << 25
+RANKING_PAIRS_PER_CHUNK = 1 << 17
+SCANN_USERS_PER_CHUNK = 256
+
+
+class ExportError(RecsysError):
+    """The exported SavedModel did not give the trained model's answer."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingTables:
+    """Everything a recommender SavedModel bakes in, as numpy arrays.
+
+    Attributes:
+        user_ids: ``[n_users]`` ids of the known users (row order of the vectors).
+        user_vectors: ``[n_users, d]`` their query vectors (or user encodings).
+        item_ids: ``[n_items]`` catalog ids.
+        item_vectors: ``[n_items, d']`` candidate vectors (or item encodings).
+        exclude_splits: ``[n_users + 1]`` CSR row splits of the items to mask.
+        exclude_items: ``[nnz]`` item rows to mask, user by user.
+        popularity: ``[n_items]`` train positive counts (the fallback ranking).
+    """
+
+    user_ids: np.ndarray
+    user_vectors: np.ndarray
+    item_ids: np.ndarray
+    item_vectors: np.ndarray
+    exclude_splits: np.ndarray
+    exclude_items: np.ndarray
+    popularity: np.ndarray
+
+    @classmethod
+    def build(
+        cls,
+        user_ids: Sequence[str],
+        user_vectors: np.ndarray,
+        item_ids: Sequence[str],
+        item_vectors: np.ndarray,
+        *,
+        exclude_user_rows: np.ndarray | None = None,
+        exclude_item_rows: np.ndarray | None = None,
+        popularity: np.ndarray | None = None,
+    ) -> ServingTables:
+        """Tables from vectors and optional ``(user row, item row)`` pairs to mask."""
+        n_users, n_items = len(user_ids), len(item_ids)
+        if exclude_user_rows is None or len(exclude_user_rows) == 0:
+            splits = np.zeros(n_users + 1, np.int64)
+            items = np.zeros(0, np.int64)
+        else:
+            users = np.asarray(exclude_user_rows, np.int64)
+            pairs = np.unique(np.stack([users, np.asarray(exclude_item_rows, np.int64)], 1), axis=0)
+            counts = np.bincount(pairs[:, 0], minlength=n_users)
+            splits = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            items = pairs[:, 1].copy()
+        return cls(
+            user_ids=np.asarray([str(u) for u in user_ids], dtype=object),
+            user_vectors=np.asarray(user_vectors, np.float32),
+            item_ids=np.asarray([str(i) for i in item_ids], dtype=object),
+            item_vectors=np.asarray(item_vectors, np.float32),
+            exclude_splits=splits,
+            exclude_items=items,
+            popularity=(np.zeros(n_items, np.float32) if popularity is None else np.asarray(popularity, np.float32)),
+        )
+
+    @property
+    def max_excluded(self) -> int:
+        return int(np.diff(self.exclude_splits).max(initial=0))
+
+
+class _Hidden:
+    """Holds Python objects a tf.Module must not track (the Keras model)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+def _string_spec(name: str) -> tf.TensorSpec:
+    return tf.TensorSpec([None], tf.string, name=name)
+
+
+class RecommenderModule(tf.Module):
+    """The exported object: in-graph tables and the serving functions.
+
+    Args:
+        tables: Ids, vectors, the mask and the popularity fallback.
+        n: Items per user of ``serving_default`` and ``recommend_from_features``.
+        exclude: Mask each known user's ``exclude`` items.
+        score_chunk: ``(user vectors [u, d], item vectors [m, d']) -> scores
+            [u, m]``; default the dot product.
+        cells_per_chunk: Bound on ``u * m`` per score matrix.
+        index: ``brute_force`` or ``scann`` (approximate, needs the ScaNN ops).
+        scann_options: ``num_leaves``, ``num_leaves_to_search``, ``reorder``
+            of the ScaNN tree (defaults from the catalog size).
+    """
+
+    def __init__(
+        self,
+        tables: ServingTables,
+        *,
+        n: int = 10,
+        exclude: bool = True,
+        score_chunk: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+        cells_per_chunk: int = RETRIEVAL_CELLS_PER_CHUNK,
+        index: str = "brute_force",
+        scann_options: Mapping[str, int] | None = None,
+    ) -> None:
+        super().__init__(name="recommender")
+        n_users, n_items = len(tables.user_ids), len(tables.item_ids)
+        if n_items == 0:
+            raise ConfigError("cannot export a model of an empty catalog")
+        self.n = int(n)
+        self.exclude = bool(exclude)
+        self.n_items = n_items
+        self.index = index
+        # Brute force holds a [users, items] score matrix per chunk; ScaNN only
+        # [users, k + masked items] candidates.
+        self.users_per_chunk = max(1, int(cells_per_chunk) // n_items) if index != "scann" else SCANN_USERS_PER_CHUNK
+        self._fns = _Hidden(score_chunk=score_chunk or _dot_scores)
+        self.user_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(list(tables.user_ids), tf.string), tf.range(n_users, dtype=tf.int64)
+            ),
+            default_value=-1,
+            name="user_rows",
+        )
+        self.item_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(list(tables.item_ids), tf.string), tf.range(n_items, dtype=tf.int64)
+            ),
+            default_value=-1,
+            name="item_rows",
+        )
+        self.user_vectors = tf.Variable(tables.user_vectors, trainable=False, name="user_vectors")
+        self.item_vectors = tf.Variable(tables.item_vectors, trainable=False, name="item_vectors")
+        self.item_ids = tf.Variable(tf.constant(list(tables.item_ids), tf.string), trainable=False, name="item_ids")
+        self.exclude_splits = tf.Variable(tables.exclude_splits, trainable=False, name="exclude_splits")
+        self.exclude_items = tf.Variable(tables.exclude_items, trainable=False, name="exclude_items")
+        order = np.argsort(-tables.popularity, kind="stable").astype(np.int32)
+        self.popular_rows = tf.Variable(order, trainable=False, name="popular_rows")
+        self.popular_scores = tf.Variable(tables.popularity[order], trainable=False, name="popular_scores")
+        self.max_excluded = tables.max_excluded if exclude else 0
+        self.scann = None
+        if index == "scann":
+            self.scann = _scann_state(tables.item_vectors, scann_options or {})
+        elif index != "brute_force":
+            raise ConfigError(f"index must be one of {', '.join(INDEXES)}, got {index!r}")
+
+    # --- the graph -----------------------------------------------------------------------------
+
+    def _clip_k(self, k: tf.Tensor) -> tf.Tensor:
+        return tf.clip_by_value(tf.cast(tf.reshape(k, []), tf.int32), 0, self.n_items)
+
+    def _excluded(self, rows: tf.Tensor) -> tf.RaggedTensor:
+        """Item rows to mask ``[u, (items)]`` for user rows ``[u]`` (``-1``: none)."""
+        safe = tf.maximum(rows, 0)
+        starts = tf.gather(self.exclude_splits, safe)
+        lengths = tf.where(rows >= 0, tf.gather(self.exclude_splits, safe + 1) - starts, 0)
+        positions = tf.ragged.range(starts, starts + lengths)
+        return positions.with_flat_values(tf.gather(self.exclude_items, positions.flat_values))
+
+    def _chunk_top_k(self, vectors: tf.Tensor, rows: tf.Tensor, k: tf.Tensor, mask: bool):
+        if self.scann is not None:
+            return self._scann_top_k(vectors, rows, k, mask)
+        scores = self._fns.score_chunk(vectors, self.item_vectors)
+        if mask:
+            excluded = self._excluded(rows)
+            cells = tf.stack([excluded.value_rowids(), excluded.flat_values], axis=1)
+            scores = tf.tensor_scatter_nd_update(
+                scores, cells, tf.fill([tf.shape(cells)[0]], tf.constant(-np.inf, scores.dtype))
+            )
+        top = tf.math.top_k(scores, k=k)
+        return top.values, top.indices
+
+    def _scann_top_k(self, vectors: tf.Tensor, rows: tf.Tensor, k: tf.Tensor, mask: bool):
+        from scann.scann_ops.py import scann_ops
+
+        extra = self.max_excluded if mask else 0
+        wanted = tf.minimum(k + extra, self.n_items)
+        searcher = scann_ops.searcher_from_module(self.scann)
+        result = searcher.search_batched_parallel(vectors, final_num_neighbors=tf.maximum(wanted, 1))
+        indices = tf.cast(result.indices, tf.int32)
+        scores = result.distances
+        if mask:
+            excluded = tf.cast(self._excluded(rows).to_tensor(default_value=-1), tf.int32)
+            hit = tf.reduce_any(indices[:, :, None] == excluded[:, None, :], axis=2)
+            scores = tf.where(hit, tf.constant(-np.inf, scores.dtype), scores)
+        # Fewer neighbours than asked (tiny catalogs): pad, the padding ranks last.
+        missing = tf.maximum(k - tf.shape(indices)[1], 0)
+        indices = tf.pad(indices, [[0, 0], [0, missing]])
+        scores = tf.pad(scores, [[0, 0], [0, missing]], constant_values=-np.inf)
+        top = tf.math.top_k(scores, k=k)
+        return top.values, tf.gather(indices, top.indices, batch_dims=1)
+
+    def _top_k(self, vectors: tf.Tensor, rows: tf.Tensor, k: tf.Tensor, mask: bool):
+        """Top ``k`` ``(scores, item rows)`` of each row of ``vectors``, in user chunks."""
+        batch = tf.shape(vectors)[0]
+        per = tf.minimum(self.users_per_chunk, tf.maximum(batch, 1))
+        chunks = (tf.maximum(batch, 1) + per - 1) // per
+        pad = chunks * per - batch
+        padded = tf.pad(vectors, [[0, pad], [0, 0]])
+        padded = tf.reshape(padded, [chunks, per, tf.shape(vectors)[1]])
+        padded_rows = tf.reshape(tf.pad(rows, [[0, pad]], constant_values=-1), [chunks, per])
+        values, indices = tf.map_fn(
+            lambda args: self._chunk_top_k(args[0], args[1], k, mask),
+            (padded, padded_rows),
+            fn_output_signature=(
+                tf.TensorSpec([None, None], tf.float32),
+                tf.TensorSpec([None, None], tf.int32),
+            ),
+            parallel_iterations=1,
+        )
+        values = tf.reshape(values, [chunks * per, k])[:batch]
+        indices = tf.reshape(indices, [chunks * per, k])[:batch]
+        return values, indices
+
+    def _answer(self, scores: tf.Tensor, rows: tf.Tensor) -> dict[str, tf.Tensor]:
+        ids = tf.gather(self.item_ids, rows)
+        ids = tf.where(tf.math.is_finite(scores), ids, tf.constant("", tf.string))
+        return {"item_ids": ids, "scores": scores}
+
+    def _recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        k = self._clip_k(k)
+        batch = tf.shape(user_id)[0]
+        rows = self.user_table.lookup(user_id)
+        known = rows >= 0
+        # Only the known users are scored; everyone else gets the popular items.
+        known_rows = tf.boolean_mask(rows, known)
+        vectors = tf.gather(self.user_vectors, known_rows)
+        known_scores, known_items = self._top_k(vectors, known_rows, k, self.exclude)
+        # Position of each user among the known ones; the unknown point past the end,
+        # at a dummy row (so that empty batches and k = 0 need no special case).
+        position = tf.where(known, tf.cumsum(tf.cast(known, tf.int32), exclusive=True), tf.shape(known_rows)[0])
+        known_scores = tf.gather(tf.concat([known_scores, tf.zeros([1, k], tf.float32)], 0), position)
+        known_items = tf.gather(tf.concat([known_items, tf.zeros([1, k], tf.int32)], 0), position)
+        scores = tf.where(known[:, None], known_scores, tf.tile(self.popular_scores[None, :k], [batch, 1]))
+        items = tf.where(known[:, None], known_items, tf.tile(self.popular_rows[None, :k], [batch, 1]))
+        return {**self._answer(scores, items), "known_user": known}
+
+    @tf.function(input_signature=[_string_spec("user_id")], autograph=False)
+    def serving_default(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._recommend(user_id, tf.constant(self.n))
+
+    @tf.function(input_signature=[_string_spec("user_id"), tf.TensorSpec([], tf.int32, name="k")], autograph=False)
+    def recommend_k(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._recommend(user_id, k)
+
+    def recommend_vectors(self, vectors: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Top ``k`` for query vectors of new users (nothing masked)."""
+        k = self._clip_k(k)
+        rows = -tf.ones([tf.shape(vectors)[0]], tf.int64)
+        scores, items = self._top_k(vectors, rows, k, False)
+        return self._answer(scores, items)
+
+
+def _dot_scores(vectors: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+    return tf.matmul(vectors, items, transpose_b=True)
+
+
+def _scann_state(item_vectors: np.ndarray, options: Mapping[str, int]):
+    scann_ops = import_scann()
+    n_items = len(item_vectors)
+    leaves = int(options.get("num_leaves", max(1, min(2000, int(np.sqrt(n_items))))))
+    to_search = int(options.get("num_leaves_to_search", max(1, leaves // 10)))
+    reorder = int(options.get("reorder", 200))
+    builder = scann_ops.builder(tf.constant(item_vectors), 10, "dot_product")
+    if n_items >= 1000:
+        builder = builder.tree(
+            num_leaves=leaves, num_leaves_to_search=min(to_search, leaves), training_sample_size=min(n_items, 250_000)
+        )
+        builder = builder.score_ah(2, anisotropic_quantization_threshold=0.2).reorder(reorder)
+    else:
+        builder = builder.score_brute_force()
+    return builder.build().serialize_to_module()
+
+
+def import_scann():
+    """The ScaNN TensorFlow ops, or a ConfigError naming the optional extra."""
+    try:
+        from scann.scann_ops.py import scann_ops
+    except ImportError as exc:
+        raise ConfigError(
+            f"--index scann needs the optional ScaNN ops, which are not installed ({exc}): {SCANN_EXTRA_HINT}"
+        ) from None
+    return scann_ops
+
+
+# --- From a trained model --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelAdapter:
+    """What the exporter needs from a trained model, through its public methods."""
+
+    kind: str
+    tables: ServingTables
+    score_chunk: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None
+    cells_per_chunk: int
+    feature_vectors: Callable[[Mapping[str, tf.Tensor]], tf.Tensor] | None
+    feature_specs: dict[str, tf.TensorSpec]
+    pair_probability: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None
+
+
+def _feature_specs(model, dataset) -> dict[str, tf.TensorSpec]:
+    id_column = dataset.schema.id_column("user")
+    specs = {}
+    for name in model.user_columns:
+        if name == id_column:
+            continue
+        feature = dataset.schema.feature("user", name)
+        dtype = tf.float32 if feature.kind == "numeric" else tf.string
+        specs[name] = tf.TensorSpec([None], dtype, name=name)
+    return specs
+
+
+def adapt_model(model, dataset, exclude_pairs: pd.DataFrame | None, popularity_pairs: pd.DataFrame) -> ModelAdapter:
+    """Precomputes a retrieval or ranking model's vectors over the whole user and item tables."""
+    from tfrs_recsys.models.ranking import RankingModel
+
+    user_ids = dataset.table("user").ids
+    item_ids = dataset.table("item").ids
+    id_column = dataset.schema.id_column("user")
+    ex_users = ex_items = None
+    if exclude_pairs is not None and len(exclude_pairs):
+        ex_users, ex_items = dataset.encode(exclude_pairs)
+    _, pop_items = dataset.encode(popularity_pairs)
+    popularity = np.bincount(pop_items, minlength=dataset.n_items).astype(np.float32)
+    specs = _feature_specs(model, dataset)
+    all_users = np.arange(dataset.n_users, dtype=np.int64)
+
+    def with_new_id(features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        first = next(iter(features.values()))
+        full = dict(features)
+        if id_column in model.user_columns:
+            full[id_column] = tf.fill(tf.shape(first), "")
+        return full
+
+    if isinstance(model, RankingModel):
+        user_vectors = _batched(lambda rows: model.encode_users(model.user_gather(rows), training=False), all_users)
+        item_vectors = _batched(
+            lambda rows: model.encode_items(model.item_gather(rows), training=False),
+            np.arange(dataset.n_items, dtype=np.int64),
+        )
+
+        def score_chunk(users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+            count = tf.shape(users)[0]
+            n_items = tf.shape(items)[0]
+            logits = model.head(tf.repeat(users, n_items, axis=0), tf.tile(items, [count, 1]))
+            return tf.reshape(logits, [count, n_items])
+
+        def pair_probability(users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+            return tf.sigmoid(model.head(users, items))[:, 0]
+
+        return ModelAdapter(
+            kind="ranking",
+            tables=ServingTables.build(
+                user_ids, user_vectors, item_ids, item_vectors,
+                exclude_user_rows=ex_users, exclude_item_rows=ex_items, popularity=popularity,
+            ),
+            score_chunk=score_chunk,
+            cells_per_chunk=RANKING_PAIRS_PER_CHUNK,
+            feature_vectors=(lambda f: model.encode_users(with_new_id(f), training=False)) if specs else None,
+            feature_specs=specs,
+            pair_probability=pair_probability,
+        )
+    return ModelAdapter(
+        kind="retrieval",
+        tables=ServingTables.build(
+            user_ids, model.user_embeddings(all_users), item_ids, model.item_embeddings(),
+            exclude_user_rows=ex_users, exclude_item_rows=ex_items, popularity=popularity,
+        ),
+        score_chunk=None,
+        cells_per_chunk=RETRIEVAL_CELLS_PER_CHUNK,
+        feature_vectors=(lambda f: model.query_vectors(with_new_id(f))) if specs else None,
+        feature_specs=specs,
+        pair_probability=None,
+    )
+
+
+def _batched(fn, rows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    parts = [fn(tf.constant(rows[s : s + batch_size])).numpy() for s in range(0, len(rows), batch_size)]
+    return np.concatenate(parts, 0)
+
+
+def build_module(
+    adapter: ModelAdapter, *, n: int, exclude: bool, index: str = "brute_force"
+) -> tuple[RecommenderModule, dict[str, Any]]:
+    """The module and its signatures (concrete functions), model resources tracked."""
+    module = RecommenderModule(
+        adapter.tables,
+        n=n,
+        exclude=exclude,
+        score_chunk=adapter.score_chunk,
+        cells_per_chunk=adapter.cells_per_chunk,
+        index=index,
+    )
+    signatures: dict[str, Any] = {
+        "serving_default": module.serving_default.get_concrete_function(),
+        "recommend_k": module.recommend_k.get_concrete_function(),
+    }
+    if adapter.feature_vectors is not None:
+        specs = adapter.feature_specs
+        names = list(specs)
+
+        def from_features(*values):
+            features = dict(zip(names, values))
+            return module.recommend_vectors(adapter.feature_vectors(features), tf.constant(module.n))
+
+        module.recommend_from_features = tf.function(from_features, input_signature=[specs[c] for c in names], autograph=False)
+        signatures["recommend_from_features"] = module.recommend_from_features.get_concrete_function()
+    if adapter.pair_probability is not None:
+
+        def score(user_id, item_id):
+            users = module.user_table.lookup(user_id)
+            items = module.item_table.lookup(item_id)
+            known = (users >= 0) & (items >= 0)
+            probability = adapter.pair_probability(
+                tf.gather(module.user_vectors, tf.maximum(users, 0)),
+                tf.gather(module.item_vectors, tf.maximum(items, 0)),
+            )
+            return {"probability": tf.where(known, probability, 0.0), "known": known}
+
+        module.score = tf.function(score, input_signature=[_string_spec("user_id"), _string_spec("item_id")], autograph=False)
+        signatures["score"] = module.score.get_concrete_function()
+    return module, signatures
+
+
+def track_model_resources(module: tf.Module, model, signatures: Mapping[str, Any]) -> int:
+    """Tracks, on ``module``, the model's variables and tables the signatures capture.
+
+    The Keras model itself is not saved (its Python classes would be needed to
+    revive it); the functions keep working because every resource they read is
+    tracked. Returns how many were tracked.
+    """
+    captured = {id(t) for fn in signatures.values() for t in fn.captured_inputs}
+    kept = []
+    for obj in tf.train.TrackableView(model).descendants():
+        if isinstance(obj, tf.Variable):
+            handle = obj.handle
+        elif isinstance(obj, tf.saved_model.experimental.TrackableResource):
+            handle = obj.resource_handle
+        else:
+            continue
+        if id(handle) in captured:
+            kept.append(obj)
+    module.model_resources = kept
+    return len(kept)
+
+
+# --- Graph inspection --------------------------------------------------------------------------------
+
+_CORE_OPS: set[str] | None = None
+
+
+def core_ops() -> set[str]:
+    global _CORE_OPS
+    if _CORE_OPS is None:
+        _CORE_OPS = {name for name in dir(tf.raw_ops) if not name.startswith("__")}
+    return _CORE_OPS
+
+
+def op_types(concrete) -> set[str]:
+    """Every op type in a concrete function's graph and the functions it calls."""
+    graph_def = concrete.graph.as_graph_def()
+    ops = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        ops |= {node.op for node in function.node_def}
+    return ops
+
+
+def non_core_ops(concrete) -> list[str]:
+    """Op types that stock TensorFlow does not define (TF Text, ScaNN, ...)."""
+    return sorted(op for op in op_types(concrete) if op not in core_ops())
+
+
+def signature_summary(concrete) -> dict[str, Any]:
+    def spec(value) -> dict[str, Any]:
+        return {"dtype": value.dtype.name, "shape": value.shape.as_list() if value.shape.rank is not None else None}
+
+    inputs = {s.name: spec(s) for s in tf.nest.flatten(concrete.structured_input_signature)}
+    outputs = {name: spec(t) for name, t in concrete.structured_outputs.items()}
+    return {"inputs": inputs, "outputs": outputs}
+
+
+# --- The export command -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    model_name: str
+    version: int
+    path: Path
+    models_config: Path
+    signatures: dict[str, Any]
+    warmup_requests: int
+    custom_ops: dict[str, list[str]]
+    seconds: float
+
+
+def check_out_dir(out: Path) -> None:
+    """ConfigError if ``out`` (or a parent) is a file."""
+    out = Path(out)
+    for path in [out, *out.parents]:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"--out {out}: {path} exists and is not a directory")
+    if not out.name or out.name in (".", ".."):
+        raise ConfigError(f"--out {out}: name the model directory, e.g. exported_models/tech_ids")
+
+
+def export_run(
+    run_dir: Path,
+    out: Path,
+    *,
+    n: int = 10,
+    exclude: bool = True,
+    index: str = "brute_force",
+    serving_root: str = DEFAULT_SERVING_ROOT,
+    warmup: bool = True,
+    notice: Callable[[str], None] = print,
+) -> ExportResult:
+    """Exports the best weights of ``run_dir`` as the next version under ``out``.
+
+    Args:
+        run_dir: A finished training run.
+        out: The model directory (``exported_models/<model_name>``); versions
+            go below it, ``models.config`` beside it.
+        n: Items per user of ``serving_default``.
+        exclude: Mask each known user's train positives.
+        index: ``brute_force`` (exact, stock TF Serving) or ``scann``
+            (approximate; needs a TF Serving build with the ScaNN ops).
+        serving_root: Where the server sees ``out``'s parent (``base_path`` of
+            ``models.config`` is ``<serving_root>/<model_name>``).
+        warmup: Write warm-up requests (needs ``tensorflow-serving-api``).
+        notice: Prints notices (e.g. warm-up skipped).
+
+    Raises:
+        ConfigError: Bad arguments, not a finished run, ScaNN missing.
+        ExportError: The reloaded SavedModel does not answer as the model does.
+    """
+    from tfrs_recsys.training.run import load_trained_model
+
+    start = time.perf_counter()
+    out = Path(out)
+    run_dir = Path(run_dir)
+    if n < 1:
+        raise ConfigError(f"-n must be at least 1, got {n}")
+    if index not in INDEXES:
+        raise ConfigError(f"--index must be one of {', '.join(INDEXES)}, got {index!r}")
+    check_out_dir(out)
+    if not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir}: no such directory")
+    if index == "scann":
+        import_scann()
+    config, data, model = load_trained_model(run_dir)
+    adapter = adapt_model(model, data.dataset, data.split.train if exclude else None, data.split.train)
+    module, signatures = build_module(adapter, n=n, exclude=exclude, index=index)
+    track_model_resources(module, model, signatures)
+
+    custom = {name: non_core_ops(fn) for name, fn in signatures.items()}
+    if custom["serving_default"] and index == "brute_force":  # pragma: no cover - a bug if it happens
+        raise ExportError(f"serving_default uses ops outside stock TensorFlow: {custom['serving_default']}")
+    model_name = out.name
+    manifest = {
+        "format": 1,
+        "model_name": model_name,
+        "run_dir": str(run_dir.resolve()),
+        "config_name": config.name,
+        "kind": adapter.kind,
+        "feature_set": config.model.feature_set,
+        "dataset": data.dataset.schema.name,
+        "n": n,
+        "exclude_train": exclude,
+        "index": index,
+        "users": int(data.dataset.n_users),
+        "items": int(data.dataset.n_items),
+        "user_segment": data.dataset.schema.user_segment,
+        "item_id_column": data.dataset.schema.id_column("item"),
+        "signatures": {name: signature_summary(fn) for name, fn in signatures.items()},
+        "custom_ops": {name: ops for name, ops in custom.items() if ops},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    check_user = _check_user(data)
+
+    out.mkdir(parents=True, exist_ok=True)
+    tf_serving.remove_stale_staging(out)
+    staging = out / tf_serving.staging_name()
+    try:
+        tf.saved_model.save(module, str(staging), signatures=signatures)
+        extra = staging / ASSETS_EXTRA
+        extra.mkdir()
+        _write_assets(extra, data.dataset, manifest)
+        warmup_count = 0
+        if warmup:
+            if tf_serving.serving_api_available():
+                warmup_count = tf_serving.write_warmup_requests(
+                    extra / WARMUP_FILE, model_name, _warmup_inputs(check_user, n)
+                )
+            else:
+                notice(
+                    "warm-up requests skipped: tensorflow-serving-api is not installed "
+                    "(pip install 'tfrs-recsys[serving]')"
+                )
+        verify_export(staging, model, data, check_user, n=n, exclude=exclude, exact=index == "brute_force")
+        version = _publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    config_path = tf_serving.write_models_config(out.parent, serving_root)
+    return ExportResult(
+        model_name=model_name,
+        version=version,
+        path=out / str(version),
+        models_config=config_path,
+        signatures=manifest["signatures"],
+        warmup_requests=warmup_count,
+        custom_ops=manifest["custom_ops"],
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _publish(staging: Path, out: Path) -> int:
+    """Renames ``staging`` to the next free integer version under a lock."""
+    with tf_serving.file_lock(out / ".export.lock"):
+        version = tf_serving.next_version(out)
+        os.rename(staging, out / str(version))
+    return version
+
+
+def _check_user(data) -> str:
+    """A known user with train positives (the first one of the train split)."""
+    return str(data.split.train["user_id"].iloc[0])
+
+
+def _warmup_inputs(user: str, n: int) -> list[tuple[str, dict[str, np.ndarray]]]:
+    batch = np.array([user.encode()] * 8 + [b"", b"unknown-user"], dtype=object)
+    return [
+        ("serving_default", {"user_id": np.array([user.encode()], dtype=object)}),
+        ("serving_default", {"user_id": batch}),
+        ("recommend_k", {"user_id": batch, "k": np.array(n, np.int32)}),
+    ]
+
+
+def _write_assets(extra: Path, dataset, manifest: dict[str, Any]) -> None:
+    from tfrs_recsys.serving.recommend import representative_users
+
+    items = dataset.items.reset_index(drop=True)
+    (extra / ITEMS_FILE).write_text(items.to_json(orient="records", force_ascii=False) + "\n", encoding="utf-8")
+    users = dataset.users.set_index(dataset.schema.id_column("user"))
+    groups = {
+        segment: [{"user_id": u, **{k: _plain(v) for k, v in users.loc[u].items()}} for u in ids]
+        for segment, ids in representative_users(dataset, per_segment=3).items()
+    }
+    (extra / REPRESENTATIVE_FILE).write_text(
+        json.dumps({"segment": dataset.schema.user_segment, "groups": groups}, indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    (extra / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def verify_export(path: Path, model, data, user: str, *, n: int, exclude: bool, exact: bool = True) -> None:
+    """Reloads the SavedModel and checks a known user's and an unknown user's answer.
+
+    The known user's items must be the trained model's top ``n`` (train items
+    masked when ``exclude``), with the same scores; the unknown id must get
+    ``known_user = false`` and the popularity ranking.
+    """
+    loaded = tf.saved_model.load(str(path))
+    answer = loaded.signatures["serving_default"](user_id=tf.constant([user, "\x00 not a user \x00"]))
+    ids = answer["item_ids"].numpy().astype(str)
+    scores = answer["scores"].numpy()
+    known = answer["known_user"].numpy()
+    if known.tolist() != [True, False]:
+        raise ExportError(f"exported model: known_user {known.tolist()} for [{user!r}, an unknown id]")
+    dataset = data.dataset
+    row = dataset.table("user").index_of([user])
+    expected = np.array(model.scorer()(row), dtype=np.float64)[0]
+    item_rows = dataset.table("item").index_of([i for i in ids[0] if i])
+    seen = set()
+    if exclude:
+        _, seen_rows = dataset.encode(data.split.train[data.split.train["user_id"] == user])
+        seen = set(seen_rows.tolist())
+        expected[list(seen)] = -np.inf
+    best = np.sort(expected)[::-1][:n]
+    if seen & set(item_rows.tolist()):
+        raise ExportError(f"exported model recommends {user!r} one of their train items")
+    tolerance = 1e-4 * max(1.0, float(np.abs(best[np.isfinite(best)]).max(initial=1.0)))
+    if exact and not np.allclose(scores[0], best, atol=tolerance, rtol=1e-4):
+        raise ExportError(f"exported model: scores {scores[0].tolist()} for {user!r}, expected {best.tolist()}")
+    if not np.allclose(scores[0][: len(item_rows)], expected[item_rows], atol=tolerance, rtol=1e-4):
+        raise ExportError(f"exported model: scores of {user!r}'s items differ from the model's")
+    _, pop_items = dataset.encode(data.split.train)
+    counts = np.bincount(pop_items, minlength=dataset.n_items)
+    popular = dataset.table("item").ids[np.argsort(-counts, kind="stable")[:n]]
+    if ids[1].tolist() != [str(i) for i in popular]:
+        raise ExportError("exported model: the unknown-user fallback is not the popularity ranking")
