@@ -109,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a key of every TFRS model's config, e.g. --set train.epochs=3",
     )
 
+    text_encoder = sub.add_parser(
+        "build-text-encoder", help="convert BERT weights into a TF Hub SavedModel pair (all-MiniLM-L6-v2 by default)"
+    )
+    text_encoder.add_argument(
+        "--out", type=Path, default=None,
+        help="output directory (default: <cache>/text_encoders/all-minilm-l6-v2, or the --from-dir name)",
+    )
+    text_encoder.add_argument(
+        "--from-dir", type=Path, default=None,
+        help="convert this BERT checkpoint directory (config.json, vocab.txt, model.safetensors) instead",
+    )
+    text_encoder.add_argument("--seq-length", type=_positive_int, default=128, help="default tokens per text")
+    text_encoder.add_argument("--force", action="store_true", help="rebuild and replace an existing directory")
+
     demo = sub.add_parser("demo", help="the main job on the embedded default data")
     demo.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="dataset directory")
     demo.add_argument("--config", type=Path, default=Path("configs") / "tech_all.toml", help="model config")
@@ -263,6 +277,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build_text_encoder(args: argparse.Namespace) -> int:
+    from tfrs_recsys.text_encoder.convert import build_minilm, convert_checkpoint, default_encoder_dir
+
+    started = time.perf_counter()
+    if args.from_dir is None:
+        converted = build_minilm(args.out, seq_length=args.seq_length, force=args.force)
+    else:
+        out = args.out if args.out is not None else default_encoder_dir(args.from_dir.resolve().name)
+        converted = convert_checkpoint(args.from_dir, out, seq_length=args.seq_length, overwrite=args.force)
+    print(converted.path)
+    print(f"preprocessor {converted.preprocessor}, encoder {converted.encoder}: {converted.dim}-d, "
+          f"seq length {converted.seq_length}, pooling {converted.pooling}, normalize {converted.normalize}")
+    print(f"build {time.perf_counter() - started:.1f} s, {converted.size_bytes() / 1e6:.1f} MB on disk")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tfrs_recsys.config import load_config
     from tfrs_recsys.data.generator import generate
@@ -336,4 +366,5 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "compare": _cmd_compare,
     "demo": _cmd_demo,
+    "build-text-encoder": _cmd_build_text_encoder,
 }
