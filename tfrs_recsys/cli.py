@@ -278,10 +278,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_build_text_encoder(args: argparse.Namespace) -> int:
-    from tfrs_recsys.text_encoder.convert import build_minilm, convert_checkpoint, default_encoder_dir
+    from tfrs_recsys.text_encoder.convert import (
+        MINILM, build_minilm, convert_checkpoint, default_encoder_dir, is_complete, load_converted,
+    )
 
     started = time.perf_counter()
+    reused = False
     if args.from_dir is None:
+        target = args.out if args.out is not None else default_encoder_dir(MINILM.name)
+        reused = not args.force and is_complete(target) and load_converted(target).seq_length == args.seq_length
         converted = build_minilm(args.out, seq_length=args.seq_length, force=args.force)
     else:
         out = args.out if args.out is not None else default_encoder_dir(args.from_dir.resolve().name)
@@ -289,7 +294,8 @@ def _cmd_build_text_encoder(args: argparse.Namespace) -> int:
     print(converted.path)
     print(f"preprocessor {converted.preprocessor}, encoder {converted.encoder}: {converted.dim}-d, "
           f"seq length {converted.seq_length}, pooling {converted.pooling}, normalize {converted.normalize}")
-    print(f"build {time.perf_counter() - started:.1f} s, {converted.size_bytes() / 1e6:.1f} MB on disk")
+    built = "already built (--force rebuilds)" if reused else f"build {time.perf_counter() - started:.1f} s"
+    print(f"{built}, {converted.size_bytes() / 1e6:.1f} MB on disk")
     return 0
 
 

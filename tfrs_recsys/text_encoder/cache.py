@@ -22,6 +22,7 @@ import logging
 import os
 import time
 import uuid
+import weakref
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -41,6 +42,8 @@ DEFAULT_BATCH_SIZE = 64
 #: Loaded encoder layers kept for later calls (loading MiniLM takes seconds).
 _LAYERS: dict[Any, Any] = {}
 _MAX_LAYERS = 2
+#: The traced inference function of each layer, traced once.
+_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def text_key(text: str) -> bytes:
@@ -210,7 +213,7 @@ def embed_texts(
     if missing or not texts:
         if layer is None:
             layer = _layer(spec)
-        embed = tf.function(lambda batch: layer(batch, training=False), input_signature=[tf.TensorSpec([None], tf.string)])
+        embed = _embed_function(layer)
         order = sorted(missing, key=lambda i: len(distinct[i]))
         started = time.perf_counter()
         new_vectors = np.zeros((len(order), layer.dim), np.float32)
@@ -238,3 +241,17 @@ def _layer(spec: Any) -> Any:
     while len(_LAYERS) > _MAX_LAYERS:
         _LAYERS.pop(next(iter(_LAYERS)))
     return layer
+
+
+def _embed_function(layer: Any) -> Any:
+    """``layer`` in inference mode as a tf.function of strings ``[batch]``, traced once per layer."""
+    import tensorflow as tf
+
+    function = _FUNCTIONS.get(layer)
+    if function is None:
+        layer_ref = weakref.ref(layer)  # the cached function must not keep the layer alive
+        function = tf.function(
+            lambda batch: layer_ref()(batch, training=False), input_signature=[tf.TensorSpec([None], tf.string)]
+        )
+        _FUNCTIONS[layer] = function
+    return function
