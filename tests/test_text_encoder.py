@@ -416,6 +416,29 @@ def test_vectors_feed_the_in_graph_text_encoders(tiny_pair, tiny_layer, tmp_path
                                tiny_layer(tf.constant(["a new text", TEXTS[0]])), atol=1e-6)
 
 
+def test_the_layer_exports_self_contained(tmp_path, tiny_pair):
+    import shutil
+
+    copy = tmp_path / "pair"
+    shutil.copytree(tiny_pair.path, copy)
+    model = HubTextEncoder(str(copy / "preprocessor"), str(copy / "encoder"), seq_length=16)
+
+    class Serving(tf.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def __call__(self, texts):
+            return self.model(texts)
+
+    batch = tf.constant(["hello world", "a b c", ""])
+    expected = model(batch).numpy()
+    tf.saved_model.save(Serving(model), str(tmp_path / "export"))
+    shutil.rmtree(copy)  # the export must not need the handles' directories
+    np.testing.assert_allclose(tf.saved_model.load(str(tmp_path / "export"))(batch), expected, atol=1e-6)
+
+
 def test_resolve_encoder_forms(tiny_pair):
     from_dir = resolve_encoder(str(tiny_pair.path))
     assert (from_dir.preprocessor, from_dir.encoder) == (tiny_pair.preprocessor, tiny_pair.encoder)

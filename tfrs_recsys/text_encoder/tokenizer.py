@@ -24,8 +24,8 @@ greedy longest-match WordPiece (``FastWordpieceTokenizer``).
 
 tensorflow_text's own ``BertTokenizer(lower_case=True)`` does not match that
 reference: it NFKC-case-folds (so full-width ``ＡＢＣ`` becomes ``abc``) and
-turns control characters into spaces instead of removing them; it is used here
-only for the WordPiece step.
+turns control characters into spaces instead of removing them; only TF Text's
+WordPiece step (``FastWordpieceTokenizer``) is used here.
 
 Unassigned code points (Unicode ``Cn``), which the reference also removes, are
 kept: RE2 has no class for them.
