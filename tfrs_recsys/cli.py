@@ -148,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="three users of each segment (personality), sampled at export")
     rec.add_argument("-n", type=_positive_int, default=5, help="items per user (default 5)")
     rec.add_argument("--json", action="store_true", help="print the result as JSON")
+    text_encoder = sub.add_parser(
+        "build-text-encoder", help="convert BERT weights into a TF Hub SavedModel pair (all-MiniLM-L6-v2 by default)"
+    )
+    text_encoder.add_argument(
+        "--out", type=Path, default=None,
+        help="output directory (default: <cache>/text_encoders/all-minilm-l6-v2, or the --from-dir name)",
+    )
+    text_encoder.add_argument(
+        "--from-dir", type=Path, default=None,
+        help="convert this BERT checkpoint directory (config.json, vocab.txt, model.safetensors) instead",
+    )
+    text_encoder.add_argument("--seq-length", type=_positive_int, default=128, help="default tokens per text")
+    text_encoder.add_argument("--force", action="store_true", help="rebuild and replace an existing directory")
 
     demo = sub.add_parser("demo", help="the main job on the embedded default data")
     demo.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="dataset directory")
@@ -300,6 +313,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, summary)
     print(markdown_table(report))
     print(f"\nreport: {args.out}/comparison.md, comparison.json, recall_at_k.png")
+    return 0
+
+
+def _cmd_build_text_encoder(args: argparse.Namespace) -> int:
+    from tfrs_recsys.text_encoder.convert import (
+        MINILM, build_minilm, convert_checkpoint, default_encoder_dir, is_complete, load_converted,
+    )
+
+    started = time.perf_counter()
+    reused = False
+    if args.from_dir is None:
+        target = args.out if args.out is not None else default_encoder_dir(MINILM.name)
+        reused = not args.force and is_complete(target) and load_converted(target).seq_length == args.seq_length
+        converted = build_minilm(args.out, seq_length=args.seq_length, force=args.force)
+    else:
+        out = args.out if args.out is not None else default_encoder_dir(args.from_dir.resolve().name)
+        converted = convert_checkpoint(args.from_dir, out, seq_length=args.seq_length, overwrite=args.force)
+    print(converted.path)
+    print(f"preprocessor {converted.preprocessor}, encoder {converted.encoder}: {converted.dim}-d, "
+          f"seq length {converted.seq_length}, pooling {converted.pooling}, normalize {converted.normalize}")
+    built = "already built (--force rebuilds)" if reused else f"build {time.perf_counter() - started:.1f} s"
+    print(f"{built}, {converted.size_bytes() / 1e6:.1f} MB on disk")
     return 0
 
 
@@ -460,4 +495,5 @@ COMMANDS = {
     "demo": _cmd_demo,
     "export": _cmd_export,
     "recommend": _cmd_recommend,
+    "build-text-encoder": _cmd_build_text_encoder,
 }
