@@ -78,6 +78,11 @@ class ModelConfig:
         text_encoder: How text columns are encoded in ``all``: ``bow``
             (bag of words, in graph), ``bert`` (TF Hub sentence encoder) or
             ``none`` (text columns left out).
+        text_model: The TF Hub sentence encoder of ``text_encoder = "bert"``:
+            ``minilm`` (all-MiniLM-L6-v2 converted offline and cached on first
+            use), a directory written by ``tfrs-recsys build-text-encoder``,
+            or ``"PREPROCESSOR,ENCODER"``: two TF Hub handles or directories
+            of the standard BERT interface.
         id_dim, categorical_dim, numeric_buckets, text_dim: Encoding widths.
         hidden: ReLU layer widths of each tower.
         output_dim: Embedding width.
@@ -117,6 +122,7 @@ class ModelConfig:
     kind: str = "retrieval"
     feature_set: str = "subset"
     text_encoder: str = "bow"
+    text_model: str = "minilm"
     id_dim: int = 32
     categorical_dim: int = 16
     numeric_buckets: int = 0
@@ -153,6 +159,10 @@ class ModelConfig:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
         if any(width <= 0 for width in self.hidden):
             raise ConfigError(f"model.hidden widths must be positive, got {list(self.hidden)}")
+        if not str(self.text_model).strip() or len([p for p in str(self.text_model).split(",")]) > 2:
+            raise ConfigError(
+                f"model.text_model must be 'minilm', a directory or 'PREPROCESSOR,ENCODER', got {self.text_model!r}"
+            )
         if self.feature_set == "ids" and self.id_mode == "none":
             raise ConfigError("model.feature_set 'ids' needs model.id_mode 'input' or 'residual'")
 

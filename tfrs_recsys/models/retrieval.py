@@ -15,7 +15,8 @@ from tfrs_recsys.data.pipelines import LABEL, FeatureGather
 from tfrs_recsys.data.schema import Feature, Side
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
-from tfrs_recsys.features.text import BagOfWordsEncoder, CachedTextEncoder
+from tfrs_recsys.features.text import BagOfWordsEncoder, CachedTextEncoder, PrecomputedTextEncoder
+from tfrs_recsys.text_encoder import embed_texts
 from tfrs_recsys.towers.tower import Tower
 
 
@@ -53,8 +54,18 @@ def _text_encoders(dataset: RecDataset, side: Side, features, train_rows, config
                 bow, list(table.columns[feature.name]), name=f"{feature.name}_bow_cache"
             )
         else:
-            raise ConfigError("model.text_encoder 'bert' needs the text-encoder feature (not built yet)")
+            # Each distinct string is embedded once (cached on disk) by the
+            # frozen TF Hub encoder; in graph the vectors are looked up by string.
+            texts = sorted({str(t) for t in table.columns[feature.name]})
+            vectors = embed_texts(texts, text_model_spec(config.text_model))
+            encoders[feature.name] = PrecomputedTextEncoder(texts, vectors, name=f"{feature.name}_bert")
     return encoders
+
+
+def text_model_spec(text_model: str):
+    """``model.text_model`` as :func:`tfrs_recsys.text_encoder.resolve_encoder` takes it."""
+    parts = [p.strip() for p in str(text_model).split(",")]
+    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def build_tower(
