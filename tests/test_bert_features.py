@@ -85,3 +85,39 @@ def test_text_model_spec_accepts_a_name_a_directory_or_a_pair():
 def test_bad_text_model_is_a_config_error(bad):
     with pytest.raises(ConfigError, match="text_model"):
         ModelConfig(text_model=bad)
+
+
+# --- The second notebook's model (seed_all) --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed_all(small_dataset, small_split, pair_dir, cache):
+    from tfrs_recsys.models.reference import SeedAllModel
+
+    return SeedAllModel.fit(
+        small_dataset, small_split.train, small_split.holdout, text_model=str(pair_dir), rows=5000, epochs=1
+    )
+
+
+def test_seed_all_features_are_the_notebooks(seed_all, small_dataset, pair_dir, cache):
+    users, items = small_dataset.users, small_dataset.items
+    profession = embed_texts(list(users["profession"].astype(str)), str(pair_dir))
+    ages = users["age"].to_numpy(np.float64)
+    np.testing.assert_allclose(seed_all.user_features[:, :-1], profession, atol=1e-6)
+    np.testing.assert_allclose(seed_all.user_features[:, -1], (ages - ages.min()) / (ages.max() - ages.min()), atol=1e-6)
+    assert seed_all.item_features.shape == (small_dataset.n_items, 2 * profession.shape[1] + 1)
+    prices = items["price"].to_numpy(np.float64)
+    np.testing.assert_allclose(seed_all.item_features[:, -1], (prices - prices.min()) / (prices.max() - prices.min()), atol=1e-6)
+
+
+def test_seed_all_scorer_equals_the_keras_model_and_ranks_items_alike_for_everyone(seed_all, small_dataset):
+    users = np.array([0, 3, 7])
+    scores = seed_all.scorer()(users)
+    assert scores.shape == (3, small_dataset.n_items)
+    pairs_u = np.repeat(users, small_dataset.n_items)
+    pairs_i = np.tile(np.arange(small_dataset.n_items), 3)
+    expected = seed_all.probabilities(pairs_u, pairs_i).reshape(3, -1)
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    # One sigmoid over concatenated towers: the item order is the same for every user.
+    order = np.argsort(-scores[0], kind="stable")
+    assert (np.diff(scores[:, order], axis=1) <= 0).all()

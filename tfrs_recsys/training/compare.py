@@ -29,7 +29,7 @@ from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask, ev
 
 logger = logging.getLogger(__name__)
 
-PEERS = ("popularity", "oracle", "seed_subset", "ease", "als")
+PEERS = ("popularity", "oracle", "seed_subset", "seed_all", "ease", "als")
 TFRS_MODELS = (
     "retrieval_ids",
     "retrieval_subset",
@@ -158,6 +158,14 @@ def _fit_peer(name: str, dataset, split, source: str):
 
         model = SeedSubsetModel.fit(dataset, split.train, split.holdout)
         return model.scorer(), {"negatives": "leaky: notebook's, drawn from the full matrix's zeros"}
+    if name == "seed_all":
+        from tfrs_recsys.models.reference import SeedAllModel
+
+        model = SeedAllModel.fit(dataset, split.train, split.holdout)
+        return model.scorer(), {
+            "negatives": "leaky: notebook's, drawn from the full matrix's zeros",
+            "text": "TF Hub all-MiniLM-L6-v2 (the notebook: bert-base-uncased)",
+        }
     if name == "ease":
         from tfrs_recsys.models.peers import tune_ease
 
