@@ -297,7 +297,10 @@ def test_demo_trains_evaluates_and_recommends_on_small_data(small_dir, tmp_path,
         encoding="utf-8",
     )
     run_dir = tmp_path / "run"
-    code = cli.main(["demo", "--data", str(small_dir), "--config", str(config), "--run-dir", str(run_dir)])
+    export = tmp_path / "exported" / "tiny"
+    code = cli.main(
+        ["demo", "--data", str(small_dir), "--config", str(config), "--run-dir", str(run_dir), "--export", str(export)]
+    )
     out = capsys.readouterr().out
     assert code == 0
     table_rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
@@ -305,3 +308,7 @@ def test_demo_trains_evaluates_and_recommends_on_small_data(small_dir, tmp_path,
     # Three users for each of the five personalities, each with recommendations.
     assert out.count("\n== ") == 5
     assert (run_dir / "metrics.json").is_file()
+    # The trained model is exported as TF Serving version 1.
+    assert (export / "1" / "saved_model.pb").is_file()
+    assert (export.parent / "models.config").is_file()
+    assert f"Exported version 1 to {export / '1'}" in out

@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="dataset directory")
     demo.add_argument("--config", type=Path, default=Path("configs") / "tech_all.toml", help="model config")
     demo.add_argument("--run-dir", type=Path, default=None, help="run directory (default runs/demo-<time>)")
+    demo.add_argument(
+        "--export", type=Path, default=None,
+        help="export the trained model as the next TF Serving version here (default exported_models/<config name>)",
+    )
+    demo.add_argument("--no-export", dest="do_export", action="store_false", help="skip the export")
     return parser
 
 
@@ -399,6 +404,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             for rec in recs:
                 extra = ", ".join(f"{k} {v}" for k, v in rec.items() if k not in ("item_id", "score", "description"))
                 print(f"    {rec['item_id']}  score {rec['score']:.3f}  {extra}")
+    if args.do_export:
+        from tfrs_recsys.serving.export import export_run
+
+        out = args.export or Path("exported_models") / config.name
+        result = export_run(run_dir, out, notice=lambda text: print(text, file=sys.stderr))
+        print(f"\nExported version {result.version} to {result.path} (TF Serving config {result.models_config});")
+        print(f"try: tfrs-recsys recommend --model {out} --user {data.dataset.users['user_id'].iloc[0]} -n 5")
     print(f"\nMain job done in {time.perf_counter() - started:.0f} s; run directory {run_dir}")
     return 0
 
