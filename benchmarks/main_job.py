@@ -1,7 +1,7 @@
 """Wall time of the main job (``tfrs-recsys demo``) on a fresh data directory.
 
 Runs the demo as ``make demo`` does (data generation, training of the default
-model, evaluation beside popularity and the oracle, recommendations) in a
+model, evaluation beside popularity and the oracle, recommendations, export) in a
 subprocess, ``--repeats`` times, each into a new temporary directory, and prints
 the median. Target: under 3 minutes on a 2-core machine.
 
@@ -35,6 +35,7 @@ def main() -> None:
                 "--data", str(Path(tmp) / "tech-products"),
                 "--run-dir", str(Path(tmp) / "run"),
                 "--config", args.config,
+                "--export", str(Path(tmp) / "exported_models" / "main_job"),
             ]
             start = time.perf_counter()
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
