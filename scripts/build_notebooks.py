@@ -1,0 +1,318 @@
+"""Writes the exploration notebooks of ``notebooks/`` (without outputs).
+
+    python scripts/build_notebooks.py [NAME ...]
+
+The cells live here as Python strings so that they can be reviewed as code;
+``make notebooks`` then executes each notebook in place at full size, which
+stores the outputs in the committed ``.ipynb`` files.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+SETUP = '''\
+import tfrs_recsys  # first: routes tf.keras to tf_keras (Keras 2)
+from tfrs_recsys.notebook_params import from_env
+
+params = from_env()  # TFRS_NB_* environment variables; full size by default
+params'''
+
+
+def md(text: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_markdown_cell(textwrap.dedent(text).strip())
+
+
+def code(text: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(textwrap.dedent(text).strip())
+
+
+def notebook(cells: list) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    return nb
+
+
+# --- Shared snippets -------------------------------------------------------------
+
+PLOT_CURVES = '''\
+def plot_recall_curves(results, title):
+    """recall@K for K = 1..100, one line per model."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, result in results.items():
+        curve = result.recall_curve
+        ax.plot(np.arange(1, len(curve) + 1), curve, label=name, lw=1.6)
+    ax.set_xlabel("K (items recommended)")
+    ax.set_ylabel("recall@K")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    plt.show()
+
+
+def plot_segment_bars(results, title, metric="recall@10"):
+    """One group of bars per segment value (personality), one bar per model."""
+    segments = list(next(iter(results.values())).per_segment)
+    width = 0.8 / len(results)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for k, (name, result) in enumerate(results.items()):
+        values = [result.per_segment[s][metric] for s in segments]
+        ax.bar(np.arange(len(segments)) + k * width, values, width, label=name)
+    ax.set_xticks(np.arange(len(segments)) + 0.4 - width / 2, segments, rotation=15)
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    plt.show()'''
+
+METRIC_TABLE = '''\
+def metric_table(results, keys=("recall@10", "precision@10", "ndcg@10", "recall@50", "coverage@10")):
+    table = pd.DataFrame({name: {k: r.metrics[k] for k in keys} for name, r in results.items()}).T
+    if "oracle" in results:
+        table["recall@10 / oracle"] = table["recall@10"] / table.loc["oracle", "recall@10"]
+    return table.round(4)'''
+
+
+def nb01() -> nbformat.NotebookNode:
+    return notebook([
+        md("""
+        # 01 - The subset model: ids, age and price
+
+        The first seed notebook recommends tech products from a **subset** of the
+        attributes: user id and age, item id and price. It loads the CSV trio,
+        splits the positives 80/20, trains a two-tower network on the train
+        positives plus 100 sampled negatives per user, prints top-N
+        recommendations for a user and for three users of each personality, and
+        reports one figure: the mean predicted probability of one holdout
+        positive per user.
+
+        This notebook tells the same story with the `tfrs_recsys` API: every step
+        is one or two library calls. The sizes come from the `TFRS_NB_*`
+        environment variables (see `notebooks/README.md`); the defaults are the
+        full-size default data and each config's own epoch budget.
+        """),
+        code(SETUP),
+        code('''\
+        import time
+
+        import matplotlib.pyplot as plt
+        import numpy as np
+        import pandas as pd
+
+        from tfrs_recsys.config import load_config
+        from tfrs_recsys.data.loading import load_dataset
+        from tfrs_recsys.data.splits import holdout_80_20
+        from tfrs_recsys.data.techproducts import load_truth
+        from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate, seed_metric
+        from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
+        from tfrs_recsys.serving.recommend import recommend, representative_users
+        from tfrs_recsys.training.run import run_training
+
+        pd.set_option("display.max_colwidth", 80)
+        pd.set_option("display.width", 160)'''),
+        md("""
+        ## Data
+
+        The package regenerates the notebooks' data deterministically (seed 42):
+        `users.csv`, `items.csv` and the wide 0/1 matrix
+        `user_product_rating_matrix.csv`, plus `truth.npz`, the hidden
+        probabilities the generator drew every cell from (the **oracle**, which
+        real data never has). `load_dataset` reads the trio and returns a
+        `RecDataset`: user table, item table, long table of positive pairs.
+        """),
+        code('''\
+        data_dir = params.ensure_tech_products()
+        dataset = load_dataset(data_dir)
+        summary = dataset.summary()
+        pd.Series({k: v for k, v in summary.items() if not isinstance(v, dict)})'''),
+        code('''\
+        display(dataset.users.head())
+        display(dataset.items.head())
+        dataset.interactions.head()'''),
+        md("""
+        ## The holdout split
+
+        As in the notebook: the melted positives are shuffled with
+        `sample(frac=1, random_state=42)` and cut 80/20 with scikit-learn's
+        `train_test_split(test_size=0.2, random_state=42)`. `holdout_80_20`
+        reproduces that permutation with numpy (a test proves it identical, row for
+        row). Every figure below is measured on this holdout.
+        """),
+        code('''\
+        split = holdout_80_20(dataset.interactions)
+        pd.Series(split.summary())'''),
+        md("""
+        ## The `subset` model
+
+        `configs/tech_subset.toml` is the package's version of the notebook's
+        model: two towers over ids + age (users) and ids + price (items),
+        trained with TensorFlow Recommenders. It differs from the notebook in
+        what it learns from, not in its inputs: a logistic loss over every
+        (user, item) cell of each batch of users instead of 100 sampled
+        negatives, early stopping on a validation split carved from train (the
+        holdout is never looked at), then a refit on the whole train split.
+        `run_training` writes a run directory (config, history, checkpoints,
+        metrics) and returns the model with its data.
+        """),
+        code('''\
+        config = load_config(
+            params.config_dir / "tech_subset.toml",
+            params.overrides(f'data.source="{data_dir}"'),
+        )
+        run_dir = params.fresh_dir("01_subset") / "tech_subset"
+        started = time.perf_counter()
+        run = run_training(config, run_dir, verbose=0)
+        model, data = run.model, run.data
+        print(f"{config.name}: best epoch {run.metrics['best_epoch']} of {run.metrics['epochs_run']}, "
+              f"{time.perf_counter() - started:.0f} s; run directory {run_dir.relative_to(params.work_dir.parent)}")
+        assert data.split.holdout.equals(split.holdout)  # the run used the same split
+        pd.read_csv(run_dir / "history.csv").tail()'''),
+        md("""
+        ## Top-N recommendations for one user
+
+        The notebook's `recommend_for_user` scored every item with one
+        `model.predict` per user. `recommend` scores the whole catalog in one
+        matrix product, removes the user's train items and attaches each item's
+        columns.
+        """),
+        code('''\
+        scorer = model.scorer()
+        user_id = dataset.users["user_id"].iloc[0]
+        display(dataset.users.set_index("user_id").loc[[user_id]])
+        (recs,) = recommend(scorer, dataset, [user_id], n=5, exclude=split.train)
+        pd.DataFrame(recs)[["item_id", "product_type", "price", "score", "description"]]'''),
+        md("""
+        ## Three users per personality
+
+        `representative_users` draws three users of each personality (the
+        dataset's segment column). The item types recommended should follow the
+        personality: the budget-conscious get cheap accessories, the tech
+        enthusiasts the high-end devices.
+        """),
+        code('''\
+        profiles = dataset.users.set_index("user_id")
+        rows = []
+        for personality, user_ids in representative_users(dataset, per_segment=3).items():
+            for uid, recs in zip(user_ids, recommend(scorer, dataset, user_ids, n=5, exclude=split.train)):
+                for rank, rec in enumerate(recs, 1):
+                    rows.append({"personality": personality, "user_id": uid, "age": profiles.at[uid, "age"],
+                                 "profession": profiles.at[uid, "profession"], "rank": rank,
+                                 "item_id": rec["item_id"], "product_type": rec["product_type"], "price": rec["price"],
+                                 "score": round(rec["score"], 3)})
+        recommendations = pd.DataFrame(rows)
+        recommendations.set_index(["personality", "user_id", "rank"])'''),
+        code('''\
+        # What each personality is recommended, by product type (share of the top-5 slots).
+        pd.crosstab(recommendations["personality"], recommendations["product_type"], normalize="index").round(2)'''),
+        md("""
+        ## Evaluation: the seed metric and the ranking metrics
+
+        The notebook's figure is the **seed metric**: pick one holdout positive
+        per user (`groupby('user_id').sample(n=1, random_state=42)`) and average
+        the probability the model gives it. `seed_metric` computes it for any
+        function that returns probabilities. With its logistic loss, the `subset`
+        model's score is a logit, so its probability is the sigmoid of the score.
+        Popularity gets a probability too (the share of users who bought the item
+        in train), and the oracle gives the true probability.
+
+        The **ranking metrics** of the evaluation protocol ask what a recommender
+        is for: score every catalog item for every user with a holdout item, drop
+        the user's train items, take the top K, and count the holdout items found
+        (recall@K, precision@K, NDCG@K; coverage@10 is the share of the catalog
+        anyone is recommended). Popularity is the floor; the oracle, ranking by the
+        true probabilities, is the ceiling no model can beat on average.
+        """),
+        code('''\
+        task = EvaluationTask.build(dataset, split.train, split.holdout, split_name=split.name)
+        popularity = PopularityScorer.fit(dataset, split.train)
+        oracle = OracleScorer(load_truth(data_dir)).check_dataset(dataset)
+        results = {
+            "popularity": evaluate(popularity, task),
+            "oracle": evaluate(oracle, task),
+            "tfrs subset": evaluate(scorer, task),
+        }'''),
+        code(METRIC_TABLE + "\n\n\nmetric_table(results)"),
+        code('''\
+        def sigmoid(x):
+            return 1.0 / (1.0 + np.exp(-x))
+
+
+        def pair_probabilities(score_fn, transform=lambda s: s):
+            """probability_fn for seed_metric from a whole-catalog scorer."""
+            def fn(user_rows, item_rows):
+                scores = np.asarray(score_fn(user_rows))
+                return transform(scores[np.arange(len(user_rows)), item_rows])
+            return fn
+
+
+        n_train_users = split.train["user_id"].nunique()
+        seed_figures = {
+            "popularity": seed_metric(pair_probabilities(popularity, lambda c: c / n_train_users), dataset, split.holdout),
+            "oracle": seed_metric(pair_probabilities(oracle), dataset, split.holdout),
+            "tfrs subset": seed_metric(pair_probabilities(scorer, sigmoid), dataset, split.holdout),
+        }
+        comparison = pd.DataFrame({
+            "seed metric (mean probability of one holdout positive)": seed_figures,
+            "recall@10": {k: r.metrics["recall@10"] for k, r in results.items()},
+        }).round(4)
+        comparison'''),
+        code(PLOT_CURVES),
+        code('''\
+        plot_recall_curves(results, f"{dataset.schema.name}: recall@K on the holdout")
+        plot_segment_bars(results, "recall@10 by personality")'''),
+        md("""
+        ## What the difference means
+
+        The two figures answer different questions. The seed metric is the
+        *average probability* a model assigns to items the user did buy; it
+        says nothing about the items it puts *above* them. A model that pushes
+        every probability up scores higher without recommending anything better,
+        and the true model itself (the oracle row) only reaches the average
+        probability of a bought item, far from 100 %: the data is noisy, most
+        purchases are not certain events. The notebook's 68.80 % came from a
+        model trained on 100 negatives per user drawn from the *full* matrix's
+        zeros, so holdout positives were never shown as negatives (a leak), and
+        on balanced positives and negatives, which inflates the probabilities of
+        every pair it sees at test time.
+
+        The ranking metrics are what a user of the recommender sees: of the items
+        this person went on to buy, how many are in the top 10? They are
+        comparable across models, bounded by the oracle, and cannot be raised by
+        over-confidence. Read the table above from the oracle down: at full size
+        the `subset` model recovers about 80 % of the oracle's recall@10 and
+        far more than popularity, while its seed metric is lower than the
+        probabilities the notebook reported. Choose models by the ranking
+        metrics; keep the seed metric only to compare with the notebook.
+
+        Notebook 03 puts the first notebook's own network (`seed_subset`, trained
+        as written) beside this one.
+        """),
+    ])
+
+
+BUILDERS = {
+    "01_subset_attributes": nb01,
+}
+
+
+def main(names: list[str]) -> None:
+    for name in names or list(BUILDERS):
+        path = NOTEBOOKS / f"{name}.ipynb"
+        nb = BUILDERS[name]()
+        nbformat.validate(nb)
+        nbformat.write(nb, path)
+        print(path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
