@@ -300,8 +300,134 @@ def nb01() -> nbformat.NotebookNode:
     ])
 
 
+REPORT_HELPERS = '''\
+def report_table(report):
+    keys = ["recall@10", "ndcg@10", "recall@50", "coverage@10", "train_s"]
+    table = pd.DataFrame({name: {k: m[k] for k in keys} for name, m in report["models"].items()}).T
+    return table.round(4)
+
+
+def plot_report_curves(reports, title):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, report in reports.items():
+        for name, m in report["models"].items():
+            curve = m["recall_curve"]
+            ax.plot(np.arange(1, len(curve) + 1), curve, lw=1.6, label=f"{name}{label}")
+    ax.set_xlabel("K (items recommended)")
+    ax.set_ylabel("recall@K")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    plt.show()'''
+
+
+def nb04() -> nbformat.NotebookNode:
+    return notebook([
+        md("""
+        # 04 - The same pipeline on real data: MovieLens 100K
+
+        The generated tech-products data has an oracle, which makes it good for
+        measuring how close a model gets to the truth, but it is still made up.
+        MovieLens 100K is real: 943 users, 1,682 movies, 100,000 ratings. Ratings
+        of 4 or 5 are the positives (lower ratings are dropped, not used as
+        negatives); the split, the protocol and the models are the same as on
+        the tech products. `tfrs-recsys fetch-data movielens-100k` (here
+        `load_dataset`, which fetches on first use) extracts the files from the
+        `recbole` wheel on PyPI into the cache.
+        """),
+        code(SETUP),
+        code('''\
+        import matplotlib.pyplot as plt
+        import numpy as np
+        import pandas as pd
+
+        from tfrs_recsys.data.loading import load_dataset
+        from tfrs_recsys.data.splits import holdout_80_20
+        from tfrs_recsys.serving.recommend import recommend, representative_users
+        from tfrs_recsys.training.compare import compare
+        from tfrs_recsys.training.run import load_trained_model
+
+        pd.set_option("display.width", 160)'''),
+        code('''\
+        dataset = load_dataset(params.movielens)  # a name (fetched into the cache) or a directory
+        summary = dataset.summary()
+        display(pd.Series({k: v for k, v in summary.items() if not isinstance(v, dict)}))
+        display(dataset.users.head(3))
+        dataset.items.head(3)'''),
+        code('''\
+        split = holdout_80_20(dataset.interactions)
+        pd.Series(split.summary())'''),
+        md("""
+        ## The comparison
+
+        `compare` trains and evaluates every model on the same split with the
+        same protocol: popularity (the floor), EASE and implicit ALS (tuned on a
+        validation split carved from train), and the three TFRS feature sets
+        from `configs/ml100k_*.toml`: `ids`; `subset` (ids + age + release
+        year, the first notebook's idea); `all` (+ occupation, gender, genres,
+        and the title as text). There is no oracle on real data.
+        """),
+        code('''\
+        work = params.fresh_dir("04_movielens")
+        models = ["popularity", "ease", "als", "retrieval_ids", "retrieval_subset", "retrieval_all"]
+        report = compare(str(dataset.source), models, work / "compare",
+                         config_dir=params.config_dir, overrides=params.overrides())'''),
+        code(REPORT_HELPERS),
+        code("report_table(report)"),
+        md("""
+        Does the text help `all` here? The same model without its text columns
+        (`model.text_encoder = "none"`) answers it, trained the same way:
+        """),
+        code('''\
+        notext = compare(str(dataset.source), ["retrieval_all"], work / "compare_notext",
+                         config_dir=params.config_dir, overrides=params.overrides('model.text_encoder="none"'))
+        table = report_table(report)
+        table.loc["retrieval_all without text"] = report_table(notext).loc["retrieval_all"]
+        table'''),
+        code('''\
+        plot_report_curves({"": report, " (no text)": notext}, f"{report['dataset']}: recall@K on the holdout")'''),
+        code('''\
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        bars = table["recall@10"].sort_values()
+        ax.barh(bars.index, bars.values, color=["tab:gray" if n == "popularity" else "tab:blue" for n in bars.index])
+        ax.set_xlabel("recall@10")
+        ax.grid(alpha=0.3, axis="x")
+        plt.show()'''),
+        md("""
+        ## Recommendations
+
+        The trained runs live in the report directory; `load_trained_model`
+        reloads one with its data. Three users, their train positives masked:
+        """),
+        code('''\
+        config, data, model = load_trained_model(work / "compare" / "runs" / "retrieval_all")
+        scorer = model.scorer()
+        users = data.dataset.users.set_index("user_id")
+        titles = data.dataset.items.set_index("item_id")["title"]
+        for group, user_ids in representative_users(data.dataset, per_segment=3).items():
+            for uid, recs in zip(user_ids, recommend(scorer, data.dataset, user_ids, n=5, exclude=data.split.train)):
+                liked = data.split.train.loc[data.split.train["user_id"] == uid, "item_id"].head(5)
+                profile = ", ".join(f"{k} {v}" for k, v in users.loc[uid].items())
+                print(f"user {uid} ({profile}); liked e.g. {titles.loc[liked].tolist()}")
+                display(pd.DataFrame(recs).round(3))'''),
+        md("""
+        ## What the real data says
+
+        Read the tables above. At full size (one run per model) the learned
+        models are all far above popularity; `subset` and `all` reach the tuned
+        peers on recall@10 and cover more of the catalog. Unlike on the
+        generated tech products, the text columns help `all` on MovieLens (about
+        +0.01 recall@10 over the same model without text at full size): many
+        movies have only a handful of train positives, so their id embeddings
+        learn little, and the title and genres carry what the ids cannot. On
+        small test sizes the differences are noise.
+        """),
+    ])
+
+
 BUILDERS = {
     "01_subset_attributes": nb01,
+    "04_movielens": nb04,
 }
 
 
