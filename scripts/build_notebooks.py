@@ -425,8 +425,207 @@ def nb04() -> nbformat.NotebookNode:
     ])
 
 
+def nb02() -> nbformat.NotebookNode:
+    return notebook([
+        md("""
+        # 02 - All attributes and BERT text
+
+        The second seed notebook adds every attribute, and text: it embeds the
+        user's profession and the item's description and feature list with
+        BERT, concatenates the vectors with the scaled age and price, and trains
+        a two-tower network on them. Its seed metric came out *lower* than the
+        first notebook's (44.50 % against 68.80 %), and it concluded that the
+        text did not help. This notebook retells that story on the package and
+        asks the question properly: does text help, when, and why did the
+        notebook conclude otherwise?
+        """),
+        code(SETUP),
+        code('''\
+        import time
+
+        import matplotlib.pyplot as plt
+        import numpy as np
+        import pandas as pd
+
+        from tfrs_recsys.config import load_config
+        from tfrs_recsys.data.loading import load_dataset
+        from tfrs_recsys.data.splits import holdout_80_20
+        from tfrs_recsys.data.techproducts import load_truth
+        from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate, seed_metric
+        from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
+        from tfrs_recsys.models.reference import SeedAllModel
+        from tfrs_recsys.serving.recommend import recommend, representative_users
+        from tfrs_recsys.text_encoder import embed_texts, resolve_encoder
+        from tfrs_recsys.training.run import run_training
+
+        pd.set_option("display.max_colwidth", 80)
+        pd.set_option("display.width", 160)'''),
+        code('''\
+        data_dir = params.ensure_tech_products()
+        dataset = load_dataset(data_dir)
+        split = holdout_80_20(dataset.interactions)
+        display(pd.Series(split.summary()))
+        dataset.items[["item_id", "product_type", "description", "features"]].head()'''),
+        md("""
+        ## The TF Hub BERT encoder
+
+        `resolve_encoder` gives a TF Hub BERT pair (preprocessor + encoder with
+        the standard TF Hub interface). The default, `minilm`, is
+        sentence-transformers' all-MiniLM-L6-v2, converted offline into TF Hub
+        SavedModels (`tfrs-recsys build-text-encoder`, done on first use). The
+        notebook used bert-base-uncased with a mean over padded tokens; the
+        package's encoder averages over the real tokens only. `embed_texts`
+        embeds each distinct string once and caches the vectors on disk.
+        """),
+        code('''\
+        spec = resolve_encoder(params.text_model)
+        print(spec)
+        samples = dataset.items.drop_duplicates("product_type").head(6)
+        vectors = embed_texts(samples["description"].tolist(), params.text_model)
+        print("vectors", vectors.shape, "norms", np.linalg.norm(vectors, axis=1).round(3))
+        similarity = vectors @ vectors.T
+        fig, ax = plt.subplots(figsize=(5, 4))
+        im = ax.imshow(similarity, cmap="viridis")
+        ax.set_xticks(range(len(samples)), samples["product_type"], rotation=45)
+        ax.set_yticks(range(len(samples)), samples["product_type"])
+        ax.set_title("cosine similarity of item descriptions")
+        fig.colorbar(im)
+        plt.show()'''),
+        md("""
+        ## Text features in the `all` model
+
+        `configs/tech_all.toml` is the `all` feature set: ids, age, profession
+        and personality for users; ids, product type, price, description and
+        features for items. With `model.text_encoder = "bert"`, each distinct
+        text is embedded once by the encoder above and the towers look the
+        frozen vectors up by string, followed by a trainable projection. To see
+        what the text adds, the same model is trained a second time with
+        `model.text_encoder = "none"` (no text columns at all).
+        """),
+        code('''\
+        work = params.fresh_dir("02_all_bert")
+        runs, results = {}, {}
+        task = EvaluationTask.build(dataset, split.train, split.holdout, split_name=split.name)
+        for label, encoder in [("all, BERT text", "bert"), ("all, no text", "none")]:
+            config = load_config(params.config_dir / "tech_all.toml",
+                                 params.overrides(f'data.source="{data_dir}"', f'model.text_encoder="{encoder}"'))
+            started = time.perf_counter()
+            runs[label] = run_training(config, work / f"tech_all_{encoder}", verbose=0)
+            results[label] = evaluate(runs[label].model.scorer(), task)
+            print(f"{label}: best epoch {runs[label].metrics['best_epoch']}, {time.perf_counter() - started:.0f} s")'''),
+        md("""
+        ## The second notebook's own model
+
+        `SeedAllModel` is that notebook's network as written: profession vector
+        + age for the user, description and features vectors + price for the
+        item, one 64-unit layer per side, the two concatenated into **one
+        sigmoid unit**, trained on the first 200,000 shuffled rows of train
+        positives plus the notebook's 100 negatives per user (drawn from the full
+        matrix's zeros: leaky), 10 epochs of batch 32.
+        """),
+        code('''\
+        seed_epochs = params.seed_epochs or 10
+        started = time.perf_counter()
+        seed_all = SeedAllModel.fit(dataset, split.train, split.holdout, text_model=params.text_model,
+                                    epochs=seed_epochs, rows=params.rows)
+        print(f"seed_all: {seed_epochs} epochs, {time.perf_counter() - started:.0f} s")
+        results["seed_all (notebook 2)"] = evaluate(seed_all.scorer(), task)
+        results["popularity"] = evaluate(PopularityScorer.fit(dataset, split.train), task)
+        oracle = OracleScorer(load_truth(data_dir)).check_dataset(dataset)
+        results["oracle"] = evaluate(oracle, task)'''),
+        md("""
+        ## Recommendations
+
+        Top 5 for three users per personality, from the BERT `all` model and
+        from the notebook's model, side by side (product types).
+        """),
+        code('''\
+        bert_scorer = runs["all, BERT text"].model.scorer()
+        seed_scorer = seed_all.scorer()
+        profiles = dataset.users.set_index("user_id")
+        rows = []
+        for personality, user_ids in representative_users(dataset, per_segment=3).items():
+            ours = recommend(bert_scorer, dataset, user_ids, n=5, exclude=split.train)
+            theirs = recommend(seed_scorer, dataset, user_ids, n=5, exclude=split.train)
+            for uid, a, b in zip(user_ids, ours, theirs):
+                rows.append({"personality": personality, "user_id": uid, "profession": profiles.at[uid, "profession"],
+                             "all, BERT text": ", ".join(f"{r['item_id']} {r['product_type']}" for r in a),
+                             "seed_all": ", ".join(f"{r['item_id']} {r['product_type']}" for r in b)})
+        pd.DataFrame(rows).set_index(["personality", "user_id"])'''),
+        md("""
+        The notebook's model recommends the same items to everyone (apart from
+        what each user already bought). That is no accident of training: its
+        towers meet in one sigmoid unit, so its logit is
+        `w_u . h(user) + w_i . h(item) + b`, a user part plus an item part, and
+        the user part cannot change the *order* of the items. Checked here on
+        the scores of the first 200 users:
+        """),
+        code('''\
+        scores = np.asarray(seed_scorer(np.arange(min(200, dataset.n_users))))
+        orders = np.argsort(-scores, axis=1, kind="stable")
+        print("users whose full item order equals the first user's:",
+              f"{(orders == orders[0]).all(axis=1).mean():.0%}")'''),
+        md("""
+        ## Evaluation: seed metric and ranking metrics
+        """),
+        code(METRIC_TABLE),
+        code('''\
+        def sigmoid(x):
+            return 1.0 / (1.0 + np.exp(-x))
+
+
+        def pair_probabilities(score_fn, transform=lambda s: s):
+            def fn(user_rows, item_rows):
+                scores = np.asarray(score_fn(user_rows))
+                return transform(scores[np.arange(len(user_rows)), item_rows])
+            return fn
+
+
+        seed_figures = {
+            "all, BERT text": seed_metric(pair_probabilities(bert_scorer, sigmoid), dataset, split.holdout),
+            "all, no text": seed_metric(pair_probabilities(runs["all, no text"].model.scorer(), sigmoid),
+                                        dataset, split.holdout),
+            "seed_all (notebook 2)": seed_metric(seed_all.probabilities, dataset, split.holdout),
+            "oracle": seed_metric(pair_probabilities(oracle), dataset, split.holdout),
+        }
+        table = metric_table(results)
+        table["seed metric"] = pd.Series(seed_figures).round(4)
+        table'''),
+        code(PLOT_CURVES),
+        code('''\
+        plot_recall_curves(results, "recall@K on the holdout")
+        plot_segment_bars(results, "recall@10 by personality")'''),
+        md("""
+        ## Does text help?
+
+        **On this data, at full size: no, and it does not hurt either.** Compare
+        the two `all` rows of the table: with and without the BERT vectors they
+        land within a few thousandths of recall@10 of each other (one run each;
+        the bag-of-words text of the default config is no different). The
+        generator *does* put signal in the text (which audience and qualities a
+        description names matches some personalities and professions better),
+        but every item has hundreds of train positives, so its id embedding
+        learns from those purchases everything the description says about who
+        buys it. Text helps when ids cannot learn: new or rare items (cold
+        start, served through `recommend_from_features` and the OOV bucket), or
+        sparse real data; on MovieLens 100K (notebook 04) the text columns add
+        about 0.01 recall@10 to `all`.
+
+        **Why the notebook concluded otherwise.** Its model, not its text, is
+        what fell short: with the towers joined in one sigmoid unit it cannot
+        personalise at all, so it ranks *below popularity* on the ranking metrics
+        (see the table), whatever the text holds. Its seed metric fell from
+        68.80 % to 44.50 % for reasons unrelated to relevance (different negatives
+        and training rows change how confident the probabilities are). Compared
+        by the ranking metrics with a model that can use them, text features are
+        neutral here, and useful where ids are weak.
+        """),
+    ])
+
+
 BUILDERS = {
     "01_subset_attributes": nb01,
+    "02_all_attributes_bert": nb02,
     "04_movielens": nb04,
 }
 

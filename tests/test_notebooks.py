@@ -22,7 +22,7 @@ from test_text_encoder import write_checkpoint
 from tfrs_recsys.text_encoder import convert_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["01_subset_attributes", "04_movielens"]
+NOTEBOOKS = ["01_subset_attributes", "02_all_attributes_bert", "04_movielens"]
 
 _spec = importlib.util.spec_from_file_location("run_notebooks", REPO_ROOT / "scripts" / "run_notebooks.py")
 run_notebooks = importlib.util.module_from_spec(_spec)
@@ -67,6 +67,8 @@ def small_sizes(monkeypatch, tmp_path_factory, tiny_text_model, small_movielens)
         "TFRS_NB_WORK_DIR": str(tmp_path_factory.mktemp("nb-work")),
         "TFRS_NB_TEXT_MODEL": str(tiny_text_model),
         "TFRS_NB_MOVIELENS": str(small_movielens),
+        "TFRS_NB_SET": "train.refit=false",
+        "TFRS_RECSYS_CACHE": str(tmp_path_factory.getbasetemp() / "nb-cache"),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -15,6 +15,7 @@ suite runs them on a few hundred users by setting these variables:
 | ``TFRS_NB_TEXT_MODEL`` | ``minilm`` | TF Hub BERT pair for text features (a ``build-text-encoder`` directory works) |
 | ``TFRS_NB_WORK_DIR`` | ``runs/notebooks`` | runs, reports and exports (a fresh subdirectory per execution) |
 | ``TFRS_NB_MOVIELENS`` | ``movielens-100k`` | the real dataset of notebook 04 (a name or a directory) |
+| ``TFRS_NB_SET`` | (none) | extra ``--set`` overrides of every TFRS config, separated by ``;`` (e.g. ``train.refit=false``) |
 
 Relative paths are relative to the repository root (the directory above this
 package), so a notebook finds the same files whatever its working directory.
@@ -66,6 +67,7 @@ class NotebookParams:
     text_model: str
     work_dir: Path
     movielens: str
+    extra_overrides: tuple[str, ...] = ()
     config_dir: Path = REPO_ROOT / "configs"
 
     @classmethod
@@ -87,19 +89,27 @@ class NotebookParams:
             text_model=text_model,
             work_dir=_path("TFRS_NB_WORK_DIR", Path("runs") / "notebooks"),
             movielens=movielens,
+            extra_overrides=tuple(
+                part.strip() for part in os.environ.get("TFRS_NB_SET", "").split(";") if part.strip()
+            ),
         )
 
     @property
     def full_size(self) -> bool:
         """True for the default data and every model's own epoch budget."""
-        return (self.users, self.items) == (DEFAULT_USERS, DEFAULT_ITEMS) and self.epochs is None
+        return (
+            (self.users, self.items) == (DEFAULT_USERS, DEFAULT_ITEMS)
+            and self.epochs is None
+            and self.seed_epochs is None
+            and not self.extra_overrides
+        )
 
     def overrides(self, *extra: str) -> list[str]:
         """``--set``-style config overrides for the TFRS models (epochs, text model)."""
         out = [f'model.text_model="{self.text_model}"']
         if self.epochs is not None:
             out.append(f"train.epochs={self.epochs}")
-        return [*out, *extra]
+        return [*out, *self.extra_overrides, *extra]
 
     def fresh_dir(self, name: str) -> Path:
         """A new, empty directory ``WORK_DIR/<name>-<time>`` for this execution."""
