@@ -22,7 +22,7 @@ from test_text_encoder import write_checkpoint
 from tfrs_recsys.text_encoder import convert_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["01_subset_attributes", "02_all_attributes_bert", "04_movielens"]
+NOTEBOOKS = ["01_subset_attributes", "02_all_attributes_bert", "03_compare_and_serve", "04_movielens"]
 
 _spec = importlib.util.spec_from_file_location("run_notebooks", REPO_ROOT / "scripts" / "run_notebooks.py")
 run_notebooks = importlib.util.module_from_spec(_spec)
