@@ -697,6 +697,11 @@ def nb03() -> nbformat.NotebookNode:
             note = "" if epochs == own_epochs else f" (the notebook's own: {own_epochs})"
             print(f"{name}: {epochs} epochs{note}, {time.perf_counter() - started:.0f} s")'''),
         code('''\
+        if params.seed_epochs:
+            print(f"Note: TFRS_NB_SEED_EPOCHS={params.seed_epochs}: the seed models below are trained for fewer epochs "
+                  "than their notebooks, so their rows are not the faithful figures (the README's results table "
+                  "has them, trained for 5 and 10 epochs).")'''),
+        code('''\
         # One row per model: the report's figures plus the seed models'.
         rows = {name: m for name, m in report["models"].items()}
         oracle_recall = rows["oracle"]["recall@10"]
@@ -751,8 +756,9 @@ def nb03() -> nbformat.NotebookNode:
         scores of their holdout items against those of every other item they
         have not bought in train. Scores are standardised per model (their
         scales differ: probabilities, logits, counts); the more the two
-        histograms are apart, the better the ranking. `seed_all`'s two curves
-        overlap most: it gives every user the same order.
+        histograms are apart, the better the ranking. Popularity and `seed_all`
+        can only separate them through what is the same for everyone (an item's
+        appeal), the personalised models through the user as well.
         """),
         code('''\
         scorers = {
