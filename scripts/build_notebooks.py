@@ -698,7 +698,7 @@ def nb03() -> nbformat.NotebookNode:
             print(f"{name}: {epochs} epochs{note}, {time.perf_counter() - started:.0f} s")'''),
         code('''\
         if params.seed_epochs:
-            print(f"Note: TFRS_NB_SEED_EPOCHS={params.seed_epochs}: the seed models below are trained for fewer epochs "
+            print(f"Note: TFRS_NB_SEED_EPOCHS={params.seed_epochs}: the seed models below are trained for other epoch counts "
                   "than their notebooks, so their rows are not the faithful figures (the README's results table "
                   "has them, trained for 5 and 10 epochs).")'''),
         code('''\
