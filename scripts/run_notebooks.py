@@ -23,23 +23,52 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
 
+def _client(path: Path, timeout: int | None) -> NotebookClient:
+    nb = nbformat.read(path, as_version=4)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        dict.fromkeys(filter(None, [str(REPO_ROOT), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]))
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+
+
+def execute_concurrently(
+    jobs: dict[Path, Path | None], *, timeout: int | None = None
+) -> dict[Path, BaseException | float]:
+    """Runs several notebooks at once, one kernel each (their waits overlap).
+
+    Returns, per source path, the seconds it took or the exception it raised.
+    """
+    import asyncio
+
+    async def one(path: Path, out: Path | None) -> float:
+        client = _client(path, timeout)
+        started = time.perf_counter()
+        await client.async_execute()
+        if out is not None:
+            nbformat.write(client.nb, out)
+        return time.perf_counter() - started
+
+    async def all_jobs():
+        return await asyncio.gather(*(one(p, o) for p, o in jobs.items()), return_exceptions=True)
+
+    return dict(zip(jobs, asyncio.run(all_jobs())))
+
+
 def execute(path: Path, out: Path | None = None, *, timeout: int | None = None) -> float:
     """Runs ``path`` in a fresh ``python3`` kernel; writes the result to ``out``.
 
     The kernel runs in ``notebooks/`` with this checkout first on ``PYTHONPATH``,
     so it imports the ``tfrs_recsys`` beside the notebook. Returns the seconds.
     """
-    nb = nbformat.read(path, as_version=4)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     started = time.perf_counter()
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
+    client = _client(path, timeout)
     client.execute()
     seconds = time.perf_counter() - started
     if out is not None:
-        nbformat.write(nb, out)
+        nbformat.write(client.nb, out)
     return seconds
 
 

@@ -4,14 +4,16 @@ The notebooks read their sizes from ``TFRS_NB_*`` environment variables
 (``tfrs_recsys.notebook_params``); here 300 users x 60 items of generated data,
 one epoch per TFRS model, one epoch of the seed notebooks' models, a tiny
 random BERT pair in place of all-MiniLM-L6-v2 and a small synthetic ML-100K
-directory. Any cell error fails the test (nbclient raises
-``CellExecutionError`` with the cell's traceback).
+directory. The four run at the same time, one kernel each, so their
+start-up and single-threaded stretches overlap. Any cell error fails that
+notebook's test (nbclient raises ``CellExecutionError`` with the cell's
+traceback).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import sys
+import os
 from pathlib import Path
 
 import numpy as np
@@ -55,33 +57,47 @@ def small_movielens(tmp_path_factory) -> Path:
     return write_ml100k(tmp_path_factory.mktemp("nb-ml") / "ml-100k", data=data, users=users, items=items)
 
 
-@pytest.fixture
-def small_sizes(monkeypatch, tmp_path_factory, tiny_text_model, small_movielens):
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory, tiny_text_model, small_movielens) -> dict:
+    """Every notebook executed once, all at the same time, on small sizes."""
+    base = tmp_path_factory.getbasetemp()
     env = {
         "TFRS_NB_USERS": "300",
         "TFRS_NB_ITEMS": "60",
         "TFRS_NB_EPOCHS": "1",
         "TFRS_NB_SEED_EPOCHS": "1",
         "TFRS_NB_ROWS": "5000",
-        "TFRS_NB_DATA_DIR": str(tmp_path_factory.getbasetemp() / "nb-data"),
+        "TFRS_NB_SET": "train.refit=false",
+        "TFRS_NB_DATA_DIR": str(base / "nb-data"),
         "TFRS_NB_WORK_DIR": str(tmp_path_factory.mktemp("nb-work")),
         "TFRS_NB_TEXT_MODEL": str(tiny_text_model),
         "TFRS_NB_MOVIELENS": str(small_movielens),
-        "TFRS_NB_SET": "train.refit=false",
-        "TFRS_RECSYS_CACHE": str(tmp_path_factory.getbasetemp() / "nb-cache"),
+        "TFRS_RECSYS_CACHE": str(base / "nb-cache"),
     }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
+    saved = {key: os.environ.get(key) for key in [*env, "PYTHONPATH"]}
+    os.environ.update(env)
+    try:
+        # Generated once before the kernels start, so that they do not race to write it.
+        from tfrs_recsys.notebook_params import from_env
+
+        from_env().ensure_tech_products()
+        out = tmp_path_factory.mktemp("nb-out")
+        jobs = {REPO_ROOT / "notebooks" / f"{name}.ipynb": out / f"{name}.ipynb" for name in NOTEBOOKS}
+        return run_notebooks.execute_concurrently(jobs, timeout=600)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs(name: str, small_sizes, tmp_path: Path) -> None:
-    source = REPO_ROOT / "notebooks" / f"{name}.ipynb"
-    out = tmp_path / source.name
-    run_notebooks.execute(source, out, timeout=600)
-    assert out.is_file()
+def test_notebook_runs(name: str, executed: dict) -> None:
+    outcome = executed[REPO_ROOT / "notebooks" / f"{name}.ipynb"]
+    if isinstance(outcome, BaseException):
+        raise outcome
 
 
 def test_every_notebook_is_tested() -> None:
