@@ -1,6 +1,6 @@
 """Writes the exploration notebooks of ``notebooks/`` (without outputs).
 
-    python scripts/build_notebooks.py [NAME ...]
+    python scripts/build_notebooks.py [--keep-outputs] [NAME ...]
 
 The cells live here as Python strings so that they can be reviewed as code;
 ``make notebooks`` then executes each notebook in place at full size, which
@@ -35,6 +35,8 @@ def code(text: str) -> nbformat.NotebookNode:
 
 def notebook(cells: list) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
+    for number, cell in enumerate(cells):
+        cell.id = f"cell-{number:02d}"  # stable ids: a rebuild changes only what changed
     nb.cells = cells
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -601,7 +603,7 @@ def nb02() -> nbformat.NotebookNode:
         **On this data, at full size: no, and it does not hurt either.** Compare
         the two `all` rows of the table: with and without the BERT vectors they
         land within a few thousandths of recall@10 of each other (one run each;
-        the bag-of-words text of the default config is no different). The
+        notebook 03 trains the default config's bag-of-words `all` as well). The
         generator *does* put signal in the text (which audience and qualities a
         description names matches some personalities and professions better),
         but every item has hundreds of train positives, so its id embedding
@@ -611,14 +613,18 @@ def nb02() -> nbformat.NotebookNode:
         sparse real data; on MovieLens 100K (notebook 04) the text columns add
         about 0.01 recall@10 to `all`.
 
-        **Why the notebook concluded otherwise.** Its model, not its text, is
-        what fell short: with the towers joined in one sigmoid unit it cannot
-        personalise at all, so it ranks *below popularity* on the ranking metrics
-        (see the table), whatever the text holds. Its seed metric fell from
-        68.80 % to 44.50 % for reasons unrelated to relevance (different negatives
-        and training rows change how confident the probabilities are). Compared
-        by the ranking metrics with a model that can use them, text features are
-        neutral here, and useful where ids are weak.
+        **Why the notebook concluded otherwise.** It blamed the text: synthetic
+        descriptions without meaningful semantics, too many dimensions,
+        overfitting. But the generated text does carry signal, and its model, not
+        its text, is what fell short: with the towers joined in one sigmoid unit
+        it cannot personalise at all, so it ranks at or below popularity on the
+        ranking metrics (see the table), whatever the text holds. And the figure
+        it compared, the seed metric, fell from 68.80 % to 44.50 % for reasons
+        unrelated to relevance: other negatives and training rows make the
+        probabilities less confident, which that metric punishes and a ranking
+        does not notice. Compared by the ranking metrics, with a model that can
+        use them, text features are neutral on this data and useful where ids
+        are weak.
         """),
     ])
 
@@ -867,10 +873,30 @@ BUILDERS = {
 }
 
 
+def keep_outputs(nb: nbformat.NotebookNode, path: Path) -> None:
+    """Carries the outputs of ``path``'s code cells over to the same code in ``nb``.
+
+    Rewording a markdown cell then needs no new execution; changed code cells
+    are left without outputs (run ``make notebooks`` again).
+    """
+    if not path.is_file():
+        return
+    old = {c.source: c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source in old:
+            cell.outputs = old[cell.source].outputs
+            cell.execution_count = old[cell.source].execution_count
+            cell.metadata = old[cell.source].metadata
+
+
 def main(names: list[str]) -> None:
+    keep = "--keep-outputs" in names
+    names = [n for n in names if n != "--keep-outputs"]
     for name in names or list(BUILDERS):
         path = NOTEBOOKS / f"{name}.ipynb"
         nb = BUILDERS[name]()
+        if keep:
+            keep_outputs(nb, path)
         nbformat.validate(nb)
         nbformat.write(nb, path)
         print(path)
