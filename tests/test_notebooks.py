@@ -16,6 +16,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -83,7 +84,8 @@ def executed(tmp_path_factory, tiny_text_model, small_movielens) -> dict:
         from_env().ensure_tech_products()
         out = tmp_path_factory.mktemp("nb-out")
         jobs = {REPO_ROOT / "notebooks" / f"{name}.ipynb": out / f"{name}.ipynb" for name in NOTEBOOKS}
-        return run_notebooks.execute_concurrently(jobs, timeout=600)
+        outcomes = run_notebooks.execute_concurrently(jobs, timeout=600)
+        return {source.stem: (outcomes[source], out_path) for source, out_path in jobs.items()}
     finally:
         for key, value in saved.items():
             if value is None:
@@ -95,9 +97,13 @@ def executed(tmp_path_factory, tiny_text_model, small_movielens) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs(name: str, executed: dict) -> None:
-    outcome = executed[REPO_ROOT / "notebooks" / f"{name}.ipynb"]
+    outcome, out = executed[name]
     if isinstance(outcome, BaseException):
         raise outcome
+    # Every notebook draws its figures inline (nothing switched the backend away).
+    cells = nbformat.read(out, as_version=4).cells
+    images = [o for c in cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert images, f"{name}: no figure in the executed notebook"
 
 
 def test_every_notebook_is_tested() -> None:
