@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install benchmark clean
+.PHONY: demo test install benchmark notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0])'
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Executes every notebook in notebooks/ in place at full size (TFRS_NB_* variables
+# change the sizes; see notebooks/README.md).
+notebooks: $(STAMP)
+	$(BIN)/python scripts/run_notebooks.py
 
 benchmark: $(STAMP)
 	$(BIN)/python -m benchmarks.pipeline_throughput

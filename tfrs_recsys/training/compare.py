@@ -225,13 +225,13 @@ def markdown_table(report: dict[str, Any]) -> str:
 
 def plot_recall_curves(runs: Sequence[ModelRun], path: Path, *, title: str) -> None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # The Figure API draws without pyplot, so the caller's matplotlib backend
+        # (e.g. a notebook's inline backend) is left as it was.
+        from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - matplotlib is a dependency
         raise ConfigError("the recall@K plot needs matplotlib (pip install matplotlib)") from exc
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for run in runs:
         curve = run.result.recall_curve
         ax.plot(np.arange(1, len(curve) + 1), curve, label=run.name, lw=1.6)
@@ -242,4 +242,3 @@ def plot_recall_curves(runs: Sequence[ModelRun], path: Path, *, title: str) -> N
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
