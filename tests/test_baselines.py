@@ -84,6 +84,16 @@ def test_popularity_with_no_users(popularity_data):
     assert PopularityScorer.fit(dataset, train)(np.array([], dtype=np.int64)).shape == (0, 5)
 
 
+def test_popularity_probabilities_are_the_share_of_train_users_who_liked_the_item(popularity_data):
+    dataset, train = popularity_data
+    scorer = PopularityScorer.fit(dataset, train)
+    assert scorer.n_train_users == 4  # users 0..3 all have a train positive
+    got = scorer.probabilities(np.array([0, 3, 1]), np.array([2, 0, 3]))
+    np.testing.assert_allclose(got, [3 / 4, 2 / 4, 0.0])
+    with pytest.raises(ConfigError, match="item rows"):
+        scorer.probabilities(np.array([0]), np.array([5]))
+
+
 @pytest.mark.parametrize("rows", [np.array([4]), np.array([-1]), np.array([[0]]), np.array([0.5])])
 def test_popularity_rejects_bad_rows(popularity_data, rows):
     dataset, train = popularity_data
@@ -102,6 +112,16 @@ def test_oracle_returns_the_true_probabilities(small_generated, small_dataset):
     assert scores.shape == (4, small_dataset.n_items) and scores.dtype == np.float32
     np.testing.assert_array_equal(scores, truth.probabilities(rows))
     np.testing.assert_array_equal(scores[1], scores[3])
+
+
+def test_oracle_pair_probabilities_are_the_true_matrix_cells(small_generated):
+    truth = small_generated.truth
+    users = np.array([0, 7, 499, 7, 3], dtype=np.int64)
+    items = np.array([0, 119, 5, 5, 60], dtype=np.int64)
+    got = OracleScorer(truth).probabilities(users, items, chunk=2)
+    np.testing.assert_array_equal(got, truth.probabilities(users)[np.arange(5), items])
+    with pytest.raises(ConfigError, match="differ in shape"):
+        OracleScorer(truth).probabilities(users, items[:2])
 
 
 def test_oracle_refuses_a_mismatched_dataset_or_missing_truth(small_generated, popularity_data):

@@ -15,10 +15,6 @@ MODELS = ["popularity", "oracle", "ease", "retrieval_ids"]
 SUMMARY = {"recall@10", "ndcg@10", "recall@50", "coverage@10", "train_s", "eval_s", "recall@10_vs_oracle"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-# Commit e5a51ed replaced the body of cli._cmd_demo and with it deleted _cmd_train,
-# format_metrics_table, _cmd_evaluate and _cmd_compare, which COMMANDS still names:
-# importing tfrs_recsys.cli raises NameError, so no subcommand works. Only that
-# NameError is accepted; remove this mark once cli.py is repaired.
 @pytest.fixture
 def cli(monkeypatch):
     """The CLI module (imported here, so a broken CLI fails only the CLI tests)."""
@@ -60,6 +56,21 @@ def test_comparison_json_has_every_model_with_the_summary_figures(comparison):
         for key in ("recall@10", "ndcg@10", "recall@50", "coverage@10"):
             assert 0.0 <= entry[key] <= 1.0, (name, key)
         assert entry["train_s"] >= 0 and entry["eval_s"] >= 0
+
+
+def test_seed_metric_is_reported_for_probability_models_only(comparison):
+    """The notebooks' figure (mean p of one holdout positive per user): popularity and the
+    oracle give probabilities; EASE and a softmax two-tower give ranking scores only."""
+    out, report = comparison
+    models = report["models"]
+    for name in ("popularity", "oracle"):
+        assert 0.0 < models[name]["seed_metric"] < 1.0, name
+    assert models["oracle"]["seed_metric"] > models["popularity"]["seed_metric"]
+    assert models["ease"]["seed_metric"] is None
+    assert models["retrieval_ids"]["seed_metric"] is None  # default loss: softmax
+    table = (out / "comparison.md").read_text(encoding="utf-8")
+    assert "seed metric" in table
+    assert f"{models['oracle']['seed_metric']:.3f}" in table
 
 
 def test_recall_vs_oracle_is_the_ratio_of_recalls(comparison):
@@ -208,6 +219,20 @@ def test_cli_train_then_evaluate(cli, small_dir, tmp_path, capsys):
     assert printed["model"] == "retrieval_ids"
     assert printed["split"] == "holdout-80-20"
     assert printed["metrics"]["recall@10"] == pytest.approx(metrics["holdout"]["metrics"]["recall@10"], abs=1e-6)
+    assert metrics["holdout_seed_metric"] is None and printed["seed_metric"] is None  # softmax: no probabilities
+
+
+def test_a_logistic_run_reports_the_seed_metric(cli, small_dir, tmp_path, capsys):
+    experiment = tiny_experiment(small_dir, model={"loss": "catalog_sigmoid"}, train={"epochs": 1})
+    config_path = tmp_path / "logistic.toml"
+    config_path.write_text(experiment.to_toml(), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", "--config", str(config_path), "--run-dir", str(run_dir)]) == 0
+    capsys.readouterr()
+    seed = json.loads((run_dir / "metrics.json").read_text())["holdout_seed_metric"]
+    assert 0.0 < seed < 1.0
+    assert cli.main(["evaluate", "--run-dir", str(run_dir)]) == 0
+    assert f"seed metric (the notebooks' mean p of one holdout positive per user): {seed:.4f}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

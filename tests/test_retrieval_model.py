@@ -20,6 +20,7 @@ from model_fixtures import (  # noqa: F401
 
 from tfrs_recsys.config import ExperimentConfig, TrainConfig
 from tfrs_recsys.data.splits import holdout_80_20
+from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.models.factory import build_model, training_dataset
 from tfrs_recsys.models.retrieval import RetrievalModel
 from tfrs_recsys.serving.recommend import recommend
@@ -349,3 +350,35 @@ def test_vector_l2_must_not_be_negative():
 
     with pytest.raises(ConfigError, match="vector_l2"):
         ModelConfig(vector_l2=-0.1)
+
+
+def test_logistic_model_probabilities_are_the_sigmoid_of_its_trained_logits(small_dataset, small_split):
+    """p(u, i) = sigmoid(q_u . c_i / T + user bias), pair by pair, as the catalog loss trains it."""
+    tf.keras.utils.set_random_seed(15)
+    model = build_model(small_dataset, small_split.train, _config("catalog", "subset", True, loss="catalog_sigmoid"))
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    model.fit(_pipeline(model, small_dataset, small_split.train, batch_size=64).repeat().take(5), verbose=0)
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, small_dataset.n_users, 50)
+    items = rng.integers(0, small_dataset.n_items, 50)
+    got = model.probabilities(users, items, batch_size=16)
+    queries = model.user_embeddings(users).astype(np.float64)
+    catalog = model.item_embeddings().astype(np.float64)
+    ids = small_dataset.table("user").ids[users]
+    bias = model.user_bias(model.user_bias_lookup(tf.constant([str(u) for u in ids]))).numpy()[:, 0]
+    logits = np.sum(queries * catalog[items], axis=1) / TEMPERATURE + bias
+    np.testing.assert_allclose(got, 1.0 / (1.0 + np.exp(-logits)), rtol=1e-5, atol=1e-6)
+    assert ((got > 0) & (got < 1)).all()
+    # For one user, the probabilities order the catalog as the scorer does.
+    user = np.full(small_dataset.n_items, users[0])
+    order = np.argsort(-model.probabilities(user, np.arange(small_dataset.n_items)), kind="stable")
+    scores = np.asarray(model.scorer()(users[:1]))[0]
+    np.testing.assert_array_equal(np.sort(scores)[::-1], scores[order])
+    assert model.probabilities(users[:0], items[:0]).shape == (0,)
+
+
+def test_softmax_model_has_no_probabilities(small_dataset, small_split):
+    model = build_model(small_dataset, small_split.train, _config("catalog", "ids", True))
+    assert not model.has_probabilities
+    with pytest.raises(ConfigError, match="catalog_sigmoid"):
+        model.probabilities(np.array([0]), np.array([0]))

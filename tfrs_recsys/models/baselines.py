@@ -51,14 +51,17 @@ class PopularityScorer:
     Attributes:
         counts: ``[n_items]`` float32 train counts, item row order.
         n_users: Number of user rows accepted (``None``: any row).
+        n_train_users: Users with a train positive (the denominator of
+            :meth:`probabilities`; ``None``: the largest count).
     """
 
-    def __init__(self, counts: np.ndarray, *, n_users: int | None = None) -> None:
+    def __init__(self, counts: np.ndarray, *, n_users: int | None = None, n_train_users: int | None = None) -> None:
         counts = np.asarray(counts, dtype=np.float32)
         if counts.ndim != 1:
             raise ConfigError(f"counts must be 1-D, got shape {counts.shape}")
         self.counts = counts
         self.n_users = n_users
+        self.n_train_users = n_train_users
 
     @property
     def n_items(self) -> int:
@@ -73,11 +76,20 @@ class PopularityScorer:
             pairs = np.unique(users * np.int64(dataset.n_items) + items)
             items = pairs % np.int64(dataset.n_items)
         counts = np.bincount(items, minlength=dataset.n_items)
-        return cls(counts, n_users=dataset.n_users)
+        return cls(counts, n_users=dataset.n_users, n_train_users=max(len(np.unique(users)), 1))
 
     def __call__(self, user_rows: np.ndarray) -> np.ndarray:
         rows = _check_rows(user_rows, self.n_users)
         return np.broadcast_to(self.counts, (len(rows), self.n_items)).copy()
+
+    def probabilities(self, user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        """The share of train users who liked each item, ``[n]`` (the same for every user)."""
+        _check_rows(user_rows, self.n_users)
+        items = np.asarray(item_rows, dtype=np.int64)
+        if items.size and (items.min() < 0 or items.max() >= self.n_items):
+            raise ConfigError(f"item rows must be in [0, {self.n_items}), got {items.min()}..{items.max()}")
+        denominator = self.n_train_users or max(float(self.counts.max(initial=0.0)), 1.0)
+        return self.counts[items] / np.float32(denominator)
 
     def __repr__(self) -> str:
         return f"PopularityScorer(n_items={self.n_items})"
@@ -119,6 +131,18 @@ class OracleScorer:
     def __call__(self, user_rows: np.ndarray) -> np.ndarray:
         rows = _check_rows(user_rows, self.truth.n_users)
         return self.truth.probabilities(rows).astype(np.float32, copy=False)
+
+    def probabilities(self, user_rows: np.ndarray, item_rows: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """True probabilities ``[n]`` of the pairs ``(user_rows[k], item_rows[k])``."""
+        users = _check_rows(user_rows, self.truth.n_users)
+        items = np.asarray(item_rows, dtype=np.int64)
+        if items.shape != users.shape:
+            raise ConfigError(f"user_rows and item_rows differ in shape: {users.shape} vs {items.shape}")
+        out = np.empty(len(users), np.float32)
+        for s in range(0, len(users), chunk):
+            rows = self.truth.probabilities(users[s : s + chunk])
+            out[s : s + chunk] = rows[np.arange(len(rows)), items[s : s + chunk]]
+        return out
 
     def __repr__(self) -> str:
         return f"OracleScorer(n_users={self.truth.n_users}, n_items={self.n_items})"

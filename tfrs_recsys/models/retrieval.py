@@ -169,6 +169,7 @@ class RetrievalModel(tfrs.Model):
             user_ids = dataset.table("user").ids
             vocabulary = sorted(set(user_ids[np.unique(user_rows)]))
             self._user_id_column = dataset.schema.id_column("user")
+            self._user_ids = np.asarray([str(u) for u in user_ids], dtype=object)
             self.user_bias_lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, name="user_bias_lookup")
             self.user_bias = tf.keras.layers.Embedding(
                 len(vocabulary) + 1, 1, embeddings_initializer="zeros", name="user_bias"
@@ -279,6 +280,41 @@ class RetrievalModel(tfrs.Model):
             for s in range(0, self.n_items, batch_size)
         ]
         return tf.concat(parts, 0).numpy()
+
+    @property
+    def has_probabilities(self) -> bool:
+        """Whether the model is a probability model (logistic losses)."""
+        return self.user_bias is not None
+
+    def probabilities(self, user_rows: np.ndarray, item_rows: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+        """p(like) ``[n]`` of the pairs ``(user_rows[k], item_rows[k])``: the sigmoid
+        of ``q . c / temperature`` plus the user's bias, as the logistic losses train it.
+
+        Raises:
+            ConfigError: The model was trained with a softmax, whose scores are
+                not probabilities of single pairs.
+        """
+        if not self.has_probabilities:
+            raise ConfigError(
+                f"model.loss {self.config.loss!r} gives ranking scores, not probabilities; "
+                "only the 'sigmoid' and 'catalog_sigmoid' losses do"
+            )
+        user_rows = np.asarray(user_rows, dtype=np.int64)
+        item_rows = np.asarray(item_rows, dtype=np.int64)
+        if user_rows.shape != item_rows.shape or user_rows.ndim != 1:
+            raise ConfigError(
+                f"user_rows and item_rows must be 1-D of one length, got {user_rows.shape} and {item_rows.shape}"
+            )
+        parts = []
+        for s in range(0, len(user_rows), batch_size):
+            users = self.user_gather(tf.constant(user_rows[s : s + batch_size]))
+            items = self.item_gather(tf.constant(item_rows[s : s + batch_size]))
+            logits = tf.reduce_sum(self.query_vectors(users) * self.candidate_vectors(items), axis=-1)
+            logits = logits / self.config.temperature
+            ids = tf.constant(self._user_ids[user_rows[s : s + batch_size]])
+            logits += self.user_bias(self.user_bias_lookup(ids))[:, 0]
+            parts.append(tf.sigmoid(logits))
+        return tf.concat(parts, 0).numpy() if parts else np.zeros(0, np.float32)
 
     def scorer(self):
         """A scorer for the evaluator: user rows -> scores over the catalog."""

@@ -25,7 +25,7 @@ from tfrs_recsys.config import ExperimentConfig, load_config
 from tfrs_recsys.data.loading import load_dataset
 from tfrs_recsys.data.splits import make_split
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask, evaluate
+from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask, evaluate, seed_metric
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class ModelRun:
     result: EvaluationResult
     train_s: float
     details: dict[str, Any]
+    seed_metric: float | None = None
 
 
 def parse_models(text: str) -> list[str]:
@@ -125,12 +126,13 @@ def compare(
                 # Training time includes the refit on the whole train split.
                 details["refit_epochs"] = metrics["refit"]["epochs"]
                 train_s += metrics["refit"]["train_s"]
-            results.append(ModelRun(name, result, train_s, details))
+            results.append(ModelRun(name, result, train_s, details, metrics.get("holdout_seed_metric")))
             continue
-        scorer, details = _fit_peer(name, dataset, split, source)
+        scorer, details, probabilities = _fit_peer(name, dataset, split, source)
         train_s = time.perf_counter() - start
         result = evaluate(scorer, task)
-        results.append(ModelRun(name, result, train_s, details))
+        seed = float(seed_metric(probabilities, dataset, split.holdout)) if probabilities is not None else None
+        results.append(ModelRun(name, result, train_s, details, seed))
     report = _report(dataset.schema.name, split.name, results)
     out.mkdir(parents=True, exist_ok=True)
     from tfrs_recsys.training.run import write_json_atomic
@@ -145,19 +147,25 @@ def _fit_peer(name: str, dataset, split, source: str):
     from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
 
     if name == "popularity":
-        return PopularityScorer.fit(dataset, split.train), {}
+        scorer = PopularityScorer.fit(dataset, split.train)
+        return scorer, {}, scorer.probabilities
     if name == "oracle":
         from tfrs_recsys.data.techproducts import load_truth
 
         truth = load_truth(Path(dataset.source)) if dataset.source else None
         if truth is None:
             raise ConfigError(f"oracle: {source} has no true model (truth.npz); only generated data has one")
-        return OracleScorer(truth), {}
+        scorer = OracleScorer(truth)
+        return scorer, {}, scorer.probabilities
     if name == "seed_subset":
         from tfrs_recsys.models.reference import SeedSubsetModel
 
         model = SeedSubsetModel.fit(dataset, split.train, split.holdout)
-        return model.scorer(), {"negatives": "leaky: notebook's, drawn from the full matrix's zeros"}
+        return (
+            model.scorer(),
+            {"negatives": "leaky: notebook's, drawn from the full matrix's zeros"},
+            model.probabilities,
+        )
     if name == "seed_all":
         from tfrs_recsys.models.reference import SeedAllModel
 
@@ -165,17 +173,17 @@ def _fit_peer(name: str, dataset, split, source: str):
         return model.scorer(), {
             "negatives": "leaky: notebook's, drawn from the full matrix's zeros",
             "text": "TF Hub all-MiniLM-L6-v2 (the notebook: bert-base-uncased)",
-        }
+        }, model.probabilities
     if name == "ease":
         from tfrs_recsys.models.peers import tune_ease
 
         scorer, best, _ = tune_ease(dataset, split.train)
-        return scorer, {"tuned": best}
+        return scorer, {"tuned": best}, None
     if name == "als":
         from tfrs_recsys.models.peers import tune_als
 
         scorer, best, _ = tune_als(dataset, split.train)
-        return scorer, {"tuned": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in best.items()}}
+        return scorer, {"tuned": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in best.items()}}, None
     raise ConfigError(f"unknown model {name!r}")  # pragma: no cover
 
 
@@ -190,6 +198,7 @@ def _report(dataset_name: str, split_name: str, runs: Sequence[ModelRun]) -> dic
                 "hit_rate@10": float(run.result.metrics["hit_rate@10"]),
                 "train_s": round(run.train_s, 2),
                 "eval_s": round(run.result.eval_s, 3),
+                "seed_metric": run.seed_metric,
             }
         )
         if oracle is not None:
@@ -206,7 +215,11 @@ def _report(dataset_name: str, split_name: str, runs: Sequence[ModelRun]) -> dic
 
 def markdown_table(report: dict[str, Any]) -> str:
     has_oracle = any("recall@10_vs_oracle" in m for m in report["models"].values())
-    header = ["model", *SUMMARY_KEYS] + (["recall@10 / oracle"] if has_oracle else []) + ["train s", "eval s"]
+    header = (
+        ["model", *SUMMARY_KEYS]
+        + (["recall@10 / oracle"] if has_oracle else [])
+        + ["seed metric", "train s", "eval s"]
+    )
     lines = [
         f"Dataset `{report['dataset']}`, split `{report['split']}`; full-catalog ranking, train items masked "
         "(shared/EVALUATION.md).",
@@ -218,7 +231,8 @@ def markdown_table(report: dict[str, Any]) -> str:
         cells = [name, *(f"{m[k]:.4f}" for k in SUMMARY_KEYS)]
         if has_oracle:
             cells.append(f"{m['recall@10_vs_oracle']:.3f}")
-        cells += [f"{m['train_s']:.1f}", f"{m['eval_s']:.2f}"]
+        seed = m.get("seed_metric")
+        cells += ["-" if seed is None else f"{seed:.3f}", f"{m['train_s']:.1f}", f"{m['eval_s']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

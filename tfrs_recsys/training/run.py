@@ -12,7 +12,10 @@ Run directory layout:
   whole train split for the best epoch count (the model that is evaluated and
   exported);
 - ``metrics.json``: holdout metrics of the best weights (the protocol of
-  EVALUATION.md), validation history, timings; written last, atomically.
+  EVALUATION.md), validation history, timings, and ``holdout_seed_metric``
+  (the notebooks' mean probability of one holdout positive per user) for
+  models that output probabilities (logistic losses, ranking; ``null``
+  otherwise); written last, atomically.
 
 The validation split is carved from train (``data.validation_fraction``); the
 model is fitted on the rest and early stopping watches ``train.monitor`` on the
@@ -37,7 +40,7 @@ from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.loading import load_dataset
 from tfrs_recsys.data.splits import Split, carve_validation, make_split
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
+from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate, seed_metric
 from tfrs_recsys.models.factory import build_model, training_dataset
 
 logger = logging.getLogger(__name__)
@@ -284,6 +287,9 @@ def run_training(
         data.dataset, data.split.train, data.split.holdout, split_name=data.split.name
     )
     result = evaluate(model.scorer(), holdout_task)
+    seed = None
+    if getattr(model, "has_probabilities", True) and hasattr(model, "probabilities"):
+        seed = float(seed_metric(model.probabilities, data.dataset, data.split.holdout))
     examples = len(data.fit.train) * int(state.epochs_done.numpy() - initial_epoch)
     metrics = {
         "name": config.name,
@@ -298,6 +304,7 @@ def run_training(
         "refit": refit,
         "total_s": round(time.perf_counter() - start, 2),
         "holdout": result.to_dict(),
+        "holdout_seed_metric": seed,
     }
     write_json_atomic(run_dir / METRICS_FILE, metrics)
     return TrainedRun(metrics=metrics, data=data, model=model)
