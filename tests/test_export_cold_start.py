@@ -186,15 +186,21 @@ def probe_requests(trained):
 
 
 @pytest.fixture(scope="module")
-def probe(exports, probe_requests, tmp_path_factory):
+def probe(exports, probe_requests, pair_dir, tmp_path_factory):
+    """The exports' answers, from a fresh process, the encoder pair's directory moved away meanwhile."""
     work = tmp_path_factory.mktemp("cold-probe")
     request_file, out_file = work / "requests.json", work / "answers.json"
     request_file.write_text(json.dumps(probe_requests), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(exports["plain"].path), str(exports["cold"].path),
-         str(request_file), str(out_file)],
-        capture_output=True, text=True, cwd=work, env=TF_ENV, timeout=300, check=False,
-    )
+    hidden = pair_dir.with_name(pair_dir.name + "-moved-away")
+    pair_dir.rename(hidden)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", PROBE, str(exports["plain"].path), str(exports["cold"].path),
+             str(request_file), str(out_file)],
+            capture_output=True, text=True, cwd=work, env=TF_ENV, timeout=300, check=False,
+        )
+    finally:
+        hidden.rename(pair_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(out_file.read_text(encoding="utf-8"))
 
@@ -269,7 +275,9 @@ def test_manifest_custom_ops_and_notice(exports, pair_dir):
     assert plain_manifest["text_encoder"] == encoder
     [notice] = exports["notices"]
     assert "TF Text" in notice and "TF Serving >= 2.20" in notice and "import tensorflow_text" in notice
-    # The export carries the encoder: the SavedModel no longer needs the pair's directory.
+    # The export carries the encoder (the probe loads it with the pair's directory moved away):
+    # the preprocessor's vocabulary asset and the encoder's weights.
+    assert (cold.path / "assets" / "vocab.txt").is_file() and not (plain.path / "assets" / "vocab.txt").exists()
     assert (cold.path / "variables" / "variables.data-00000-of-00001").stat().st_size > (
         plain.path / "variables" / "variables.data-00000-of-00001"
     ).stat().st_size
