@@ -124,6 +124,9 @@ out["k"] = {str(k): plain(model.signatures["recommend_k"](user_id=strings(reques
 features = {name: tf.constant(values, tf.float32 if name in requests["numeric"] else tf.string)
             for name, values in requests["features"].items()}
 out["features"] = plain(model.signatures["recommend_from_features"](**features))
+items = {name: tf.constant(values, tf.float32 if name in requests["numeric"] else tf.string)
+         for name, values in requests["items"].items()}
+out["score_items"] = plain(model.signatures["score_items"](**items))
 
 ranking = tf.saved_model.load(ranking_dir)
 out["ranking_signatures"] = sorted(ranking.signatures.keys())
@@ -152,6 +155,16 @@ def probe_requests(retrieval_model, tmp_path_factory):
     features = {c: [float(v) if c in numeric else str(v) for v in users[c]] for c in feature_columns}
     features["profession"][0] = "a profession never seen"  # a new user's unseen category
     items = dataset.table("item").ids
+    item_table = dataset.table("item")
+    item_columns = {"user_id": known[:3] + ["nobody"]}
+    for name in model.item_columns:
+        values = np.asarray(item_table.columns[name])[:3]
+        item_columns[name] = [float(v) for v in values] if values.dtype.kind == "f" else [str(v) for v in values]
+        if dataset.schema.feature("item", name).kind == "numeric":
+            numeric.append(name)
+    # A new item: an id no table holds and a description never seen.
+    item_columns["item_id"][2] = "a-brand-new-item"
+    item_columns["description"][2] = "a solar powered kettle that also plays the radio"
     pairs = {
         "user_id": known[:20] + ["nobody", known[0]],
         "item_id": [str(items[i % len(items)]) for i in range(20)] + [str(items[0]), "no-such-item"],
@@ -163,6 +176,7 @@ def probe_requests(retrieval_model, tmp_path_factory):
         "k_values": [0, 3, 10_000, -1],
         "features": features,
         "numeric": numeric,
+        "items": item_columns,
         "pairs": pairs,
     }
 
@@ -198,7 +212,7 @@ def _popular(model_triple, n=N) -> list[str]:
 
 def test_the_loading_process_imports_only_tensorflow(probe):
     assert probe["modules"] == []
-    assert probe["signatures"] == ["recommend_from_features", "recommend_k", "serving_default"]
+    assert probe["signatures"] == ["recommend_from_features", "recommend_k", "score_items", "serving_default"]
     assert probe["ranking_signatures"] == ["recommend_from_features", "recommend_k", "score", "serving_default"]
 
 
@@ -207,6 +221,7 @@ def test_serving_default_uses_only_stock_tensorflow_ops(retrieval_export, rankin
     assert ranking_export.custom_ops == {}
     manifest = json.loads((retrieval_export.path / "assets.extra" / "export.json").read_text())
     assert manifest["custom_ops"] == {} and manifest["n"] == N and manifest["exclude_train"] is True
+    assert manifest["custom_ops_to_load"] == [] and manifest["cold_start_text"] is False
 
 
 # --- Answers ---------------------------------------------------------------------------------------------
@@ -296,6 +311,26 @@ def test_recommend_from_features_runs_the_query_tower_in_graph(probe, probe_requ
     )
 
 
+def test_score_items_scores_new_and_known_items_for_known_and_unknown_users(probe, probe_requests, retrieval_model):
+    import tensorflow as tf
+
+    _, data, model = retrieval_model
+    columns = probe_requests["items"]
+    features = {name: tf.constant(v, tf.float32 if name in probe_requests["numeric"] else tf.string)
+                for name, v in columns.items() if name != "user_id"}
+    queries = model.user_embeddings(data.dataset.table("user").index_of(columns["user_id"][:3]))
+    unknown = np.zeros((1, queries.shape[1]), np.float32)
+    unknown[0, -1] = model.config.temperature  # an unknown user: the item bias alone
+    expected = np.concatenate([queries, unknown]) @ model.candidate_vectors(features).numpy().T
+    answer = probe["score_items"]
+    assert answer["known_user"]["value"] == [True, True, True, False]
+    assert answer["scores"]["shape"] == [4, 3]
+    np.testing.assert_allclose(answer["scores"]["value"], expected, rtol=1e-4, atol=1e-4)
+    # The known items' scores are the model's (the new one goes through the towers: OOV id, bow text).
+    full = model.scorer()(data.dataset.table("user").index_of(columns["user_id"][:3])).numpy()
+    np.testing.assert_allclose(np.array(answer["scores"]["value"])[:3, :2], full[:, :2], rtol=1e-4, atol=1e-4)
+
+
 def test_ranking_export_scores_pairs_and_ranks_the_catalog(probe, probe_requests, ranking_model):
     _, data, model = ranking_model
     pairs = probe_requests["pairs"]
@@ -372,6 +407,10 @@ def test_saved_model_cli_lists_the_signatures_with_names_and_dtypes(saved_model_
         "recommend_from_features": {"age": ("DT_FLOAT", "(-1)"), "profession": ("DT_STRING", "(-1)"),
                                     "personality": ("DT_STRING", "(-1)"),
                                     "item_ids": ("DT_STRING", f"(-1, {N})"), "scores": ("DT_FLOAT", f"(-1, {N})")},
+        "score_items": {"user_id": ("DT_STRING", "(-1)"), "item_id": ("DT_STRING", "(-1)"),
+                        "product_type": ("DT_STRING", "(-1)"), "description": ("DT_STRING", "(-1)"),
+                        "price": ("DT_FLOAT", "(-1)"), "features": ("DT_STRING", "(-1)"),
+                        "scores": ("DT_FLOAT", "(-1, -1)"), "known_user": ("DT_BOOL", "(-1)")},
     }
     for signature, tensors in expected.items():
         assert signature in blocks, sorted(blocks)
@@ -388,7 +427,10 @@ def test_readme_rest_examples_match_the_signatures(saved_model_cli_runs):
     for number, body in enumerate(bodies):
         code, out, err = saved_model_cli_runs[f"run{number}"]
         assert code == 0, (body, err[-2000:])
-        assert "Result for output key item_ids" in out and "Result for output key scores" in out
+        if body.get("signature_name") == "score_items":
+            assert "Result for output key scores" in out and "Result for output key known_user" in out
+        else:
+            assert "Result for output key item_ids" in out and "Result for output key scores" in out
 
 
 # --- Versions, atomicity, models.config ----------------------------------------------------------------------

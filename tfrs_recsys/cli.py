@@ -115,8 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Writes the next integer version directory OUT/<version>/ (the layout TF Serving "
         "watches) atomically, verified before it appears, and updates OUT/../models.config. "
         "Signatures: serving_default (user_id -> item_ids, scores, known_user), recommend_k "
-        "(+ scalar k), recommend_from_features (raw user features, new users) and, for ranking "
-        "runs, score (user_id, item_id -> probability).",
+        "(+ scalar k), recommend_from_features (raw user features, new users), for retrieval runs "
+        "score_items (user_id + raw item columns of new or known items -> scores) and, for ranking "
+        "runs, score (user_id, item_id -> probability). The default export uses stock TensorFlow ops "
+        "only (any TF Serving). With --cold-start-text (runs with model.text_encoder = 'bert'), "
+        "text no precomputed table holds goes through the TF Hub encoder in recommend_from_features "
+        "and score_items; the SavedModel then needs TF Text to load: TF Serving >= 2.20, or "
+        "`import tensorflow_text` before tf.saved_model.load.",
     )
     export.add_argument("--run-dir", type=Path, required=True, help="a trained run directory")
     export.add_argument("--out", type=Path, required=True, help="model directory, e.g. exported_models/tech_ids")
@@ -137,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         "SERVING_ROOT/<model name> (default /models, the docker mount of the README)",
     )
     export.add_argument("--no-warmup", dest="warmup", action="store_false", help="write no warm-up requests")
+    export.add_argument(
+        "--cold-start-text", action="store_true",
+        help="bert text runs only: strings outside the precomputed text tables (a new user's "
+        "profession, a new item's description) go through the TF Hub encoder in "
+        "recommend_from_features and score_items instead of getting the zero vector; the whole "
+        "SavedModel then needs TF Text to load (TF Serving >= 2.20; in Python `import tensorflow_text`)",
+    )
     export.add_argument("--json", action="store_true", help="print the result as JSON")
 
     rec = sub.add_parser("recommend", help="top-N items with metadata from an exported SavedModel")
@@ -432,6 +444,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         index=args.index,
         serving_root=args.serving_root,
         warmup=args.warmup,
+        cold_start_text=args.cold_start_text,
         notice=lambda text: print(text, file=sys.stderr),
     )
     summary = {
@@ -442,6 +455,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         "signatures": result.signatures,
         "warmup_requests": result.warmup_requests,
         "custom_ops": result.custom_ops,
+        "cold_start_text": result.cold_start_text,
+        "custom_ops_to_load": result.custom_ops_to_load,
         "seconds": round(result.seconds, 2),
     }
     if args.json:
@@ -454,6 +469,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"  {name}: {inputs} -> {outputs}")
     for name, ops in result.custom_ops.items():
         print(f"  note: {name} uses ops outside stock TensorFlow ({', '.join(ops)})")
+    if result.custom_ops_to_load:
+        print(f"  note: loading the SavedModel needs ops outside stock TensorFlow ({', '.join(result.custom_ops_to_load)})")
     print(f"warm-up requests: {result.warmup_requests}; TF Serving config: {result.models_config}")
     return 0
 

@@ -6,12 +6,16 @@ Two kinds, chosen per model config:
   entities' texts (``TextVectorization``), entirely in graph, any string.
 - :class:`PrecomputedTextEncoder`: sentence embeddings computed once per
   distinct string (e.g. by a TF Hub BERT encoder) and looked up in graph by the
-  string itself; strings outside the table get a zero vector.
+  string itself; strings outside the table get a zero vector, unless a
+  fallback encoder is set (:meth:`PrecomputedTextEncoder.fallback_to`, used by
+  ``tfrs-recsys export --cold-start-text`` while it traces the cold-start
+  signatures): then they go through that encoder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -42,8 +46,22 @@ class BagOfWordsEncoder(tf.keras.layers.Layer):
         return self.vectorizer(texts)
 
 
+class _FallbackSlot:
+    """Holds a fallback encoder out of Keras/TF tracking (not a Trackable)."""
+
+    __slots__ = ("encoder",)
+
+    def __init__(self) -> None:
+        self.encoder = None
+
+
 class PrecomputedTextEncoder(tf.keras.layers.Layer):
     """Looks sentence embeddings up by string in graph.
+
+    Strings outside the table get the zero vector. While a fallback encoder is
+    set (:meth:`fallback_to`), they get that encoder's output instead; the
+    fallback is never part of the layer's weights or checkpoints, and calls
+    traced without it are unchanged.
 
     Args:
         texts: Distinct strings, ``[n]``.
@@ -65,11 +83,57 @@ class PrecomputedTextEncoder(tf.keras.layers.Layer):
         )
         # Row n (past the end) is the zero vector of unknown strings.
         self.vectors = tf.constant(np.concatenate([vectors, np.zeros((1, self.dim), np.float32)]))
+        self._fallback = _FallbackSlot()
+
+    @property
+    def fallback(self) -> tf.keras.layers.Layer | None:
+        """The encoder of unknown strings while one is set, else None."""
+        return self._fallback.encoder
+
+    @contextlib.contextmanager
+    def fallback_to(self, encoder: tf.keras.layers.Layer) -> Iterator[None]:
+        """Within the block, unknown strings go through ``encoder`` (strings ``[k]`` -> ``[k, dim]``).
+
+        Meant for tracing a function (an export's cold-start signature): the
+        traced graph keeps the encoder; later calls of the layer do not.
+
+        Raises:
+            ConfigError: ``encoder`` has a ``dim`` other than the table's.
+        """
+        width = getattr(encoder, "dim", self.dim)
+        if int(width) != int(self.dim):
+            raise ConfigError(
+                f"{self.name}: the fallback text encoder gives {width}-d vectors, the table holds {self.dim}-d ones"
+            )
+        previous = self._fallback.encoder
+        self._fallback.encoder = encoder
+        try:
+            yield
+        finally:
+            self._fallback.encoder = previous
 
     def call(self, texts: tf.Tensor) -> tf.Tensor:
         rows = self.table.lookup(texts)
+        if self._fallback.encoder is not None:
+            return self._with_fallback(texts, rows, self._fallback.encoder)
         rows = tf.where(rows < 0, tf.cast(tf.shape(self.vectors)[0] - 1, tf.int64), rows)
         return tf.gather(self.vectors, rows)
+
+    def _with_fallback(self, texts: tf.Tensor, rows: tf.Tensor, encoder) -> tf.Tensor:
+        """Known strings from the table; each distinct unknown one encoded once (none: no encoder call)."""
+        flat_texts = tf.reshape(texts, [-1])
+        flat_rows = tf.reshape(rows, [-1])
+        vectors = tf.gather(self.vectors, tf.maximum(flat_rows, 0))
+        missing = tf.where(flat_rows < 0)[:, 0]
+        unknown, index = tf.unique(tf.gather(flat_texts, missing))
+        encoded = tf.cond(
+            tf.size(unknown) > 0,
+            lambda: tf.cast(encoder(unknown, training=False), self.vectors.dtype),
+            lambda: tf.zeros([0, self.dim], self.vectors.dtype),
+        )
+        encoded = tf.ensure_shape(encoded, [None, self.dim])
+        vectors = tf.tensor_scatter_nd_update(vectors, missing[:, None], tf.gather(encoded, index))
+        return tf.reshape(vectors, tf.concat([tf.shape(texts), [self.dim]], 0))
 
 
 class CachedTextEncoder(tf.keras.layers.Layer):

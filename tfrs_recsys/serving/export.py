@@ -3,7 +3,10 @@
 ``tfrs-recsys export`` turns a trained run into
 ``<out>/<version>/`` (the layout TF Serving watches). The SavedModel stands on
 TensorFlow ops alone: no Python, no tensorflow_recommenders and no tfrs_recsys
-are needed to serve it.
+are needed to serve it. By default it holds stock TensorFlow ops only (any TF
+Serving loads it), also for runs with ``model.text_encoder = "bert"``: their
+text columns are looked up in precomputed tables, and a string outside them
+(a new user's profession, a new item's description) gets the zero vector.
 
 Signatures (``b`` is the batch size, ``N`` the ``-n`` of the export):
 
@@ -26,18 +29,47 @@ Signatures (``b`` is the batch size, ``N`` the ``-n`` of the export):
     ``[b]``) -> ``item_ids`` / ``scores`` ``[b, N]``, for new users: the query
     tower runs in graph (the id goes in as ``""``, the out-of-vocabulary
     bucket); nothing is masked.
+``score_items`` (retrieval runs)
+    ``user_id`` string ``[b]`` plus the model's raw item columns (numeric
+    float32 ``[m]``, others string ``[m]``; the item id may be any string, an
+    unseen one is the out-of-vocabulary bucket) -> ``scores`` float32 ``[b, m]``
+    and ``known_user`` bool ``[b]``, for new (cold-start) or known items: the
+    candidate tower runs in graph and a known user's query vector comes from
+    the table (the score is the model's dot product, item bias included). An
+    unknown user gets a zero query vector (plus the constant component that
+    adds the item bias, when the model has one): the items' own learnt prior,
+    not the train popularity counts (which a new item does not have).
 ``score`` (ranking runs)
     ``user_id``, ``item_id`` string ``[b]`` -> ``probability`` float32 ``[b]``
     and ``known`` bool ``[b]`` (both ids known; ``probability = 0`` otherwise).
 
+``--cold-start-text`` (``export_run(..., cold_start_text=True)``, runs with
+precomputed BERT text features only): ``recommend_from_features`` and
+``score_items`` are traced with each text lookup falling back to the run's TF
+Hub encoder (:class:`~tfrs_recsys.text_encoder.HubTextEncoder`, the same
+handles, pooling, sequence length and normalisation the tables were computed
+with) for the strings outside its table; known strings still come from the
+table, so they get the same vectors as without the flag. The encoder's
+variables, tables and assets are saved with the export. These two signatures
+then hold TF Text ops, and as all signatures share one function library the
+whole SavedModel needs TF Text to load, whichever signature is used: TF
+Serving >= 2.20 (which bundles TF Text 2.20; documented, not tested here), or
+``import tensorflow_text`` before ``tf.saved_model.load`` in Python.
+``serving_default`` and ``recommend_k`` still contain no such op.
+
 ``assets.extra/`` also holds the item table (``items.json``, for
 ``tfrs-recsys recommend``), a few users per segment
-(``representative_users.json``), the export manifest (``export.json``) and, if
+(``representative_users.json``), the export manifest (``export.json``: among
+others ``custom_ops``, the ops outside stock TensorFlow per signature,
+``custom_ops_to_load``, those of the whole SavedModel (what loading it needs),
+``cold_start_text``, ``needs_tf_text_to_load`` and, for BERT text runs,
+``text_encoder``: handles, pooling, seq_length, normalize, columns) and, if
 ``tensorflow-serving-api`` is installed, ``tf_serving_warmup_requests``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -362,6 +394,13 @@ class ModelAdapter:
     feature_vectors: Callable[[Mapping[str, tf.Tensor]], tf.Tensor] | None
     feature_specs: dict[str, tf.TensorSpec]
     pair_probability: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None
+    #: Raw item columns -> candidate vectors (retrieval: ``score_items``), and its inputs.
+    item_vectors: Callable[[Mapping[str, tf.Tensor]], tf.Tensor] | None = None
+    item_specs: dict[str, tf.TensorSpec] = dataclasses.field(default_factory=dict)
+    #: The query vector ``score_items`` gives users outside the table.
+    unknown_query: np.ndarray | None = None
+    #: The model's precomputed (TF Hub) text lookups, by side: ``{"user": {column: layer}, ...}``.
+    text_lookups: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def _feature_specs(model, dataset) -> dict[str, tf.TensorSpec]:
@@ -374,6 +413,31 @@ def _feature_specs(model, dataset) -> dict[str, tf.TensorSpec]:
         dtype = tf.float32 if feature.kind == "numeric" else tf.string
         specs[name] = tf.TensorSpec([None], dtype, name=name)
     return specs
+
+
+def _item_specs(model, dataset) -> dict[str, tf.TensorSpec]:
+    """``score_items``' item inputs: every item column of the model, the id included."""
+    specs = {}
+    for name in model.item_columns:
+        feature = dataset.schema.feature("item", name)
+        dtype = tf.float32 if feature.kind == "numeric" else tf.string
+        specs[name] = tf.TensorSpec([None], dtype, name=name)
+    return specs
+
+
+def precomputed_text_lookups(model) -> dict[str, dict[str, Any]]:
+    """The model's :class:`PrecomputedTextEncoder` layers, ``{"user"|"item": {column: layer}}``."""
+    from tfrs_recsys.features.side_encoder import SideEncoder
+    from tfrs_recsys.features.text import PrecomputedTextEncoder
+
+    found: dict[str, dict[str, Any]] = {}
+    for layer in model.submodules:
+        if isinstance(layer, SideEncoder):
+            side = layer.name.removesuffix("_features")
+            for column, encoder in layer.text_encoders.items():
+                if isinstance(encoder, PrecomputedTextEncoder):
+                    found.setdefault(side, {})[column] = encoder
+    return found
 
 
 def adapt_model(model, dataset, exclude_pairs: pd.DataFrame | None, popularity_pairs: pd.DataFrame) -> ModelAdapter:
@@ -425,7 +489,15 @@ def adapt_model(model, dataset, exclude_pairs: pd.DataFrame | None, popularity_p
             feature_vectors=(lambda f: model.encode_users(with_new_id(f), training=False)) if specs else None,
             feature_specs=specs,
             pair_probability=pair_probability,
+            text_lookups=precomputed_text_lookups(model),
         )
+    # score_items: users outside the table get a query of zeros (plus the constant
+    # component that adds the item bias, when the model has one): the items'
+    # own prior, no popularity counts (a new item has none).
+    width = model.config.output_dim + (1 if model.item_bias is not None else 0)
+    unknown_query = np.zeros(width, np.float32)
+    if model.item_bias is not None:
+        unknown_query[-1] = model.config.temperature
     return ModelAdapter(
         kind="retrieval",
         tables=ServingTables.build(
@@ -437,6 +509,10 @@ def adapt_model(model, dataset, exclude_pairs: pd.DataFrame | None, popularity_p
         feature_vectors=(lambda f: model.query_vectors(with_new_id(f))) if specs else None,
         feature_specs=specs,
         pair_probability=None,
+        item_vectors=lambda f: model.candidate_vectors(f, training=False),
+        item_specs=_item_specs(model, dataset),
+        unknown_query=unknown_query,
+        text_lookups=precomputed_text_lookups(model),
     )
 
 
@@ -445,10 +521,30 @@ def _batched(fn, rows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     return np.concatenate(parts, 0)
 
 
+def text_fallbacks(adapter: ModelAdapter, encoder) -> contextlib.ExitStack:
+    """A context in which the model's precomputed text lookups fall back to ``encoder``.
+
+    Unknown strings then go through ``encoder`` instead of getting the zero
+    vector; with ``encoder=None`` nothing changes.
+    """
+    stack = contextlib.ExitStack()
+    if encoder is not None:
+        for lookups in adapter.text_lookups.values():
+            for layer in lookups.values():
+                stack.enter_context(layer.fallback_to(encoder))
+    return stack
+
+
 def build_module(
-    adapter: ModelAdapter, *, n: int, exclude: bool, index: str = "brute_force"
+    adapter: ModelAdapter, *, n: int, exclude: bool, index: str = "brute_force", cold_start_text=None
 ) -> tuple[RecommenderModule, dict[str, Any]]:
-    """The module and its signatures (concrete functions), model resources tracked."""
+    """The module and its signatures (concrete functions), model resources tracked.
+
+    ``cold_start_text``: a text encoder layer (the one the model's precomputed
+    text vectors came from); when given, ``recommend_from_features`` and
+    ``score_items`` are traced with the text lookups falling back to it for
+    strings outside their tables. The other signatures never read text.
+    """
     module = RecommenderModule(
         adapter.tables,
         n=n,
@@ -461,6 +557,8 @@ def build_module(
         "serving_default": module.serving_default.get_concrete_function(),
         "recommend_k": module.recommend_k.get_concrete_function(),
     }
+    # Input names of the feature signatures, in order (for the export's checks).
+    module._fns.inputs = {}
     if adapter.feature_vectors is not None:
         specs = adapter.feature_specs
         names = list(specs)
@@ -470,7 +568,34 @@ def build_module(
             return module.recommend_vectors(adapter.feature_vectors(features), tf.constant(module.n))
 
         module.recommend_from_features = tf.function(from_features, input_signature=[specs[c] for c in names], autograph=False)
-        signatures["recommend_from_features"] = module.recommend_from_features.get_concrete_function()
+        with text_fallbacks(adapter, cold_start_text):
+            signatures["recommend_from_features"] = module.recommend_from_features.get_concrete_function()
+        module._fns.inputs["recommend_from_features"] = names
+    if adapter.item_vectors is not None:
+        item_specs = adapter.item_specs
+        item_names = list(item_specs)
+        if "user_id" in item_names:
+            raise ConfigError(
+                "score_items: the item table has a column named 'user_id', the name of its user input"
+            )
+        unknown_query = np.asarray(adapter.unknown_query, np.float32)
+
+        def score_items(user_id, *values):
+            items = adapter.item_vectors(dict(zip(item_names, values)))
+            rows = module.user_table.lookup(user_id)
+            known = rows >= 0
+            known_queries = tf.gather(module.user_vectors, tf.maximum(rows, 0))
+            queries = tf.where(known[:, None], known_queries, tf.constant(unknown_query)[None, :])
+            return {"scores": module._fns.score_chunk(queries, items), "known_user": known}
+
+        module.score_items = tf.function(
+            score_items,
+            input_signature=[_string_spec("user_id"), *[item_specs[c] for c in item_names]],
+            autograph=False,
+        )
+        with text_fallbacks(adapter, cold_start_text):
+            signatures["score_items"] = module.score_items.get_concrete_function()
+        module._fns.inputs["score_items"] = ["user_id", *item_names]
     if adapter.pair_probability is not None:
 
         def score(user_id, item_id):
@@ -486,6 +611,21 @@ def build_module(
         module.score = tf.function(score, input_signature=[_string_spec("user_id"), _string_spec("item_id")], autograph=False)
         signatures["score"] = module.score.get_concrete_function()
     return module, signatures
+
+
+def track_text_encoder(module: tf.Module, encoder) -> int:
+    """Tracks a :class:`~tfrs_recsys.text_encoder.HubTextEncoder`'s loaded SavedModels on ``module``.
+
+    The preprocessor and the encoder (their variables, tables, assets such as a
+    vocabulary file, and functions) are then saved with the export, which no
+    longer needs the handles' directories. Returns how many objects are tracked.
+    """
+    objects = [
+        getattr(encoder, "_preprocessor_module", None),  # tokenizer/packer functions, tables, assets
+        getattr(getattr(encoder, "_encoder", None), "_func", None),  # the encoder SavedModel, weights
+    ]
+    module.cold_start_text_encoder = [o for o in objects if o is not None]
+    return len(module.cold_start_text_encoder)
 
 
 def track_model_resources(module: tf.Module, model, signatures: Mapping[str, Any]) -> int:
@@ -536,6 +676,25 @@ def non_core_ops(concrete) -> list[str]:
     return sorted(op for op in op_types(concrete) if op not in core_ops())
 
 
+def saved_model_non_core_ops(path: Path) -> list[str]:
+    """Op types outside stock TensorFlow anywhere in a SavedModel (what loading it needs).
+
+    Wider than the signatures' :func:`non_core_ops`: it also counts functions
+    of saved objects no signature calls (e.g. a tracked TF Hub preprocessor's
+    two-segment packing).
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    ops: set[str] = set()
+    for meta_graph in saved.meta_graphs:
+        ops |= {node.op for node in meta_graph.graph_def.node}
+        for function in meta_graph.graph_def.library.function:
+            ops |= {node.op for node in function.node_def}
+    return sorted(op for op in ops if op not in core_ops())
+
+
 def signature_summary(concrete) -> dict[str, Any]:
     def spec(value) -> dict[str, Any]:
         return {"dtype": value.dtype.name, "shape": value.shape.as_list() if value.shape.rank is not None else None}
@@ -558,6 +717,9 @@ class ExportResult:
     warmup_requests: int
     custom_ops: dict[str, list[str]]
     seconds: float
+    cold_start_text: bool = False
+    #: Ops outside stock TensorFlow anywhere in the SavedModel (loading it needs them).
+    custom_ops_to_load: list[str] = dataclasses.field(default_factory=list)
 
 
 def check_out_dir(out: Path) -> None:
@@ -579,6 +741,7 @@ def export_run(
     index: str = "brute_force",
     serving_root: str = DEFAULT_SERVING_ROOT,
     warmup: bool = True,
+    cold_start_text: bool = False,
     notice: Callable[[str], None] = print,
 ) -> ExportResult:
     """Exports the best weights of ``run_dir`` as the next version under ``out``.
@@ -594,10 +757,15 @@ def export_run(
         serving_root: Where the server sees ``out``'s parent (``base_path`` of
             ``models.config`` is ``<serving_root>/<model_name>``).
         warmup: Write warm-up requests (needs ``tensorflow-serving-api``).
-        notice: Prints notices (e.g. warm-up skipped).
+        cold_start_text: Put the run's TF Hub text encoder in graph behind its
+            precomputed text tables, for ``recommend_from_features`` and
+            ``score_items`` (runs with ``model.text_encoder = "bert"`` only).
+            The SavedModel then needs TF Text to load (any signature).
+        notice: Prints notices (e.g. warm-up skipped, TF Text needed).
 
     Raises:
-        ConfigError: Bad arguments, not a finished run, ScaNN missing.
+        ConfigError: Bad arguments, not a finished run, ScaNN missing,
+            ``cold_start_text`` for a run without BERT text features.
         ExportError: The reloaded SavedModel does not answer as the model does.
     """
     from tfrs_recsys.training.run import load_trained_model
@@ -614,10 +782,38 @@ def export_run(
         raise ConfigError(f"--run-dir {run_dir}: no such directory")
     if index == "scann":
         import_scann()
+    if cold_start_text:
+        _check_cold_start_config(run_dir)
     config, data, model = load_trained_model(run_dir)
     adapter = adapt_model(model, data.dataset, data.split.train if exclude else None, data.split.train)
-    module, signatures = build_module(adapter, n=n, exclude=exclude, index=index)
+    spec = encoder = None
+    if adapter.text_lookups:
+        from tfrs_recsys.models.retrieval import text_model_spec
+        from tfrs_recsys.text_encoder import resolve_encoder
+
+        spec = resolve_encoder(text_model_spec(config.model.text_model))
+    if cold_start_text:
+        if spec is None:
+            raise ConfigError(
+                f"--cold-start-text: the model of {run_dir} has no precomputed (bert) text features "
+                "(its tables have no text columns): nothing to encode; export it without the flag"
+            )
+        from tfrs_recsys.text_encoder.cache import encoder_layer
+
+        used = ("user" in adapter.text_lookups and adapter.feature_vectors is not None) or (
+            "item" in adapter.text_lookups and adapter.item_vectors is not None
+        )
+        if not used:
+            raise ConfigError(
+                f"--cold-start-text: no signature of this {adapter.kind} export reads the run's bert text columns "
+                f"({', '.join(sorted(adapter.text_lookups))} side only): nothing to encode; export it without the flag"
+            )
+        encoder = encoder_layer(spec)  # the layer embed_texts used, if it loaded one in this process
+        _check_encoder_reproduces_tables(adapter, encoder)
+    module, signatures = build_module(adapter, n=n, exclude=exclude, index=index, cold_start_text=encoder)
     track_model_resources(module, model, signatures)
+    if encoder is not None:
+        track_text_encoder(module, encoder)
 
     custom = {name: non_core_ops(fn) for name, fn in signatures.items()}
     if custom["serving_default"] and index == "brute_force":  # pragma: no cover - a bug if it happens
@@ -640,6 +836,14 @@ def export_run(
         "item_id_column": data.dataset.schema.id_column("item"),
         "signatures": {name: signature_summary(fn) for name, fn in signatures.items()},
         "custom_ops": {name: ops for name, ops in custom.items() if ops},
+        "cold_start_text": bool(cold_start_text),
+        # All signatures share one function library: TF Text ops in one of them
+        # make the whole SavedModel need TF Text to load.
+        "needs_tf_text_to_load": bool(cold_start_text),
+        "text_encoder": _text_encoder_manifest(config, spec, adapter),
+        "score_items_unknown_user": (
+            "zero query vector (item bias only, when the model has one)" if "score_items" in signatures else None
+        ),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     check_user = _check_user(data)
@@ -649,6 +853,17 @@ def export_run(
     staging = out / tf_serving.staging_name()
     try:
         tf.saved_model.save(module, str(staging), signatures=signatures)
+        manifest["custom_ops_to_load"] = saved_model_non_core_ops(staging)
+        if manifest["custom_ops_to_load"] and not cold_start_text and index == "brute_force":
+            # A bug if it happens: the default export is stock TensorFlow.
+            raise ExportError(f"the SavedModel uses ops outside stock TensorFlow: {manifest['custom_ops_to_load']}")
+        if cold_start_text:
+            notice(
+                "notice: --cold-start-text puts TF Text ops in the SavedModel (in "
+                f"{', '.join(name for name, ops in custom.items() if ops) or 'no signature'}); loading it, "
+                "whichever signature is used, needs TF Text: TF Serving >= 2.20, or "
+                "`import tensorflow_text` before tf.saved_model.load"
+            )
         extra = staging / ASSETS_EXTRA
         extra.mkdir()
         _write_assets(extra, data.dataset, manifest)
@@ -663,7 +878,13 @@ def export_run(
                     "warm-up requests skipped: tensorflow-serving-api is not installed "
                     "(pip install 'tfrs-recsys[serving]')"
                 )
-        verify_export(staging, model, data, check_user, n=n, exclude=exclude, exact=index == "brute_force")
+        loaded = tf.saved_model.load(str(staging))
+        verify_export(
+            staging, model, data, check_user, n=n, exclude=exclude, exact=index == "brute_force", loaded=loaded
+        )
+        if encoder is not None:
+            verify_cold_start(loaded, module, signatures, adapter, data, check_user)
+        del loaded
         version = _publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -678,7 +899,64 @@ def export_run(
         warmup_requests=warmup_count,
         custom_ops=manifest["custom_ops"],
         seconds=time.perf_counter() - start,
+        cold_start_text=bool(cold_start_text),
+        custom_ops_to_load=manifest["custom_ops_to_load"],
     )
+
+
+def _check_cold_start_config(run_dir: Path) -> None:
+    """ConfigError, before the model is loaded, when the run's config rules ``--cold-start-text`` out."""
+    from tfrs_recsys.config import load_config
+    from tfrs_recsys.training.run import CONFIG_FILE
+
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return  # load_trained_model names the problem
+    model = load_config(path).model
+    if model.feature_set != "all" or model.text_encoder == "none":
+        raise ConfigError(
+            f"--cold-start-text: the model of {run_dir} has no text features (model.feature_set = "
+            f"{model.feature_set!r}, model.text_encoder = {model.text_encoder!r}): nothing to encode; "
+            "export it without the flag"
+        )
+    if model.text_encoder == "bow":
+        raise ConfigError(
+            f"--cold-start-text: the model of {run_dir} encodes text with the bag-of-words encoder "
+            "(model.text_encoder = 'bow'), already in graph for any string: nothing to add; export it without the flag"
+        )
+
+
+def _check_encoder_reproduces_tables(adapter: ModelAdapter, encoder, count: int = 4) -> None:
+    """ExportError unless ``encoder`` gives the precomputed vectors of a few known strings."""
+    for side, lookups in adapter.text_lookups.items():
+        for column, layer in lookups.items():
+            keys, rows = layer.table.export()
+            keys, rows = keys[:count], rows[:count]
+            if int(tf.size(keys)) == 0:
+                continue
+            got = encoder(keys, training=False).numpy()
+            want = tf.gather(layer.vectors, rows).numpy()
+            if not np.allclose(got, want, atol=1e-4):
+                raise ExportError(
+                    f"--cold-start-text: the text encoder {encoder.encoder_handle} does not reproduce the "
+                    f"precomputed vectors of the {side} column {column!r} (largest difference "
+                    f"{float(np.abs(got - want).max()):.3g})"
+                )
+
+
+def _text_encoder_manifest(config, spec, adapter: ModelAdapter) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    return {
+        "text_model": config.model.text_model,
+        "preprocessor": spec.preprocessor,
+        "encoder": spec.encoder,
+        "pooling": spec.pooling,
+        "seq_length": spec.seq_length,
+        "normalize": spec.normalize,
+        "name": spec.name,
+        "columns": {side: sorted(lookups) for side, lookups in sorted(adapter.text_lookups.items())},
+    }
 
 
 def _publish(staging: Path, out: Path) -> int:
@@ -724,14 +1002,18 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def verify_export(path: Path, model, data, user: str, *, n: int, exclude: bool, exact: bool = True) -> None:
+def verify_export(
+    path: Path, model, data, user: str, *, n: int, exclude: bool, exact: bool = True, loaded=None
+) -> None:
     """Reloads the SavedModel and checks a known user's and an unknown user's answer.
 
     The known user's items must be the trained model's top ``n`` (train items
     masked when ``exclude``), with the same scores; the unknown id must get
-    ``known_user = false`` and the popularity ranking.
+    ``known_user = false`` and the popularity ranking. ``loaded``: the
+    SavedModel at ``path`` if already loaded.
     """
-    loaded = tf.saved_model.load(str(path))
+    if loaded is None:
+        loaded = tf.saved_model.load(str(path))
     answer = loaded.signatures["serving_default"](user_id=tf.constant([user, "\x00 not a user \x00"]))
     ids = answer["item_ids"].numpy().astype(str)
     scores = answer["scores"].numpy()
@@ -760,3 +1042,61 @@ def verify_export(path: Path, model, data, user: str, *, n: int, exclude: bool, 
     popular = dataset.table("item").ids[np.argsort(-counts, kind="stable")[:n]]
     if ids[1].tolist() != [str(i) for i in popular]:
         raise ExportError("exported model: the unknown-user fallback is not the popularity ranking")
+
+
+#: The text ``verify_cold_start`` gives every text column (no table holds it).
+COLD_START_CHECK_TEXT = "cold-start check: a text no feature table holds"
+
+
+def _side_inputs(
+    table, rows: Sequence[int], names: Sequence[str], specs: Mapping[str, tf.TensorSpec], texts
+) -> list:
+    """Raw feature columns of ``table``'s ``rows``, every column of ``texts`` replaced by an unseen string."""
+    values = []
+    for name in names:
+        column = np.asarray(table.columns[name])[list(rows)]
+        if specs[name].dtype == tf.float32:
+            values.append(tf.constant(column.astype(np.float32)))
+        else:
+            strings = [COLD_START_CHECK_TEXT if name in texts else str(v) for v in column]
+            values.append(tf.constant(strings, tf.string))
+    return values
+
+
+def verify_cold_start(
+    loaded, module: RecommenderModule, signatures: Mapping[str, Any], adapter: ModelAdapter, data, user: str
+) -> None:
+    """Checks a reloaded cold-start signature on text no precomputed table holds.
+
+    Every text column gets :data:`COLD_START_CHECK_TEXT`; the reloaded
+    ``recommend_from_features`` (or, without user text columns,
+    ``score_items``) must answer as the function traced in process (whose
+    text lookups fall back to the encoder) does: the encoder's variables,
+    tables and assets were saved with the export. One signature is enough
+    (both share the encoder), and each first call costs seconds.
+    """
+    dataset = data.dataset
+    cases = {}
+    user_texts = adapter.text_lookups.get("user", {})
+    item_texts = adapter.text_lookups.get("item", {})
+    if "recommend_from_features" in module._fns.inputs and user_texts:
+        names = module._fns.inputs["recommend_from_features"]
+        rows = dataset.table("user").index_of([user])
+        cases["recommend_from_features"] = _side_inputs(
+            dataset.table("user"), rows, names, adapter.feature_specs, user_texts
+        )
+    elif "score_items" in module._fns.inputs and item_texts:
+        names = module._fns.inputs["score_items"]
+        rows = list(range(min(3, dataset.n_items)))
+        items = _side_inputs(dataset.table("item"), rows, names[1:], adapter.item_specs, item_texts)
+        id_position = names[1:].index(dataset.schema.id_column("item"))
+        items[id_position] = tf.concat([["cold-start-check-item"], items[id_position][1:]], 0)
+        cases["score_items"] = [tf.constant([user, "\x00 not a user \x00"]), *items]
+    for name, values in cases.items():
+        want = signatures[name](*values)
+        got = loaded.signatures[name](**dict(zip(module._fns.inputs[name], values)))
+        for key, value in want.items():
+            a, b = got[key].numpy(), value.numpy()
+            same = np.array_equal(a, b) if a.dtype.kind in "OSUb" else np.allclose(a, b, atol=1e-4, rtol=1e-4)
+            if not same:
+                raise ExportError(f"exported model: {name} {key} with an unseen text differs from the model's")

@@ -58,6 +58,8 @@ class ExportedRecommender:
             raise ConfigError(f"{self.path}: not a tfrs-recsys export ({exc})") from None
         id_column = self.manifest.get("item_id_column", "item_id")
         self.items = {str(row[id_column]): row for row in items}
+        if self.manifest.get("needs_tf_text_to_load"):
+            import tensorflow_text  # noqa: F401  (--cold-start-text exports hold TF Text ops)
         self._model = tf.saved_model.load(str(self.path))
         self._tf = tf
 

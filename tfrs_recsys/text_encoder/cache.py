@@ -232,6 +232,15 @@ def embed_texts(
     return np.stack([index[t] for t in texts]).astype(np.float32, copy=False)
 
 
+def encoder_layer(spec: Any) -> Any:
+    """The non-trainable :class:`HubTextEncoder` of an ``EncoderSpec``, shared with :func:`embed_texts`.
+
+    Loaded once and kept for later calls (up to two specs), like the layers
+    :func:`embed_texts` loads itself.
+    """
+    return _layer(spec)
+
+
 def _layer(spec: Any) -> Any:
     """The (non-trainable) layer of ``spec``, reused across calls."""
     layer = _LAYERS.pop(spec, None)
