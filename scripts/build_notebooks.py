@@ -223,9 +223,11 @@ def nb01() -> nbformat.NotebookNode:
         per user (`groupby('user_id').sample(n=1, random_state=42)`) and average
         the probability the model gives it. `seed_metric` computes it for any
         function that returns probabilities. With its logistic loss, the `subset`
-        model's score is a logit, so its probability is the sigmoid of the score.
-        Popularity gets a probability too (the share of users who bought the item
-        in train), and the oracle gives the true probability.
+        model is a probability model: `model.probabilities(user_rows, item_rows)`
+        is the sigmoid of its logit, the user's bias included (the bias is left
+        out of the ranking scores, where it changes nothing). Popularity gets a
+        probability too (the share of train users who bought the item), and the
+        oracle gives the true probability.
 
         The **ranking metrics** of the evaluation protocol ask what a recommender
         is for: score every catalog item for every user with a holdout item, drop
@@ -245,23 +247,10 @@ def nb01() -> nbformat.NotebookNode:
         }'''),
         code(METRIC_TABLE + "\n\n\nmetric_table(results)"),
         code('''\
-        def sigmoid(x):
-            return 1.0 / (1.0 + np.exp(-x))
-
-
-        def pair_probabilities(score_fn, transform=lambda s: s):
-            """probability_fn for seed_metric from a whole-catalog scorer."""
-            def fn(user_rows, item_rows):
-                scores = np.asarray(score_fn(user_rows))
-                return transform(scores[np.arange(len(user_rows)), item_rows])
-            return fn
-
-
-        n_train_users = split.train["user_id"].nunique()
         seed_figures = {
-            "popularity": seed_metric(pair_probabilities(popularity, lambda c: c / n_train_users), dataset, split.holdout),
-            "oracle": seed_metric(pair_probabilities(oracle), dataset, split.holdout),
-            "tfrs subset": seed_metric(pair_probabilities(scorer, sigmoid), dataset, split.holdout),
+            "popularity": seed_metric(popularity.probabilities, dataset, split.holdout),
+            "oracle": seed_metric(oracle.probabilities, dataset, split.holdout),
+            "tfrs subset": seed_metric(model.probabilities, dataset, split.holdout),
         }
         comparison = pd.DataFrame({
             "seed metric (mean probability of one holdout positive)": seed_figures,
@@ -572,23 +561,11 @@ def nb02() -> nbformat.NotebookNode:
         """),
         code(METRIC_TABLE),
         code('''\
-        def sigmoid(x):
-            return 1.0 / (1.0 + np.exp(-x))
-
-
-        def pair_probabilities(score_fn, transform=lambda s: s):
-            def fn(user_rows, item_rows):
-                scores = np.asarray(score_fn(user_rows))
-                return transform(scores[np.arange(len(user_rows)), item_rows])
-            return fn
-
-
         seed_figures = {
-            "all, BERT text": seed_metric(pair_probabilities(bert_scorer, sigmoid), dataset, split.holdout),
-            "all, no text": seed_metric(pair_probabilities(runs["all, no text"].model.scorer(), sigmoid),
-                                        dataset, split.holdout),
+            "all, BERT text": seed_metric(runs["all, BERT text"].model.probabilities, dataset, split.holdout),
+            "all, no text": seed_metric(runs["all, no text"].model.probabilities, dataset, split.holdout),
             "seed_all (notebook 2)": seed_metric(seed_all.probabilities, dataset, split.holdout),
-            "oracle": seed_metric(pair_probabilities(oracle), dataset, split.holdout),
+            "oracle": seed_metric(oracle.probabilities, dataset, split.holdout),
         }
         table = metric_table(results)
         table["seed metric"] = pd.Series(seed_figures).round(4)
@@ -603,7 +580,7 @@ def nb02() -> nbformat.NotebookNode:
         **On this data, at full size: no, and it does not hurt either.** Compare
         the two `all` rows of the table: with and without the BERT vectors they
         land within a few thousandths of recall@10 of each other (one run each;
-        notebook 03 trains the default config's bag-of-words `all` as well). The
+        notebook 03 trains the default config's `all` again in its comparison). The
         generator *does* put signal in the text (which audience and qualities a
         description names matches some personalities and professions better),
         but every item has hundreds of train positives, so its id embedding
