@@ -15,6 +15,7 @@ plain functions and a few fixtures re-exported by ``from model_fixtures import``
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -123,3 +124,40 @@ def numpy_softmax_ce(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     top = logits.max(axis=1, keepdims=True)
     log_z = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
     return log_z - logits[np.arange(len(labels)), labels]
+
+
+# Start of the probe scripts the export tests run in a fresh interpreter (which
+# must not import this package): the imports and ``plain(answer)``, a
+# signature's outputs as JSON-ready ``{"shape", "value"}`` (strings decoded).
+PROBE_PRELUDE = r'''
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+def plain(answer):
+    result = {}
+    for key, value in answer.items():
+        value = value.numpy()
+        if value.dtype == object:
+            value = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(value) if value.size else value
+        result[key] = {"shape": list(value.shape), "value": value.tolist()}
+    return result
+'''
+
+
+def tiny_bert_pair(tmp_path_factory, name: str, seq_length: int = 16) -> Path:
+    """A tiny BERT checkpoint converted into a TF Hub pair under a fresh temp dir."""
+    from test_text_encoder import write_checkpoint
+
+    from tfrs_recsys.text_encoder import convert_checkpoint
+
+    checkpoint = write_checkpoint(tmp_path_factory.mktemp(f"{name}-bert") / "checkpoint")
+    return convert_checkpoint(checkpoint, tmp_path_factory.mktemp(f"{name}-pair") / "tiny", seq_length=seq_length).path
+
+
+def embedding_cache(tmp_path_factory, name: str):
+    """Generator for a module fixture: ``TFRS_RECSYS_CACHE`` points at a fresh directory."""
+    directory = tmp_path_factory.mktemp(f"{name}-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TFRS_RECSYS_CACHE", str(directory))
+        yield directory

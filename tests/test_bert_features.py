@@ -6,30 +6,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_fixtures import first_batch, small_model_config, small_split  # noqa: F401
-from test_text_encoder import write_checkpoint
+from model_fixtures import embedding_cache, first_batch, small_model_config, small_split, tiny_bert_pair  # noqa: F401
 
 from tfrs_recsys.config import ExperimentConfig, ModelConfig, TrainConfig
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.features.text import PrecomputedTextEncoder
 from tfrs_recsys.models.factory import build_model, training_dataset
 from tfrs_recsys.models.retrieval import text_model_spec
-from tfrs_recsys.text_encoder import convert_checkpoint, embed_texts
+from tfrs_recsys.text_encoder import embed_texts
 
 
 @pytest.fixture(scope="module")
 def pair_dir(tmp_path_factory):
-    checkpoint = write_checkpoint(tmp_path_factory.mktemp("bert-features") / "checkpoint")
-    return convert_checkpoint(checkpoint, tmp_path_factory.mktemp("bert-pair") / "tiny", seq_length=16).path
+    return tiny_bert_pair(tmp_path_factory, "bert-features")
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     """One embedding cache for the module: the catalog's strings are embedded once."""
-    directory = tmp_path_factory.mktemp("bert-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TFRS_RECSYS_CACHE", str(directory))
-        yield directory
+    yield from embedding_cache(tmp_path_factory, "bert")
 
 
 def _model(dataset, train, pair_dir, kind="retrieval", **overrides):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_fixtures import tiny_experiment
+from model_fixtures import PROBE_PRELUDE, tiny_experiment
 
 from tfrs_recsys import cli
 from tfrs_recsys.serving import tf_serving
@@ -91,22 +91,9 @@ def ranking_model(ranking_run):
     return load_trained_model(ranking_run)
 
 
-PROBE = r'''
-import json, sys
-import numpy as np
-import tensorflow as tf
-
-retrieval_dir, ranking_dir, request_file, out_file = sys.argv[1:]
+PROBE = PROBE_PRELUDE + r'''retrieval_dir, ranking_dir, request_file, out_file = sys.argv[1:]
 requests = json.loads(open(request_file, encoding="utf-8").read())
 
-def plain(answer):
-    result = {}
-    for key, value in answer.items():
-        value = value.numpy()
-        if value.dtype == object:
-            value = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(value) if value.size else value
-        result[key] = {"shape": list(value.shape), "value": value.tolist()}
-    return result
 
 def strings(values):
     return tf.constant(np.array([v.encode("utf-8") for v in values], dtype=object).reshape(len(values)), tf.string)

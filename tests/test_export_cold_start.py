@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_fixtures import tiny_experiment
-from test_text_encoder import write_checkpoint
+from model_fixtures import PROBE_PRELUDE, embedding_cache, tiny_bert_pair, tiny_experiment
 
 from tfrs_recsys import cli
 from tfrs_recsys.features.text import PrecomputedTextEncoder
 from tfrs_recsys.serving.export import export_run
-from tfrs_recsys.text_encoder import convert_checkpoint, embed_texts
+from tfrs_recsys.text_encoder import embed_texts
 from tfrs_recsys.training.run import load_trained_model, train
 
 N = 5
@@ -44,16 +43,12 @@ def _quiet_tensorflow(monkeypatch):
 
 @pytest.fixture(scope="module")
 def pair_dir(tmp_path_factory):
-    checkpoint = write_checkpoint(tmp_path_factory.mktemp("cold-bert") / "checkpoint")
-    return convert_checkpoint(checkpoint, tmp_path_factory.mktemp("cold-pair") / "tiny", seq_length=SEQ_LENGTH).path
+    return tiny_bert_pair(tmp_path_factory, "cold", seq_length=SEQ_LENGTH)
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("cold-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TFRS_RECSYS_CACHE", str(directory))
-        yield directory
+    yield from embedding_cache(tmp_path_factory, "cold")
 
 
 @pytest.fixture(scope="module")
@@ -84,22 +79,9 @@ def trained(bert_run, cache):
     return load_trained_model(bert_run)
 
 
-PROBE = r'''
-import json, sys
-import numpy as np
-import tensorflow as tf
-
-plain_dir, cold_dir, request_file, out_file = sys.argv[1:]
+PROBE = PROBE_PRELUDE + r'''plain_dir, cold_dir, request_file, out_file = sys.argv[1:]
 requests = json.loads(open(request_file, encoding="utf-8").read())
 
-def plain(answer):
-    result = {}
-    for key, value in answer.items():
-        value = value.numpy()
-        if value.dtype == object:
-            value = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(value) if value.size else value
-        result[key] = {"shape": list(value.shape), "value": value.tolist()}
-    return result
 
 def inputs(columns, numeric):
     return {name: tf.constant(values, tf.float32 if name in numeric else tf.string, shape=[len(values)])
