@@ -83,6 +83,11 @@ class ModelConfig:
             use), a directory written by ``tfrs-recsys build-text-encoder``,
             or ``"PREPROCESSOR,ENCODER"``: two TF Hub handles or directories
             of the standard BERT interface.
+        text_trainable: Fine-tune the TF Hub encoder of ``text_encoder =
+            "bert"`` inside the towers (one trainable copy per side, shared by
+            that side's text columns) instead of looking up frozen vectors.
+            Off by default: every step then runs the encoder over the batch's
+            distinct strings (the whole catalog's for the catalog losses).
         id_dim, categorical_dim, numeric_buckets, text_dim: Encoding widths.
         hidden: ReLU layer widths of each tower.
         output_dim: Embedding width.
@@ -123,6 +128,7 @@ class ModelConfig:
     feature_set: str = "subset"
     text_encoder: str = "bow"
     text_model: str = "minilm"
+    text_trainable: bool = False
     id_dim: int = 32
     categorical_dim: int = 16
     numeric_buckets: int = 0
@@ -162,6 +168,10 @@ class ModelConfig:
         if not str(self.text_model).strip() or len([p for p in str(self.text_model).split(",")]) > 2:
             raise ConfigError(
                 f"model.text_model must be 'minilm', a directory or 'PREPROCESSOR,ENCODER', got {self.text_model!r}"
+            )
+        if self.text_trainable and self.text_encoder != "bert":
+            raise ConfigError(
+                f"model.text_trainable = true needs model.text_encoder = 'bert', got {self.text_encoder!r}"
             )
         if self.feature_set == "ids" and self.id_mode == "none":
             raise ConfigError("model.feature_set 'ids' needs model.id_mode 'input' or 'residual'")

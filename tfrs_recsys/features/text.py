@@ -10,6 +10,9 @@ Two kinds, chosen per model config:
   fallback encoder is set (:meth:`PrecomputedTextEncoder.fallback_to`, used by
   ``tfrs-recsys export --cold-start-text`` while it traces the cold-start
   signatures): then they go through that encoder.
+- :class:`FineTunedTextEncoder` (``model.text_trainable``): a trainable TF Hub
+  encoder run in graph over each call's distinct strings; an export swaps it
+  for a :class:`PrecomputedTextEncoder` of its fine-tuned vectors.
 """
 
 from __future__ import annotations
@@ -173,3 +176,84 @@ class CachedTextEncoder(tf.keras.layers.Layer):
             lambda: tf.gather(self.vectors, tf.maximum(rows, 0)),
             lambda: tf.cast(self.encoder(texts), self.vectors.dtype),
         )
+
+
+class FineTunedTextEncoder(tf.keras.layers.Layer):
+    """A trainable TF Hub encoder run once per distinct string of each call.
+
+    Strings ``[batch]`` -> ``[batch, dim]``: the call takes ``tf.unique`` of its
+    (flattened) strings, encodes those and gathers the vectors back, so a
+    catalog-wide candidate call costs one encoder pass per distinct string. The
+    encoder (a :class:`~tfrs_recsys.text_encoder.HubTextEncoder` built with
+    ``trainable=True``) may be shared by several columns of one side; its
+    weights are trainable weights of the model.
+
+    For an export, :meth:`precompute` builds a :class:`PrecomputedTextEncoder`
+    of the fine-tuned encoder's vectors of given strings; while it is
+    installed (:meth:`use_lookup`), the layer is that lookup (stock TF ops,
+    unknown strings -> zero vector, :meth:`PrecomputedTextEncoder.fallback_to`
+    available).
+
+    Args:
+        encoder: strings ``[k]`` -> ``[k, dim]`` (has a ``dim`` attribute).
+    """
+
+    def __init__(self, encoder: tf.keras.layers.Layer, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.dim = int(encoder.dim)
+        self._lookup = _FallbackSlot()  # the installed lookup, out of Keras tracking
+
+    @property
+    def lookup(self) -> PrecomputedTextEncoder | None:
+        """The installed :class:`PrecomputedTextEncoder`, else None."""
+        return self._lookup.encoder
+
+    def precompute(self, texts: Sequence[str], batch_size: int = 256) -> PrecomputedTextEncoder:
+        """A lookup of the (current, fine-tuned) encoder's vectors of the distinct ``texts``.
+
+        Its ``source_encoder`` is this layer's encoder (the cold-start fallback).
+        """
+        distinct = sorted({str(t) for t in texts})
+        if not distinct:
+            raise ConfigError(f"{self.name}: no strings to precompute")
+        vectors = np.concatenate(
+            [
+                self.encoder(tf.constant(distinct[s : s + batch_size]), training=False).numpy()
+                for s in range(0, len(distinct), batch_size)
+            ],
+            0,
+        )
+        lookup = PrecomputedTextEncoder(distinct, vectors, name=f"{self.name}_lookup")
+        lookup._source = _FallbackSlot()
+        lookup._source.encoder = self.encoder
+        return lookup
+
+    @contextlib.contextmanager
+    def use_lookup(self, lookup: PrecomputedTextEncoder) -> Iterator[PrecomputedTextEncoder]:
+        """Within the block, calls of the layer are ``lookup``'s."""
+        previous = self._lookup.encoder
+        self._lookup.encoder = lookup
+        try:
+            yield lookup
+        finally:
+            self._lookup.encoder = previous
+
+    def call(self, texts: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if self._lookup.encoder is not None:
+            return self._lookup.encoder(texts)
+        texts = tf.convert_to_tensor(texts, tf.string)
+        flat = tf.reshape(texts, [-1])
+        distinct, index = tf.unique(flat)
+        vectors = tf.ensure_shape(self.encoder(distinct, training=training), [None, self.dim])
+        vectors = tf.gather(vectors, index)
+        return tf.reshape(vectors, tf.concat([tf.shape(texts), [self.dim]], 0))
+
+    def compute_output_shape(self, input_shape: tf.TensorShape) -> tf.TensorShape:
+        return tf.TensorShape(input_shape).concatenate([self.dim])
+
+
+def source_encoder(lookup: PrecomputedTextEncoder):
+    """The fine-tuned encoder a :meth:`FineTunedTextEncoder.precompute` lookup came from, else None."""
+    slot = getattr(lookup, "_source", None)
+    return None if slot is None else slot.encoder

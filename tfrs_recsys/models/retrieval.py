@@ -15,7 +15,12 @@ from tfrs_recsys.data.pipelines import LABEL, FeatureGather
 from tfrs_recsys.data.schema import Feature, Side
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
-from tfrs_recsys.features.text import BagOfWordsEncoder, CachedTextEncoder, PrecomputedTextEncoder
+from tfrs_recsys.features.text import (
+    BagOfWordsEncoder,
+    CachedTextEncoder,
+    FineTunedTextEncoder,
+    PrecomputedTextEncoder,
+)
 from tfrs_recsys.text_encoder import embed_texts
 from tfrs_recsys.towers.tower import Tower
 
@@ -42,6 +47,7 @@ def _text_encoders(dataset: RecDataset, side: Side, features, train_rows, config
         return {}
     table = dataset.table(side)
     encoders = {}
+    shared = None  # model.text_trainable: one trainable TF Hub encoder per side
     for feature in features:
         if not feature.is_text:
             continue
@@ -53,6 +59,15 @@ def _text_encoders(dataset: RecDataset, side: Side, features, train_rows, config
             encoders[feature.name] = CachedTextEncoder(
                 bow, list(table.columns[feature.name]), name=f"{feature.name}_bow_cache"
             )
+        elif config.text_trainable:
+            # Fine-tuned in the tower: the side's columns share one trainable
+            # encoder, run over each call's distinct strings.
+            if shared is None:
+                from tfrs_recsys.text_encoder import resolve_encoder
+
+                spec = resolve_encoder(text_model_spec(config.text_model))
+                shared = spec.layer(trainable=True, name=f"{side}_text_encoder")
+            encoders[feature.name] = FineTunedTextEncoder(shared, name=f"{feature.name}_bert_finetuned")
         else:
             # Each distinct string is embedded once (cached on disk) by the
             # frozen TF Hub encoder; in graph the vectors are looked up by string.

@@ -426,18 +426,51 @@ def _item_specs(model, dataset) -> dict[str, tf.TensorSpec]:
 
 
 def precomputed_text_lookups(model) -> dict[str, dict[str, Any]]:
-    """The model's :class:`PrecomputedTextEncoder` layers, ``{"user"|"item": {column: layer}}``."""
-    from tfrs_recsys.features.side_encoder import SideEncoder
-    from tfrs_recsys.features.text import PrecomputedTextEncoder
+    """The model's :class:`PrecomputedTextEncoder` layers, ``{"user"|"item": {column: layer}}``.
+
+    A :class:`FineTunedTextEncoder` counts through its installed lookup
+    (:func:`install_finetuned_lookups`); without one it is left out.
+    """
+    from tfrs_recsys.features.text import FineTunedTextEncoder, PrecomputedTextEncoder
 
     found: dict[str, dict[str, Any]] = {}
+    for side, column, encoder in _side_text_encoders(model):
+        if isinstance(encoder, FineTunedTextEncoder):
+            encoder = encoder.lookup
+        if isinstance(encoder, PrecomputedTextEncoder):
+            found.setdefault(side, {})[column] = encoder
+    return found
+
+
+def _side_text_encoders(model):
+    """``(side, column, text encoder)`` of the model's side encoders."""
+    from tfrs_recsys.features.side_encoder import SideEncoder
+
     for layer in model.submodules:
         if isinstance(layer, SideEncoder):
             side = layer.name.removesuffix("_features")
             for column, encoder in layer.text_encoders.items():
-                if isinstance(encoder, PrecomputedTextEncoder):
-                    found.setdefault(side, {})[column] = encoder
-    return found
+                yield side, column, encoder
+
+
+def install_finetuned_lookups(model, dataset, stack: contextlib.ExitStack) -> list[Any]:
+    """Swaps each fine-tuned text encoder for a lookup of its vectors, until ``stack`` closes.
+
+    Each :class:`FineTunedTextEncoder` gets a :class:`PrecomputedTextEncoder`
+    of its (fine-tuned) encoder's vectors of every distinct string of its
+    column in the feature table (computed once here); unknown strings get the
+    zero vector unless a cold-start fallback is set, which is then that
+    fine-tuned encoder. Returns the installed lookups (their tables must be
+    tracked by the export).
+    """
+    from tfrs_recsys.features.text import FineTunedTextEncoder
+
+    installed = []
+    for side, column, encoder in _side_text_encoders(model):
+        if isinstance(encoder, FineTunedTextEncoder):
+            lookup = encoder.precompute(list(dataset.table(side).columns[column]))
+            installed.append(stack.enter_context(encoder.use_lookup(lookup)))
+    return installed
 
 
 def adapt_model(model, dataset, exclude_pairs: pd.DataFrame | None, popularity_pairs: pd.DataFrame) -> ModelAdapter:
@@ -527,11 +560,14 @@ def text_fallbacks(adapter: ModelAdapter, encoder) -> contextlib.ExitStack:
     Unknown strings then go through ``encoder`` instead of getting the zero
     vector; with ``encoder=None`` nothing changes.
     """
+    from tfrs_recsys.features.text import source_encoder
+
     stack = contextlib.ExitStack()
     if encoder is not None:
         for lookups in adapter.text_lookups.values():
             for layer in lookups.values():
-                stack.enter_context(layer.fallback_to(encoder))
+                # A fine-tuned encoder's lookup falls back to that encoder.
+                stack.enter_context(layer.fallback_to(source_encoder(layer) or encoder))
     return stack
 
 
@@ -618,12 +654,16 @@ def track_text_encoder(module: tf.Module, encoder) -> int:
 
     The preprocessor and the encoder (their variables, tables, assets such as a
     vocabulary file, and functions) are then saved with the export, which no
-    longer needs the handles' directories. Returns how many objects are tracked.
+    longer needs the handles' directories. ``encoder`` may be a list of
+    encoders (a fine-tuned run's, one per side). Returns how many objects are tracked.
     """
-    objects = [
-        getattr(encoder, "_preprocessor_module", None),  # tokenizer/packer functions, tables, assets
-        getattr(getattr(encoder, "_encoder", None), "_func", None),  # the encoder SavedModel, weights
-    ]
+    encoders = encoder if isinstance(encoder, (list, tuple)) else [encoder]
+    objects = []
+    for layer in encoders:
+        objects += [
+            getattr(layer, "_preprocessor_module", None),  # tokenizer/packer functions, tables, assets
+            getattr(getattr(layer, "_encoder", None), "_func", None),  # the encoder SavedModel, weights
+        ]
     module.cold_start_text_encoder = [o for o in objects if o is not None]
     return len(module.cold_start_text_encoder)
 
@@ -767,7 +807,33 @@ def export_run(
         ConfigError: Bad arguments, not a finished run, ScaNN missing,
             ``cold_start_text`` for a run without BERT text features.
         ExportError: The reloaded SavedModel does not answer as the model does.
+
+    A run with ``model.text_trainable`` exports like a frozen BERT run: each
+    fine-tuned text encoder becomes a table of its fine-tuned vectors of the
+    feature table's strings (stock TF ops); with ``cold_start_text``, unknown
+    strings go through the fine-tuned encoder, saved with the export.
     """
+    with contextlib.ExitStack() as stack:
+        return _export_run(
+            run_dir, out, n=n, exclude=exclude, index=index, serving_root=serving_root, warmup=warmup,
+            cold_start_text=cold_start_text, notice=notice, stack=stack,
+        )
+
+
+def _export_run(
+    run_dir: Path,
+    out: Path,
+    *,
+    n: int,
+    exclude: bool,
+    index: str,
+    serving_root: str,
+    warmup: bool,
+    cold_start_text: bool,
+    notice: Callable[[str], None],
+    stack: contextlib.ExitStack,
+) -> ExportResult:
+    from tfrs_recsys.features.text import source_encoder
     from tfrs_recsys.training.run import load_trained_model
 
     start = time.perf_counter()
@@ -785,6 +851,7 @@ def export_run(
     if cold_start_text:
         _check_cold_start_config(run_dir)
     config, data, model = load_trained_model(run_dir)
+    finetuned = install_finetuned_lookups(model, data.dataset, stack)
     adapter = adapt_model(model, data.dataset, data.split.train if exclude else None, data.split.train)
     spec = encoder = None
     if adapter.text_lookups:
@@ -808,12 +875,19 @@ def export_run(
                 f"--cold-start-text: no signature of this {adapter.kind} export reads the run's bert text columns "
                 f"({', '.join(sorted(adapter.text_lookups))} side only): nothing to encode; export it without the flag"
             )
-        encoder = encoder_layer(spec)  # the layer embed_texts used, if it loaded one in this process
+        sources = [source_encoder(lookup) for lookup in finetuned]
+        if sources:
+            encoder = sources[0]  # each fine-tuned lookup falls back to its own encoder (text_fallbacks)
+        else:
+            encoder = encoder_layer(spec)  # the layer embed_texts used, if it loaded one in this process
         _check_encoder_reproduces_tables(adapter, encoder)
     module, signatures = build_module(adapter, n=n, exclude=exclude, index=index, cold_start_text=encoder)
     track_model_resources(module, model, signatures)
+    # The fine-tuned lookups are not model layers: their tables are tracked here.
+    module.finetuned_text_tables = [lookup.table for lookup in finetuned]
     if encoder is not None:
-        track_text_encoder(module, encoder)
+        distinct = list({id(e): e for e in (sources or [encoder])}.values())
+        track_text_encoder(module, distinct)
 
     custom = {name: non_core_ops(fn) for name, fn in signatures.items()}
     if custom["serving_default"] and index == "brute_force":  # pragma: no cover - a bug if it happens
@@ -928,13 +1002,15 @@ def _check_cold_start_config(run_dir: Path) -> None:
 
 def _check_encoder_reproduces_tables(adapter: ModelAdapter, encoder, count: int = 4) -> None:
     """ExportError unless ``encoder`` gives the precomputed vectors of a few known strings."""
+    from tfrs_recsys.features.text import source_encoder
+
     for side, lookups in adapter.text_lookups.items():
         for column, layer in lookups.items():
             keys, rows = layer.table.export()
             keys, rows = keys[:count], rows[:count]
             if int(tf.size(keys)) == 0:
                 continue
-            got = encoder(keys, training=False).numpy()
+            got = (source_encoder(layer) or encoder)(keys, training=False).numpy()
             want = tf.gather(layer.vectors, rows).numpy()
             if not np.allclose(got, want, atol=1e-4):
                 raise ExportError(
@@ -955,6 +1031,7 @@ def _text_encoder_manifest(config, spec, adapter: ModelAdapter) -> dict[str, Any
         "seq_length": spec.seq_length,
         "normalize": spec.normalize,
         "name": spec.name,
+        "fine_tuned": bool(config.model.text_trainable),
         "columns": {side: sorted(lookups) for side, lookups in sorted(adapter.text_lookups.items())},
     }
 
