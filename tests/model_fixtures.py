@@ -161,3 +161,24 @@ def embedding_cache(tmp_path_factory, name: str):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TFRS_RECSYS_CACHE", str(directory))
         yield directory
+
+
+def new_user_columns(trained, users, profession=None) -> dict[str, list]:
+    """Raw user columns (all but the id) of ``users`` of a loaded run, as plain lists.
+
+    ``trained`` is ``load_trained_model(run)``; numeric columns are floats, the
+    others strings; ``profession`` replaces every user's profession (an unseen
+    string for cold-start checks).
+    """
+    _, data, model = trained
+    frame = data.dataset.users.set_index("user_id").loc[users]
+    columns = {}
+    for name in model.user_columns:
+        if name == "user_id":
+            continue
+        values = frame[name].tolist()
+        numeric = data.dataset.schema.feature("user", name).kind == "numeric"
+        columns[name] = [float(v) for v in values] if numeric else [str(v) for v in values]
+    if profession is not None:
+        columns["profession"] = [profession] * len(users)
+    return columns

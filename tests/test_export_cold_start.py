@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_fixtures import PROBE_PRELUDE, embedding_cache, tiny_bert_pair, tiny_experiment
+from model_fixtures import PROBE_PRELUDE, embedding_cache, new_user_columns, tiny_bert_pair, tiny_experiment
 
 from tfrs_recsys import cli
 from tfrs_recsys.features.text import PrecomputedTextEncoder
@@ -114,20 +114,6 @@ open(out_file, "w", encoding="utf-8").write(json.dumps(out))
 '''
 
 
-def _user_columns(trained, users, profession=None):
-    _, data, model = trained
-    frame = data.dataset.users.set_index("user_id").loc[users]
-    columns = {}
-    for name in model.user_columns:
-        if name == "user_id":
-            continue
-        values = frame[name].tolist()
-        columns[name] = [float(v) for v in values] if name == "age" else [str(v) for v in values]
-    if profession is not None:
-        columns["profession"] = [profession] * len(users)
-    return columns
-
-
 def _item_columns(trained, rows, user_ids, new_item=False):
     _, data, model = trained
     table = data.dataset.table("item")
@@ -148,14 +134,14 @@ def probe_requests(trained):
     schema = data.dataset.schema
     numeric = [c for side, names in (("user", model.user_columns), ("item", model.item_columns))
                for c in names if schema.feature(side, c).kind == "numeric"]
-    empty = {name: [] for name in _user_columns(trained, users)}
+    empty = {name: [] for name in new_user_columns(trained, users)}
     empty_items = {name: [] for name in _item_columns(trained, [0], users[:1])}
     return {
         "numeric": numeric,
         "users": users,
         "features": {
-            "known": _user_columns(trained, users),
-            "unseen": _user_columns(trained, users, profession=UNSEEN_PROFESSION),
+            "known": new_user_columns(trained, users),
+            "unseen": new_user_columns(trained, users, profession=UNSEEN_PROFESSION),
             "batch_0": empty,
         },
         "items": {

@@ -9,6 +9,7 @@ import tensorflow as tf
 from model_fixtures import (  # noqa: F401
     embedding_cache,
     first_batch,
+    new_user_columns,
     small_model_config,
     small_split,
     tiny_bert_pair,
@@ -162,18 +163,11 @@ def trained(finetuned_run):
 
 
 def _user_features(trained, users, profession=None):
-    _, data, model = trained
-    frame = data.dataset.users.set_index("user_id").loc[users]
-    features = {}
-    for name in model.user_columns:
-        if name == "user_id":
-            continue
-        values = frame[name].tolist()
-        if name == "profession" and profession is not None:
-            values = [profession] * len(users)
-        dtype = tf.float32 if data.dataset.schema.feature("user", name).kind == "numeric" else tf.string
-        features[name] = tf.constant(values, dtype)
-    return features
+    schema = trained[1].dataset.schema
+    return {
+        name: tf.constant(values, tf.float32 if schema.feature("user", name).kind == "numeric" else tf.string)
+        for name, values in new_user_columns(trained, users, profession).items()
+    }
 
 
 def _top(trained, features):
