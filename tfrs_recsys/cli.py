@@ -297,15 +297,13 @@ def format_metrics_table(rows: dict[str, dict[str, float]], dataset: str, split:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate, seed_metric
-    from tfrs_recsys.training.run import load_trained_model
+    from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
+    from tfrs_recsys.training.run import load_trained_model, model_seed_metric
 
     config, data, model = load_trained_model(args.run_dir)
     task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout, split_name=data.split.name)
     result = evaluate(model.scorer(), task)
-    seed = None
-    if getattr(model, "has_probabilities", True) and hasattr(model, "probabilities"):
-        seed = float(seed_metric(model.probabilities, data.dataset, data.split.holdout))
+    seed = model_seed_metric(model, data)
     if args.json:
         print(json.dumps({"dataset": data.dataset.schema.name, "split": data.split.name,
                           "model": f"{config.model.kind}_{config.model.feature_set}", **result.to_dict(),

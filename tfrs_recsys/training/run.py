@@ -287,9 +287,7 @@ def run_training(
         data.dataset, data.split.train, data.split.holdout, split_name=data.split.name
     )
     result = evaluate(model.scorer(), holdout_task)
-    seed = None
-    if getattr(model, "has_probabilities", True) and hasattr(model, "probabilities"):
-        seed = float(seed_metric(model.probabilities, data.dataset, data.split.holdout))
+    seed = model_seed_metric(model, data)
     examples = len(data.fit.train) * int(state.epochs_done.numpy() - initial_epoch)
     metrics = {
         "name": config.name,
@@ -308,6 +306,13 @@ def run_training(
     }
     write_json_atomic(run_dir / METRICS_FILE, metrics)
     return TrainedRun(metrics=metrics, data=data, model=model)
+
+
+def model_seed_metric(model, data: PreparedData) -> float | None:
+    """The notebooks' seed metric of ``model`` on ``data``'s holdout, or None if it gives no probabilities."""
+    if not getattr(model, "has_probabilities", True) or not hasattr(model, "probabilities"):
+        return None
+    return float(seed_metric(model.probabilities, data.dataset, data.split.holdout))
 
 
 def _refit(
