@@ -132,3 +132,17 @@ def make_split(name: str, interactions: pd.DataFrame, **kwargs) -> Split:
     except KeyError:
         raise ConfigError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}") from None
     return factory(interactions, **kwargs)
+
+
+def split_dataset(dataset, name: str = "holdout-80-20", **kwargs) -> Split:
+    """Splits ``dataset``'s positive interactions with the split called ``name``.
+
+    ``holdout-80-20`` (the default) is the evaluation protocol's split; see
+    :data:`SPLITS` for the others.
+
+    Args:
+        dataset: A :class:`~tfrs_recsys.data.dataset.RecDataset`.
+        name: The split's name.
+        **kwargs: The split's own arguments (e.g. ``seed``).
+    """
+    return make_split(name, dataset.interactions, **kwargs)

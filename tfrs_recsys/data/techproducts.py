@@ -72,6 +72,34 @@ LAYOUTS: tuple[str, ...] = ("auto", "wide", "long")
 WIDE_MAX_CELLS = 20_000_000
 
 
+def generate_dataset(
+    out: str | Path,
+    *,
+    users: int = 10_000,
+    items: int = 1_000,
+    seed: int = 42,
+    layout: str = "auto",
+    overwrite: bool = False,
+) -> Path:
+    """Generates the tech-products dataset into ``out`` and returns ``out``.
+
+    The defaults give the embedded default data (10,000 users x 1,000 items,
+    seed 42). The directory is written atomically; an existing non-empty
+    ``out`` is an error unless ``overwrite``.
+
+    Example:
+        >>> import tfrs_recsys as tr
+        >>> path = tr.generate_dataset("data/small", users=500, items=100)  # doctest: +SKIP
+    """
+    from tfrs_recsys.data.generator import GeneratorConfig, generate
+
+    out = Path(out)
+    write_tech_products(
+        generate(GeneratorConfig(users=users, items=items, seed=seed)), out, layout=layout, overwrite=overwrite
+    )
+    return out
+
+
 def write_tech_products(
     data: GeneratedData,
     out: Path,
