@@ -39,7 +39,7 @@ from tfrs_recsys.data.schema import ITEM_ID
 from tfrs_recsys.data.splits import holdout_80_20
 from tfrs_recsys.data.techproducts import load_tech_products, load_truth
 from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
-from tfrs_recsys.models.baselines import OracleScorer
+from tfrs_recsys.baselines.oracle import OracleScorer
 from tfrs_recsys.models.factory import build_model, training_dataset
 
 MODEL = ModelConfig(

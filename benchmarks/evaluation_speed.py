@@ -30,8 +30,9 @@ from benchmarks.machine import dataset_dir, describe
 from tfrs_recsys.data.splits import holdout_80_20
 from tfrs_recsys.data.techproducts import load_tech_products, load_truth
 from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
-from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
-from tfrs_recsys.models.reference import notebook_network
+from tfrs_recsys.baselines.oracle import OracleScorer
+from tfrs_recsys.baselines.popularity import PopularityScorer
+from tfrs_recsys.notebook_models.seed_subset import notebook_network
 
 
 def main() -> None:

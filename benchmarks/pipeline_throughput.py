@@ -28,7 +28,7 @@ from benchmarks.machine import dataset_dir, describe
 from tfrs_recsys.data.pipelines import ranking_dataset, retrieval_dataset
 from tfrs_recsys.data.splits import holdout_80_20
 from tfrs_recsys.data.techproducts import load_tech_products
-from tfrs_recsys.models.reference import notebook_network
+from tfrs_recsys.notebook_models.seed_subset import notebook_network
 
 EMBEDDING_DIM = 32
 

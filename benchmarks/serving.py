@@ -1,7 +1,7 @@
 """Latency of the exported SavedModel, against the notebooks' way of scoring a user.
 
 1. Default catalog: generates the default tech-products data, trains
-   ``configs/tech_ids.toml`` briefly (``--epochs``, default 2), exports it
+   the shipped ``tech_ids`` config briefly (``--epochs``, default 2), exports it
    (``serving_default``, top 10, train items masked), loads the SavedModel with
    ``tf.saved_model.load`` and times ``serving_default`` for batches of 1 and
    256 random known users (p50 / p99 over ``--repeats`` calls after a warm-up).
@@ -52,7 +52,7 @@ def row(what: str, batch: int, p50: float, p99: float, note: str = "") -> str:
 
 def default_catalog(args, tmp: Path) -> list[str]:
     from tfrs_recsys.config import load_config
-    from tfrs_recsys.models.reference import notebook_network
+    from tfrs_recsys.notebook_models.seed_subset import notebook_network
     from tfrs_recsys.serving.export import export_run
     from tfrs_recsys.training.run import train
 
@@ -61,7 +61,7 @@ def default_catalog(args, tmp: Path) -> list[str]:
     if run_dir is None:
         run_dir = tmp / "run"
         config = load_config(
-            Path("configs") / "tech_ids.toml",
+            "tech_ids",
             [f'data.source="{data}"', f"train.epochs={args.epochs}", "train.patience=0"],
         )
         start = time.perf_counter()

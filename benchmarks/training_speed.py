@@ -16,7 +16,7 @@ negatives; the train positives for the TFRS softmax models; for
 ``catalog_sigmoid`` the train positives too (each step also scores every
 other catalog item of its users, so the work per "example" is larger).
 
-Run: ``.venv/bin/python -m benchmarks.training_speed [--config configs/tech_all.toml]``
+Run: ``.venv/bin/python -m benchmarks.training_speed [--config tech_all]``
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ from benchmarks.machine import dataset_dir, describe
 from tfrs_recsys.config import load_config
 from tfrs_recsys.data.splits import holdout_80_20
 from tfrs_recsys.data.techproducts import load_tech_products
-from tfrs_recsys.models.reference import SeedSubsetModel
+from tfrs_recsys.notebook_models.seed_subset import SeedSubsetModel
 from tfrs_recsys.training.run import HISTORY_FILE, run_training
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--config", type=Path, default=Path("configs/tech_all.toml"))
+    parser.add_argument("--config", default="tech_all", help="shipped config name or TOML file")
     parser.add_argument("--notebook-epochs", type=int, default=1, help="epochs of the notebook's model to time")
     args = parser.parse_args()
     print(describe())

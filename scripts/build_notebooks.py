@@ -116,7 +116,8 @@ def nb01() -> nbformat.NotebookNode:
         from tfrs_recsys.data.splits import holdout_80_20
         from tfrs_recsys.data.techproducts import load_truth
         from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate, seed_metric
-        from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
+        from tfrs_recsys.baselines.oracle import OracleScorer
+        from tfrs_recsys.baselines.popularity import PopularityScorer
         from tfrs_recsys.serving.recommend import recommend, representative_users
         from tfrs_recsys.training.run import run_training
 
@@ -443,8 +444,9 @@ def nb02() -> nbformat.NotebookNode:
         from tfrs_recsys.data.splits import holdout_80_20
         from tfrs_recsys.data.techproducts import load_truth
         from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate, seed_metric
-        from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
-        from tfrs_recsys.models.reference import SeedAllModel
+        from tfrs_recsys.baselines.oracle import OracleScorer
+        from tfrs_recsys.baselines.popularity import PopularityScorer
+        from tfrs_recsys.notebook_models.seed_all import SeedAllModel
         from tfrs_recsys.serving.recommend import recommend, representative_users
         from tfrs_recsys.text_encoder import embed_texts, resolve_encoder
         from tfrs_recsys.training.run import run_training
@@ -632,8 +634,10 @@ def nb03() -> nbformat.NotebookNode:
         from tfrs_recsys.data.splits import holdout_80_20
         from tfrs_recsys.data.techproducts import load_truth
         from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
-        from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
-        from tfrs_recsys.models.reference import SeedAllModel, SeedSubsetModel
+        from tfrs_recsys.baselines.oracle import OracleScorer
+        from tfrs_recsys.baselines.popularity import PopularityScorer
+        from tfrs_recsys.notebook_models.seed_all import SeedAllModel
+        from tfrs_recsys.notebook_models.seed_subset import SeedSubsetModel
         from tfrs_recsys.serving.export import export_run
         from tfrs_recsys.serving.exported import ExportedRecommender
         from tfrs_recsys.serving.recommend import recommend

@@ -8,14 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tfrs_recsys.baselines.oracle import OracleScorer
+from tfrs_recsys.baselines.popularity import PopularityScorer, fit_popularity
+from tfrs_recsys.baselines.random_scorer import RandomScorer
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.schema import DatasetSchema, Feature
-from tfrs_recsys.models.baselines import (
-    OracleScorer,
-    PopularityScorer,
-    RandomScorer,
-    fit_popularity,
-)
 from tfrs_recsys.errors import ConfigError
 
 TOY_SCHEMA = DatasetSchema(

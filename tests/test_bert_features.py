@@ -87,7 +87,7 @@ def test_bad_text_model_is_a_config_error(bad):
 
 @pytest.fixture(scope="module")
 def seed_all(small_dataset, small_split, pair_dir, cache):
-    from tfrs_recsys.models.reference import SeedAllModel
+    from tfrs_recsys.notebook_models.seed_all import SeedAllModel
 
     return SeedAllModel.fit(
         small_dataset, small_split.train, small_split.holdout, text_model=str(pair_dir), rows=5000, epochs=1

@@ -11,7 +11,8 @@ from sklearn.preprocessing import LabelEncoder, MinMaxScaler
 
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.techproducts import TECH_PRODUCTS_SCHEMA
-from tfrs_recsys.models.reference import SeedSubsetModel, notebook_negatives
+from tfrs_recsys.notebook_models.negatives import notebook_negatives
+from tfrs_recsys.notebook_models.seed_subset import SeedSubsetModel
 
 
 def _notebook_code(wide: pd.DataFrame, k: int) -> pd.DataFrame:

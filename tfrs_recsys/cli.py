@@ -364,7 +364,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from tfrs_recsys.data.generator import generate
     from tfrs_recsys.data.techproducts import MANIFEST_FILE, load_truth, write_tech_products
     from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
-    from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
+    from tfrs_recsys.baselines.oracle import OracleScorer
+    from tfrs_recsys.baselines.popularity import PopularityScorer
     from tfrs_recsys.serving.recommend import recommend, representative_users
     from tfrs_recsys.evaluation.protocol import EvaluationResult
     from tfrs_recsys.training.run import run_training

@@ -144,7 +144,8 @@ def compare(
 
 
 def _fit_peer(name: str, dataset, split, source: str):
-    from tfrs_recsys.models.baselines import OracleScorer, PopularityScorer
+    from tfrs_recsys.baselines.oracle import OracleScorer
+    from tfrs_recsys.baselines.popularity import PopularityScorer
 
     if name == "popularity":
         scorer = PopularityScorer.fit(dataset, split.train)
@@ -158,7 +159,7 @@ def _fit_peer(name: str, dataset, split, source: str):
         scorer = OracleScorer(truth)
         return scorer, {}, scorer.probabilities
     if name == "seed_subset":
-        from tfrs_recsys.models.reference import SeedSubsetModel
+        from tfrs_recsys.notebook_models.seed_subset import SeedSubsetModel
 
         model = SeedSubsetModel.fit(dataset, split.train, split.holdout)
         return (
@@ -167,7 +168,7 @@ def _fit_peer(name: str, dataset, split, source: str):
             model.probabilities,
         )
     if name == "seed_all":
-        from tfrs_recsys.models.reference import SeedAllModel
+        from tfrs_recsys.notebook_models.seed_all import SeedAllModel
 
         model = SeedAllModel.fit(dataset, split.train, split.holdout)
         return model.scorer(), {
@@ -175,12 +176,12 @@ def _fit_peer(name: str, dataset, split, source: str):
             "text": "TF Hub all-MiniLM-L6-v2 (the notebook: bert-base-uncased)",
         }, model.probabilities
     if name == "ease":
-        from tfrs_recsys.models.peers import tune_ease
+        from tfrs_recsys.baselines.tuning import tune_ease
 
         scorer, best, _ = tune_ease(dataset, split.train)
         return scorer, {"tuned": best}, None
     if name == "als":
-        from tfrs_recsys.models.peers import tune_als
+        from tfrs_recsys.baselines.tuning import tune_als
 
         scorer, best, _ = tune_als(dataset, split.train)
         return scorer, {"tuned": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in best.items()}}, None
