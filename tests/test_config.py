@@ -1,21 +1,32 @@
-"""Experiment configuration: defaults, TOML round trip, --set overrides and errors."""
+"""Experiment configuration: defaults, TOML round trip, --set overrides, errors, shipped configs."""
 
 from __future__ import annotations
 
 import dataclasses
+import tomllib
+from pathlib import Path
 
 import pytest
 
+import tfrs_recsys
 from tfrs_recsys.config import (
     DataConfig,
     ExperimentConfig,
     ModelConfig,
     TrainConfig,
     config_from_dict,
+    config_names,
+    config_origin,
     load_config,
     parse_overrides,
+    shipped_config_path,
+    shipped_config_text,
 )
 from tfrs_recsys.errors import ConfigError
+
+# The shipped configs as files beside the package's modules (package data).
+SHIPPED_DIR = Path(tfrs_recsys.__file__).parent / "configs"
+SHIPPED_NAMES = sorted(path.stem for path in SHIPPED_DIR.glob("*.toml"))
 
 # --- Defaults ------------------------------------------------------------------------
 
@@ -61,7 +72,9 @@ def test_to_toml_written_to_a_file_loads_back_equal(tmp_path):
             dropout=0.1,
             numeric_buckets=5,
         ),
-        train=TrainConfig(epochs=3, learning_rate=0.01, optimizer="sgd", monitor="ndcg@50", patience=0),
+        train=TrainConfig(
+            epochs=3, learning_rate=0.01, optimizer="sgd", monitor="ndcg@50", patience=0
+        ),
     )
     path = tmp_path / "config.toml"
     path.write_text(config.to_toml(), encoding="utf-8")
@@ -112,7 +125,9 @@ def test_parse_overrides_falls_back_to_a_plain_string():
 
 def test_set_overrides_are_applied_on_top_of_the_file(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('name = "file"\n[model]\ntemperature = 0.5\noutput_dim = 16\n', encoding="utf-8")
+    path.write_text(
+        'name = "file"\n[model]\ntemperature = 0.5\noutput_dim = 16\n', encoding="utf-8"
+    )
     config = load_config(
         path,
         [
@@ -224,7 +239,10 @@ def test_out_of_range_values_name_the_key(data, key):
 
 def test_zero_is_allowed_where_documented():
     config = config_from_dict(
-        {"train": {"patience": 0}, "model": {"numeric_buckets": 0, "id_l2": 0.0, "negatives_per_user": 0}}
+        {
+            "train": {"patience": 0},
+            "model": {"numeric_buckets": 0, "id_l2": 0.0, "negatives_per_user": 0},
+        }
     )
     assert config.train.patience == 0
     assert config.model.negatives_per_user == 0
@@ -308,3 +326,73 @@ def test_name_with_a_newline_round_trips_through_toml(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(config.to_toml(), encoding="utf-8")
     assert load_config(path) == config
+
+
+# --- Shipped configs, by name or by path -------------------------------------------------------
+
+
+def test_config_names_are_the_shipped_files():
+    assert config_names() == SHIPPED_NAMES
+    # The names the README, the CLI and compare rely on.
+    assert {"tech_ids", "tech_subset", "tech_all", "tech_ranking_all"} <= set(SHIPPED_NAMES)
+    assert {"ml100k_ids", "ml100k_subset", "ml100k_all"} <= set(SHIPPED_NAMES)
+
+
+@pytest.mark.parametrize("name", SHIPPED_NAMES)
+def test_every_shipped_config_loads_by_name_as_its_file_says(name, tmp_path):
+    path = SHIPPED_DIR / f"{name}.toml"
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    config = load_config(name)
+    assert config.name == raw["name"] == name
+    for section in ("data", "model", "train"):
+        for key, value in raw.get(section, {}).items():
+            got = getattr(getattr(config, section), key)
+            assert got == (tuple(value) if isinstance(value, list) else value), (section, key)
+    assert load_config(path) == config
+    written = tmp_path / "c.toml"
+    written.write_text(config.to_toml(), encoding="utf-8")
+    assert load_config(written) == config
+
+
+def test_shipped_config_path_and_text_are_the_package_file():
+    assert shipped_config_path("tech_all") == SHIPPED_DIR / "tech_all.toml"
+    assert shipped_config_text("tech_all") == (SHIPPED_DIR / "tech_all.toml").read_text(
+        encoding="utf-8"
+    )
+
+
+def test_overrides_apply_on_top_of_a_shipped_config():
+    config = load_config("tech_subset", ["train.epochs=2", 'data.source="elsewhere"'])
+    assert (config.train.epochs, config.data.source) == (2, "elsewhere")
+    assert config.model == load_config("tech_subset").model
+
+
+def test_a_name_is_found_whatever_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config("ml100k_subset").name == "ml100k_subset"
+
+
+def test_an_existing_file_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tech_all").write_text('name = "local"\n', encoding="utf-8")
+    assert load_config("tech_all").name == "local"
+    assert config_origin("tech_all") == "config file tech_all"
+
+
+@pytest.mark.parametrize("name", ["tech_everything", "tech_all.toml", "configs/tech_all.toml"])
+def test_an_unknown_name_lists_the_shipped_configs(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    message = _error(lambda: load_config(name))
+    assert message.startswith(f"{name}: ")
+    assert "shipped configs: " + ", ".join(SHIPPED_NAMES) in message
+    with pytest.raises(ConfigError):
+        shipped_config_text(name)
+
+
+def test_config_origin_says_where_a_config_comes_from(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('name = "mine"\n', encoding="utf-8")
+    assert config_origin(None) == "built-in defaults"
+    assert config_origin("tech_ids") == "shipped config tech_ids"
+    assert config_origin(path) == f"config file {path}"
+    assert config_origin(str(path)) == f"config file {path}"

@@ -5,14 +5,22 @@ top-level ``name``; every key is optional and defaults to the values below.
 ``--set section.key=value`` overrides a key on the command line; the value is
 read as a TOML value (``0.2``, ``true``, ``[128, 64]``, ``"all"``), or as a
 plain string if it is not one. A run directory records the resolved config.
+
+The package ships one config per model it reports (``tfrs_recsys/configs/``,
+package data, so an installed wheel has them too): :func:`config_names` lists
+them, and :func:`load_config` takes either such a name (``tech_all``) or the
+path of a TOML file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
+import os
 import tomllib
 import typing
 from collections.abc import Mapping, Sequence
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +33,8 @@ ID_MODES = ("input", "residual", "none")
 NEGATIVES = ("in_batch", "catalog")
 RETRIEVAL_LOSSES = ("softmax", "sigmoid", "catalog_sigmoid")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
+# The shipped configs: ``tfrs_recsys/configs/<name>.toml``, package data of the wheel.
+SHIPPED_CONFIG_FOLDER = "configs"
 
 
 def _choice(section: str, key: str, value: str, allowed: Sequence[str]) -> None:
@@ -34,7 +44,9 @@ def _choice(section: str, key: str, value: str, allowed: Sequence[str]) -> None:
 
 def _positive(section: str, key: str, value: float, *, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{section}.{key} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+        raise ConfigError(
+            f"{section}.{key} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,19 +171,30 @@ class ModelConfig:
         _choice("model", "loss", self.loss, RETRIEVAL_LOSSES)
         for key in ("id_dim", "categorical_dim", "text_dim", "output_dim", "temperature"):
             _positive("model", key, getattr(self, key))
-        for key in ("numeric_buckets", "id_l2", "vector_l2", "num_hard_negatives", "negatives_per_user"):
+        for key in (
+            "numeric_buckets",
+            "id_l2",
+            "vector_l2",
+            "num_hard_negatives",
+            "negatives_per_user",
+        ):
             _positive("model", key, getattr(self, key), allow_zero=True)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
         if any(width <= 0 for width in self.hidden):
             raise ConfigError(f"model.hidden widths must be positive, got {list(self.hidden)}")
-        if not str(self.text_model).strip() or len([p for p in str(self.text_model).split(",")]) > 2:
+        if (
+            not str(self.text_model).strip()
+            or len([p for p in str(self.text_model).split(",")]) > 2
+        ):
             raise ConfigError(
-                f"model.text_model must be 'minilm', a directory or 'PREPROCESSOR,ENCODER', got {self.text_model!r}"
+                "model.text_model must be 'minilm', a directory or 'PREPROCESSOR,ENCODER', "
+                f"got {self.text_model!r}"
             )
         if self.text_trainable and self.text_encoder != "bert":
             raise ConfigError(
-                f"model.text_trainable = true needs model.text_encoder = 'bert', got {self.text_encoder!r}"
+                "model.text_trainable = true needs model.text_encoder = 'bert', "
+                f"got {self.text_encoder!r}"
             )
         if self.feature_set == "ids" and self.id_mode == "none":
             raise ConfigError("model.feature_set 'ids' needs model.id_mode 'input' or 'residual'")
@@ -293,7 +316,10 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> Expe
     """Builds a config from nested dicts (as TOML gives), checking every key."""
     unknown = set(data) - {"name", *_SECTIONS}
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; expected name, data, model, train")
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(sorted(unknown))}; "
+            "expected name, data, model, train"
+        )
     sections = {}
     for section, cls in _SECTIONS.items():
         values = data.get(section, {})
@@ -329,17 +355,91 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, dict[str, Any]]:
     return result
 
 
-def load_config(path: Path | None, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """Reads a TOML config file (or the defaults) and applies ``--set`` overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+def _shipped_configs() -> Traversable:
+    return importlib.resources.files("tfrs_recsys") / SHIPPED_CONFIG_FOLDER
+
+
+def config_names() -> list[str]:
+    """The names of the configs shipped inside the package, sorted (``tech_all``, ...)."""
+    return sorted(
+        entry.name.removesuffix(".toml")
+        for entry in _shipped_configs().iterdir()
+        if entry.name.endswith(".toml") and entry.is_file()
+    )
+
+
+def _not_found(name_or_path: str) -> ConfigError:
+    return ConfigError(
+        f"{name_or_path}: no such config file or shipped config; "
+        f"shipped configs: {', '.join(config_names())}"
+    )
+
+
+def _shipped(name: str) -> Traversable:
+    if name not in config_names():
+        raise _not_found(name)
+    return _shipped_configs() / f"{name}.toml"
+
+
+def shipped_config_text(name: str) -> str:
+    """The TOML text of the shipped config ``name`` (see :func:`config_names`)."""
+    return _shipped(name).read_text(encoding="utf-8")
+
+
+def shipped_config_path(name: str) -> Path:
+    """The file of the shipped config ``name``, inside the installed package."""
+    resource = _shipped(name)
+    if not isinstance(resource, Path):  # pragma: no cover - only a zipped install
+        raise ConfigError(f"{name}: the package is not installed as files; use shipped_config_text")
+    return resource
+
+
+def config_origin(name_or_path: str | os.PathLike[str] | None) -> str:
+    """Where :func:`load_config` reads ``name_or_path`` from, in words.
+
+    ``"built-in defaults"``, ``"config file PATH"`` or ``"shipped config NAME"``;
+    raises :class:`ConfigError` as :func:`load_config` would for an unknown
+    name or a missing file.
+    """
+    return _read_config(name_or_path)[1]
+
+
+def _read_config(name_or_path: str | os.PathLike[str] | None) -> tuple[str, str]:
+    """The TOML text of a config and where it came from (a file path wins over a name)."""
+    if name_or_path is None:
+        return "", "built-in defaults"
+    text = os.fspath(name_or_path)
+    path = Path(text)
+    if path.is_file():
+        return path.read_text(encoding="utf-8"), f"config file {path}"
+    # A bare name (no folder, no suffix) is looked up among the shipped configs.
+    if text and path.name == text and not path.suffix:
+        return shipped_config_text(text), f"shipped config {text}"
+    raise _not_found(text)
+
+
+def load_config(
+    name_or_path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()
+) -> ExperimentConfig:
+    """Reads a config and applies ``--set`` overrides.
+
+    Args:
+        name_or_path: A TOML file, or the name of a shipped config (``tech_all``,
+            ``ml100k_subset``, ...; see :func:`config_names`); an existing file
+            wins over a shipped config of the same name. ``None``: the built-in
+            defaults of the dataclasses.
+        overrides: ``section.key=value`` items, applied in order.
+
+    Raises:
+        ConfigError: An unknown name or missing file (the message lists the
+            shipped configs), invalid TOML, an unknown key or a bad value.
+    """
+    text, _ = _read_config(name_or_path)
+    source = "--set" if name_or_path is None else os.fspath(name_or_path)
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
     for section, values in parse_overrides(overrides).items():
         if section == "name":
             raise ConfigError("--set name=... is not supported; use a section key")
@@ -347,4 +447,4 @@ def load_config(path: Path | None, overrides: Sequence[str] = ()) -> ExperimentC
         if not isinstance(data[section], dict):
             raise ConfigError(f"--set {section}.*: {section} is not a table")
         data[section] = {**data[section], **values}
-    return config_from_dict(data, source=str(path) if path else "--set")
+    return config_from_dict(data, source=source)
