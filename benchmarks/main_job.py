@@ -28,7 +28,7 @@ from benchmarks.machine import describe
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--config", default="configs/tech_all.toml")
+    parser.add_argument("--config", default="tech_all")
     parser.add_argument("--warm-cache", action="store_true", help="reuse the user's cache (text encoder, embeddings)")
     args = parser.parse_args()
     print(describe())

@@ -68,7 +68,8 @@ class NotebookParams:
     work_dir: Path
     movielens: str
     extra_overrides: tuple[str, ...] = ()
-    config_dir: Path = REPO_ROOT / "configs"
+    # The shipped configs (tfrs_recsys/configs, package data).
+    config_dir: Path = Path(__file__).resolve().parent / "configs"
 
     @classmethod
     def from_env(cls) -> NotebookParams:
