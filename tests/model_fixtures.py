@@ -4,6 +4,8 @@ Not a conftest: the tests import what they need explicitly, so the helpers are
 plain functions and a few fixtures re-exported by ``from model_fixtures import``.
 
 - :func:`small_model_config`: a ``ModelConfig`` with tiny widths (fast to train).
+- :func:`model_for`: fits the preprocessing on train pairs and builds the model.
+- :func:`tower_for`: the same for one retrieval tower.
 - :func:`tiny_experiment`: an ``ExperimentConfig`` pointed at a dataset directory,
   small widths, a couple of epochs.
 - :func:`genre_dataset`: a hand-made 4 users x 3 items dataset whose item side has
@@ -38,6 +40,22 @@ NEW_USER = "new_0001"
 def small_model_config(**overrides: Any) -> ModelConfig:
     """Tiny widths; any ModelConfig field can be overridden."""
     return ModelConfig(**{**SMALL_WIDTHS, **overrides})
+
+
+def model_for(dataset: RecDataset, train: pd.DataFrame, config: ModelConfig):
+    """``config``'s model on ``dataset``, its preprocessing fitted from ``train``."""
+    from tfrs_recsys.features.preprocessing import fit_preprocessing
+    from tfrs_recsys.models.factory import build_model
+
+    return build_model(config, fit_preprocessing(dataset, train, config), dataset)
+
+
+def tower_for(dataset: RecDataset, side: str, train: pd.DataFrame, config: ModelConfig):
+    """The retrieval tower of ``side``, its preprocessing fitted from ``train``."""
+    from tfrs_recsys.features.preprocessing import fit_preprocessing
+    from tfrs_recsys.towers.build import build_tower
+
+    return build_tower(fit_preprocessing(dataset, train, config).side(side), dataset.table(side), config)
 
 
 def tiny_experiment(source, *, model: dict | None = None, train: dict | None = None,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_fixtures import embedding_cache, first_batch, small_model_config, small_split, tiny_bert_pair  # noqa: F401
+from model_fixtures import model_for, embedding_cache, first_batch, small_model_config, small_split, tiny_bert_pair  # noqa: F401
 
 from tfrs_recsys.config import ExperimentConfig, ModelConfig, TrainConfig
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.features.text import PrecomputedTextEncoder
 from tfrs_recsys.models.factory import build_model, training_dataset
-from tfrs_recsys.models.retrieval import text_model_spec
+from tfrs_recsys.features.columns import text_model_spec
 from tfrs_recsys.text_encoder import embed_texts
 
 
@@ -31,7 +31,7 @@ def _model(dataset, train, pair_dir, kind="retrieval", **overrides):
     config = small_model_config(
         kind=kind, feature_set="all", text_encoder="bert", text_model=str(pair_dir), **overrides
     )
-    return build_model(dataset, train, config)
+    return model_for(dataset, train, config)
 
 
 def test_text_columns_are_looked_up_from_the_encoders_vectors(small_dataset, small_split, pair_dir, cache):

@@ -8,7 +8,7 @@ import functools
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_fixtures import first_batch, small_model_config, small_split  # noqa: F401
+from model_fixtures import model_for, first_batch, small_model_config, small_split  # noqa: F401
 
 from tfrs_recsys.config import ExperimentConfig, TrainConfig
 from tfrs_recsys.data.pipelines import LABEL
@@ -38,7 +38,7 @@ def trained(small_dataset, small_split):
     def _train(cross_layer: bool) -> Trained:
         tf.keras.utils.set_random_seed(21)
         config = _config(cross_layer=cross_layer)
-        model = build_model(small_dataset, small_split.train, config)
+        model = model_for(small_dataset, small_split.train, config)
         assert isinstance(model, RankingModel)
         model.compile(optimizer=tf.keras.optimizers.Adam(0.02))
         experiment = ExperimentConfig(model=config, train=TrainConfig(batch_size=256, seed=3))

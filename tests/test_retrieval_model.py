@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from model_fixtures import (  # noqa: F401
+    model_for,
     NEW_USER,
     first_batch,
     numpy_softmax_ce,
@@ -70,7 +71,7 @@ def trained(small_dataset, small_split):
     @functools.cache
     def _train(case) -> Trained:
         tf.keras.utils.set_random_seed(11)
-        model = build_model(small_dataset, small_split.train, _config(*case))
+        model = model_for(small_dataset, small_split.train, _config(*case))
         model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
         pipeline = _pipeline(model, small_dataset, small_split.train)
         batch = first_batch(pipeline)
@@ -161,7 +162,7 @@ def _item_rows(dataset, batch) -> np.ndarray:
 
 def test_catalog_loss_is_the_mean_softmax_cross_entropy_over_the_catalog(small_dataset, small_split):
     tf.keras.utils.set_random_seed(5)
-    model = build_model(small_dataset, small_split.train, _config("catalog", "subset", False))
+    model = model_for(small_dataset, small_split.train, _config("catalog", "subset", False))
     batch = first_batch(_pipeline(model, small_dataset, small_split.train, batch_size=64))
     queries = model.query_vectors(batch).numpy().astype(np.float64)
     catalog = model.item_embeddings().astype(np.float64)
@@ -185,7 +186,7 @@ def logq_models(small_dataset, small_split):
     """Two in-batch models with identical weights, with and without logQ correction."""
     tf.keras.utils.set_random_seed(6)
     models = {
-        logq: build_model(small_dataset, small_split.train, _config("in_batch", "ids", False, logq_correction=logq))
+        logq: model_for(small_dataset, small_split.train, _config("in_batch", "ids", False, logq_correction=logq))
         for logq in (True, False)
     }
     batch = first_batch(_pipeline(models[True], small_dataset, small_split.train, batch_size=64))
@@ -231,12 +232,12 @@ def test_item_log_probability_comes_from_train_counts(small_dataset, small_split
     ).astype(np.float64)
     assert (counts == 0).any() and (counts > 1).any()
     expected = np.log(np.maximum(counts, 1.0) / counts.sum())
-    model = build_model(small_dataset, train, _config("in_batch", "ids", False))
+    model = model_for(small_dataset, train, _config("in_batch", "ids", False))
     np.testing.assert_allclose(model.item_log_probability.numpy(), expected, rtol=1e-5)
 
 
 def test_vocabularies_come_from_train_not_holdout(small_dataset, small_split):
-    model = build_model(small_dataset, small_split.train, _config("catalog", "ids", False))
+    model = model_for(small_dataset, small_split.train, _config("catalog", "ids", False))
     lookup = model.query_tower.encoder.lookups["user_id"]
     assert [str(v) for v in lookup.get_vocabulary()[1:]] == sorted(set(small_split.train["user_id"]))
 
@@ -251,7 +252,7 @@ def test_users_unseen_in_train_get_finite_scores_and_recommendations(small_datas
     holdout_only = sorted(set(split.holdout["user_id"]) - set(split.train["user_id"]))
     assert holdout_only
     tf.keras.utils.set_random_seed(8)
-    model = build_model(dataset, split.train, _config("catalog", feature_set, True))
+    model = model_for(dataset, split.train, _config("catalog", feature_set, True))
 
     unseen = [NEW_USER, holdout_only[0]]
     rows = dataset.table("user").index_of(unseen)
@@ -267,7 +268,7 @@ def test_users_unseen_in_train_get_finite_scores_and_recommendations(small_datas
 def test_sigmoid_loss_is_binary_cross_entropy_of_dot_products_plus_biases(small_dataset, small_split):
     """loss = mean BCE(label, q.c / T + user bias), the item bias inside q.c."""
     tf.keras.utils.set_random_seed(8)
-    model = build_model(small_dataset, small_split.train, _config("catalog", "subset", True, loss="sigmoid"))
+    model = model_for(small_dataset, small_split.train, _config("catalog", "subset", True, loss="sigmoid"))
     batch = first_batch(_pipeline(model, small_dataset, small_split.train, batch_size=128))
     assert set(np.unique(batch["label"].numpy())) == {0.0, 1.0}  # trains on the ranking pipeline
     model.compute_loss(batch)  # creates the weights
@@ -283,7 +284,7 @@ def test_sigmoid_loss_is_binary_cross_entropy_of_dot_products_plus_biases(small_
 
 def test_sigmoid_loss_training_lowers_the_loss(small_dataset, small_split):
     tf.keras.utils.set_random_seed(9)
-    model = build_model(small_dataset, small_split.train, _config("catalog", "ids", True, loss="sigmoid"))
+    model = model_for(small_dataset, small_split.train, _config("catalog", "ids", True, loss="sigmoid"))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     pipeline = _pipeline(model, small_dataset, small_split.train)
     batch = first_batch(pipeline)
@@ -295,7 +296,7 @@ def test_sigmoid_loss_training_lowers_the_loss(small_dataset, small_split):
 def test_catalog_sigmoid_loss_is_bce_over_every_catalog_cell(small_dataset, small_split):
     """loss = mean over users x items of BCE(train row, q.C / T + user bias)."""
     tf.keras.utils.set_random_seed(10)
-    model = build_model(small_dataset, small_split.train, _config("catalog", "subset", True, loss="catalog_sigmoid"))
+    model = model_for(small_dataset, small_split.train, _config("catalog", "subset", True, loss="catalog_sigmoid"))
     batch = first_batch(_pipeline(model, small_dataset, small_split.train, batch_size=32))
     labels = batch["label"].numpy()
     assert labels.shape == (32, small_dataset.n_items)
@@ -310,7 +311,7 @@ def test_catalog_sigmoid_loss_is_bce_over_every_catalog_cell(small_dataset, smal
 
 def test_catalog_sigmoid_training_lowers_the_loss(small_dataset, small_split):
     tf.keras.utils.set_random_seed(12)
-    model = build_model(small_dataset, small_split.train, _config("catalog", "ids", True, loss="catalog_sigmoid"))
+    model = model_for(small_dataset, small_split.train, _config("catalog", "ids", True, loss="catalog_sigmoid"))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     pipeline = _pipeline(model, small_dataset, small_split.train, batch_size=64)
     batch = first_batch(pipeline)
@@ -326,7 +327,7 @@ def test_vector_l2_adds_the_mf_penalty_on_the_final_vectors(small_dataset, small
     plain = _config(negatives, "subset", True, loss=loss)
     penalised = dataclasses.replace(plain, vector_l2=weight)
     tf.keras.utils.set_random_seed(14)
-    model = build_model(small_dataset, small_split.train, penalised)
+    model = model_for(small_dataset, small_split.train, penalised)
     batch = first_batch(_pipeline(model, small_dataset, small_split.train, batch_size=32))
     with_penalty = float(model.compute_loss(batch))
     model.config = plain  # same weights, no penalty
@@ -355,7 +356,7 @@ def test_vector_l2_must_not_be_negative():
 def test_logistic_model_probabilities_are_the_sigmoid_of_its_trained_logits(small_dataset, small_split):
     """p(u, i) = sigmoid(q_u . c_i / T + user bias), pair by pair, as the catalog loss trains it."""
     tf.keras.utils.set_random_seed(15)
-    model = build_model(small_dataset, small_split.train, _config("catalog", "subset", True, loss="catalog_sigmoid"))
+    model = model_for(small_dataset, small_split.train, _config("catalog", "subset", True, loss="catalog_sigmoid"))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     model.fit(_pipeline(model, small_dataset, small_split.train, batch_size=64).repeat().take(5), verbose=0)
     rng = np.random.default_rng(0)
@@ -378,7 +379,7 @@ def test_logistic_model_probabilities_are_the_sigmoid_of_its_trained_logits(smal
 
 
 def test_softmax_model_has_no_probabilities(small_dataset, small_split):
-    model = build_model(small_dataset, small_split.train, _config("catalog", "ids", True))
-    assert not model.has_probabilities
+    model = model_for(small_dataset, small_split.train, _config("catalog", "ids", True))
+    assert not model.gives_probabilities
     with pytest.raises(ConfigError, match="catalog_sigmoid"):
         model.probabilities(np.array([0]), np.array([0]))

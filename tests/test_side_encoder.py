@@ -13,8 +13,10 @@ from tfrs_recsys.data.pipelines import FeatureGather
 from tfrs_recsys.data.techproducts import TECH_PRODUCTS_SCHEMA
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
+from tfrs_recsys.features.columns import feature_columns
+from tfrs_recsys.features.preprocessing import fit_bag_of_words, fit_side
 from tfrs_recsys.features.text import BagOfWordsEncoder
-from tfrs_recsys.models.retrieval import _text_encoders, feature_columns
+from tfrs_recsys.towers.build import text_encoders
 
 
 def _vocabulary(lookup) -> list[str]:
@@ -22,6 +24,16 @@ def _vocabulary(lookup) -> list[str]:
     vocabulary = [str(v) for v in lookup.get_vocabulary()]
     assert vocabulary[0] == "[UNK]"
     return vocabulary[1:]
+
+
+def _side_encoder(features, table, rows, dims: EncoderDims, text_encoders=None) -> SideEncoder:
+    """A SideEncoder of ``features``, its preprocessing fitted on the table ``rows``."""
+    config = small_model_config(feature_set="subset", numeric_buckets=dims.numeric_buckets)
+    return SideEncoder(features, fit_side(table, tuple(features), rows, config), dims, text_encoders=text_encoders)
+
+
+def _bow(texts, max_tokens, ngrams=2) -> BagOfWordsEncoder:
+    return BagOfWordsEncoder(fit_bag_of_words([str(t) for t in texts], max_tokens=max_tokens, ngrams=ngrams))
 
 
 def _encode(encoder: SideEncoder, table, rows) -> np.ndarray:
@@ -37,7 +49,7 @@ def test_user_encoder_width_is_the_sum_of_the_encodings(small_dataset, small_spl
     table = small_dataset.table("user")
     user_rows, _ = small_dataset.encode(small_split.train)
     dims = EncoderDims(id_dim=5, categorical_dim=3, numeric_buckets=numeric_buckets)
-    encoder = SideEncoder(table.features, table, user_rows, dims)  # id, age, profession, personality
+    encoder = _side_encoder(table.features, table, user_rows, dims)  # id, age, profession, personality
     # id 5 + age 1 (+ 3 bucket embedding) + profession 3 + personality 3
     expected = 5 + 1 + (3 if numeric_buckets else 0) + 3 + 3
     assert _encode(encoder, table, [0, 1, 2, 3, 4, 5, 6]).shape == (7, expected)
@@ -47,11 +59,11 @@ def test_item_encoder_width_counts_text_projections(small_dataset, small_split):
     table = small_dataset.table("item")
     _, item_rows = small_dataset.encode(small_split.train)
     texts = {
-        name: BagOfWordsEncoder(table.columns[name][np.unique(item_rows)], max_tokens=50)
+        name: _bow(table.columns[name][np.unique(item_rows)], max_tokens=50)
         for name in ("description", "features")
     }
     dims = EncoderDims(id_dim=6, categorical_dim=2, numeric_buckets=3, text_dim=7)
-    encoder = SideEncoder(table.features, table, item_rows, dims, text_encoders=texts)
+    encoder = _side_encoder(table.features, table, item_rows, dims, text_encoders=texts)
     # item_id 6 + product_type 2 + description 7 + price 1 + price buckets 2 + features 7
     assert _encode(encoder, table, np.arange(9)).shape == (9, 6 + 2 + 7 + 1 + 2 + 7)
 
@@ -61,12 +73,19 @@ def test_categorical_marked_as_text_also_gets_a_text_projection(small_dataset, s
     user_rows, _ = small_dataset.encode(small_split.train)
     profession = [f for f in table.features if f.name == "profession"]
     assert profession[0].as_text
-    text = {"profession": BagOfWordsEncoder(table.columns["profession"][user_rows], max_tokens=20)}
+    text = {"profession": _bow(table.columns["profession"][user_rows], max_tokens=20)}
     dims = EncoderDims(categorical_dim=3, text_dim=5)
-    without = SideEncoder(profession, table, user_rows, dims)
-    with_text = SideEncoder(profession, table, user_rows, dims, text_encoders=text)
+    without = _side_encoder(profession, table, user_rows, dims)
+    with_text = _side_encoder(profession, table, user_rows, dims, text_encoders=text)
     assert _encode(without, table, [0, 1]).shape == (2, 3)
     assert _encode(with_text, table, [0, 1]).shape == (2, 3 + 5)
+
+
+class _Stats:
+    """``(mean, variance)`` of a fitted column, with the Normalization layer's attribute names."""
+
+    def __init__(self, mean: np.ndarray, variance: np.ndarray) -> None:
+        self.mean, self.variance = tf.constant(mean), tf.constant(variance)
 
 
 # --- No holdout leakage -------------------------------------------------------------------
@@ -75,7 +94,7 @@ def test_categorical_marked_as_text_also_gets_a_text_projection(small_dataset, s
 def test_id_vocabulary_is_exactly_the_train_users(small_dataset, small_split):
     table = small_dataset.table("user")
     user_rows, _ = small_dataset.encode(small_split.train)
-    encoder = SideEncoder(table.features[:1], table, user_rows, EncoderDims(id_dim=4))
+    encoder = _side_encoder(table.features[:1], table, user_rows, EncoderDims(id_dim=4))
     assert _vocabulary(encoder.lookups["user_id"]) == sorted(set(small_split.train["user_id"]))
 
 
@@ -84,7 +103,7 @@ def test_holdout_only_user_maps_to_the_oov_row(small_dataset, small_split):
     assert holdout_only, "the small dataset should have a user whose positives are all in holdout"
     table = small_dataset.table("user")
     user_rows, _ = small_dataset.encode(small_split.train)
-    encoder = SideEncoder(table.features[:1], table, user_rows, EncoderDims(id_dim=4))
+    encoder = _side_encoder(table.features[:1], table, user_rows, EncoderDims(id_dim=4))
     assert holdout_only[0] not in _vocabulary(encoder.lookups["user_id"])
     assert int(encoder.lookups["user_id"](tf.constant([holdout_only[0]]))[0]) == 0
     row = table.index_of([holdout_only[0]])
@@ -96,23 +115,23 @@ def test_normalization_statistics_come_from_train_users_only(small_dataset, smal
     table = small_dataset.table("user")
     user_rows, _ = small_dataset.encode(small_split.train)
     age = [f for f in table.features if f.name == "age"]
-    encoder = SideEncoder(age, table, user_rows, EncoderDims())
+    fitted = fit_side(table, tuple(age), user_rows, small_model_config(feature_set="subset"))
     ages = table.columns["age"][np.unique(user_rows)].astype(np.float64)
-    normalizer = encoder.normalizers["age"]
-    np.testing.assert_allclose(np.ravel(normalizer.mean.numpy()), [ages.mean()], rtol=1e-5)
-    np.testing.assert_allclose(np.ravel(normalizer.variance.numpy()), [ages.var()], rtol=1e-4)
+    mean, variance = fitted.normalization["age"]
+    np.testing.assert_allclose(np.ravel(mean), [ages.mean()], rtol=1e-5)
+    np.testing.assert_allclose(np.ravel(variance), [ages.var()], rtol=1e-4)
 
 
 def test_hand_made_statistics_differ_from_all_rows():
     dataset = genre_dataset()
     users, items = dataset.table("user"), dataset.table("item")
     user_rows, item_rows = dataset.encode(dataset.interactions)  # u3 and i2 have no positives
-    user_encoder = SideEncoder(users.features, users, user_rows, EncoderDims())
-    item_encoder = SideEncoder(items.features, items, item_rows, EncoderDims())
+    config = small_model_config(feature_set="subset")
+    age = _Stats(*fit_side(users, users.features, user_rows, config).normalization["age"])
+    price = _Stats(*fit_side(items, items.features, item_rows, config).normalization["price"])
 
     train_ages = np.array([20.0, 30.0, 40.0])
     all_ages = np.array([20.0, 30.0, 40.0, 90.0])
-    age = user_encoder.normalizers["age"]
     np.testing.assert_allclose(np.ravel(age.mean.numpy()), [train_ages.mean()], rtol=1e-6)
     np.testing.assert_allclose(np.ravel(age.variance.numpy()), [train_ages.var()], rtol=1e-5)
     assert not np.isclose(float(np.ravel(age.mean.numpy())[0]), all_ages.mean())
@@ -120,7 +139,6 @@ def test_hand_made_statistics_differ_from_all_rows():
 
     train_prices = np.log1p([9.0, 99.0])
     all_prices = np.log1p([9.0, 99.0, 1000.0])
-    price = item_encoder.normalizers["price"]
     np.testing.assert_allclose(np.ravel(price.mean.numpy()), [train_prices.mean()], rtol=1e-5)
     np.testing.assert_allclose(np.ravel(price.variance.numpy()), [train_prices.var()], rtol=1e-4)
     assert not np.isclose(float(np.ravel(price.mean.numpy())[0]), all_prices.mean())
@@ -130,8 +148,8 @@ def test_categorical_vocabularies_hold_only_train_values():
     dataset = genre_dataset()
     users, items = dataset.table("user"), dataset.table("item")
     user_rows, item_rows = dataset.encode(dataset.interactions)
-    user_encoder = SideEncoder(users.features, users, user_rows, EncoderDims())
-    item_encoder = SideEncoder(items.features, items, item_rows, EncoderDims())
+    user_encoder = _side_encoder(users.features, users, user_rows, EncoderDims())
+    item_encoder = _side_encoder(items.features, items, item_rows, EncoderDims())
     assert _vocabulary(user_encoder.lookups["user_id"]) == ["u0", "u1", "u2"]
     assert _vocabulary(user_encoder.lookups["city"]) == ["paris", "rome"]  # "far": u3 only
     assert _vocabulary(item_encoder.lookups["item_id"]) == ["i0", "i1"]
@@ -144,7 +162,7 @@ def test_bucket_boundaries_come_from_train_values():
     users = dataset.table("user")
     user_rows, _ = dataset.encode(dataset.interactions)
     age = [f for f in users.features if f.name == "age"]
-    encoder = SideEncoder(age, users, user_rows, EncoderDims(numeric_buckets=3))
+    encoder = _side_encoder(age, users, user_rows, EncoderDims(numeric_buckets=3))
     boundaries = np.asarray(encoder.buckets["age"].bin_boundaries, dtype=np.float64)
     assert len(boundaries) == 2
     # The train ages are 20, 30, 40; the holdout-only 90 must not move them.
@@ -169,9 +187,10 @@ def test_text_vocabulary_is_learnt_from_train_items_only():
     interactions = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["i1", "i2"]})
     dataset = RecDataset(TECH_PRODUCTS_SCHEMA, users, items, interactions)
     config = small_model_config(feature_set="all", text_encoder="bow")
-    features = feature_columns(dataset, "item", config)
+    features = feature_columns(dataset.schema, "item", config)
     _, item_rows = dataset.encode(interactions)
-    encoders = _text_encoders(dataset, "item", features, item_rows, config)
+    fitted = fit_side(dataset.table("item"), features, item_rows, config)
+    encoders = text_encoders(fitted, features, dataset.table("item"), config)
     assert set(encoders) == {"description", "features"}
     description = {str(w) for w in encoders["description"].encoder.vectorizer.get_vocabulary()}
     assert {"fast", "laptop", "quiet", "mouse"} <= description
@@ -188,7 +207,7 @@ def genre_item_encoder():
     items = dataset.table("item")
     _, item_rows = dataset.encode(dataset.interactions)
     features = [f for f in items.features if f.name in ("genres", "price", "kind")]
-    encoder = SideEncoder(features, items, item_rows, EncoderDims(categorical_dim=3))
+    encoder = _side_encoder(features, items, item_rows, EncoderDims(categorical_dim=3))
     encoder(_genre_inputs(["a"]))  # builds the embedding tables
     return encoder
 
@@ -256,18 +275,18 @@ def test_text_column_without_an_encoder_is_a_config_error(small_dataset, small_s
     table = small_dataset.table("item")
     _, item_rows = small_dataset.encode(small_split.train)
     with pytest.raises(ConfigError, match="description"):
-        SideEncoder(table.features, table, item_rows, EncoderDims())
+        _side_encoder(table.features, table, item_rows, EncoderDims())
 
 
 def test_no_feature_is_a_config_error(small_dataset):
     with pytest.raises(ConfigError, match="at least one feature"):
-        SideEncoder([], small_dataset.table("user"), np.arange(3), EncoderDims())
+        _side_encoder([], small_dataset.table("user"), np.arange(3), EncoderDims())
 
 
 def test_cached_text_encoder_matches_the_encoder_for_known_and_unknown_texts():
-    from tfrs_recsys.features.text import BagOfWordsEncoder, CachedTextEncoder
+    from tfrs_recsys.features.text import CachedTextEncoder
 
-    bow = BagOfWordsEncoder(["red laptop", "blue mouse", "red mouse"], max_tokens=10, ngrams=1)
+    bow = _bow(["red laptop", "blue mouse", "red mouse"], max_tokens=10, ngrams=1)
     cached = CachedTextEncoder(bow, ["red laptop", "blue mouse"])
     known = tf.constant(["blue mouse", "red laptop", "blue mouse"])
     np.testing.assert_allclose(cached(known).numpy(), bow(known).numpy())
@@ -282,7 +301,7 @@ def test_id_l2_penalises_only_the_rows_a_batch_looks_up(small_dataset, small_spl
 
     features = tuple(f for f in small_dataset.schema.user_features if f.kind == "id")
     user_rows, _ = small_dataset.encode(small_split.train)
-    encoder = SideEncoder(features, small_dataset.table("user"), user_rows, EncoderDims(id_dim=4, embeddings_l2=0.5))
+    encoder = _side_encoder(features, small_dataset.table("user"), user_rows, EncoderDims(id_dim=4, embeddings_l2=0.5))
     ids = tf.constant(small_dataset.table("user").ids[:3].astype(str))
     vectors = encoder({"user_id": ids}).numpy()
     assert len(encoder.losses) == 1

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from model_fixtures import (  # noqa: F401
+    model_for,
     embedding_cache,
     first_batch,
     new_user_columns,
@@ -86,7 +87,7 @@ def _model(dataset, train_pairs, pair_dir, trainable, kind="retrieval", **overri
         kind=kind, feature_set="all", text_encoder="bert", text_model=str(pair_dir),
         text_trainable=trainable, **overrides,
     )
-    return build_model(dataset, train_pairs, config)
+    return model_for(dataset, train_pairs, config)
 
 
 def _encoder_weights(model):

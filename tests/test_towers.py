@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_fixtures import genre_dataset, small_model_config, small_split  # noqa: F401
+from model_fixtures import genre_dataset, small_model_config, small_split, tower_for  # noqa: F401
 
 from tfrs_recsys.data.pipelines import FeatureGather
-from tfrs_recsys.models.retrieval import build_tower, feature_columns
+from tfrs_recsys.features.columns import feature_columns
 
 
 def _twins_dataset():
@@ -22,7 +22,7 @@ def _twins_dataset():
 
 
 def _user_vectors(tower, dataset, config, rows):
-    columns = [f.name for f in feature_columns(dataset, "user", config)]
+    columns = [f.name for f in feature_columns(dataset.schema, "user", config)]
     gather = FeatureGather(dataset.table("user"), columns)
     return tower(gather(tf.constant(np.asarray(rows, dtype=np.int64)))).numpy()
 
@@ -32,9 +32,8 @@ def _user_vectors(tower, dataset, config, rows):
 def test_tower_rows_have_output_dim_and_unit_norm(small_dataset, small_split, side, id_mode):
     tf.keras.utils.set_random_seed(1)
     config = small_model_config(feature_set="subset", id_mode=id_mode, output_dim=6, hidden=(10, 7))
-    user_rows, item_rows = small_dataset.encode(small_split.train)
-    tower = build_tower(small_dataset, side, user_rows if side == "user" else item_rows, config)
-    columns = [f.name for f in feature_columns(small_dataset, side, config)]
+    tower = tower_for(small_dataset, side, small_split.train, config)
+    columns = [f.name for f in feature_columns(small_dataset.schema, side, config)]
     gather = FeatureGather(small_dataset.table(side), columns)
     out = tower(gather(tf.range(11))).numpy()
     assert out.shape == (11, 6)
@@ -44,9 +43,8 @@ def test_tower_rows_have_output_dim_and_unit_norm(small_dataset, small_split, si
 def test_all_features_tower_with_text_has_unit_rows(small_dataset, small_split):
     tf.keras.utils.set_random_seed(1)
     config = small_model_config(feature_set="all", text_encoder="bow", output_dim=5)
-    _, item_rows = small_dataset.encode(small_split.train)
-    tower = build_tower(small_dataset, "item", item_rows, config)
-    columns = [f.name for f in feature_columns(small_dataset, "item", config)]
+    tower = tower_for(small_dataset, "item", small_split.train, config)
+    columns = [f.name for f in feature_columns(small_dataset.schema, "item", config)]
     assert {"description", "features"} <= set(columns)
     out = tower(FeatureGather(small_dataset.table("item"), columns)(tf.range(4))).numpy()
     assert out.shape == (4, 5)
@@ -57,8 +55,7 @@ def test_id_residual_separates_users_with_identical_features():
     tf.keras.utils.set_random_seed(2)
     dataset = _twins_dataset()
     config = small_model_config(feature_set="subset", id_mode="residual")
-    user_rows, _ = dataset.encode(dataset.interactions)
-    tower = build_tower(dataset, "user", user_rows, config)
+    tower = tower_for(dataset, "user", dataset.interactions, config)
     u0, u2 = _user_vectors(tower, dataset, config, [0, 2])
     assert not np.allclose(u0, u2, atol=1e-6)
 
@@ -67,8 +64,7 @@ def test_without_ids_identical_features_give_identical_vectors():
     tf.keras.utils.set_random_seed(2)
     dataset = _twins_dataset()
     config = small_model_config(feature_set="subset", id_mode="none")
-    user_rows, _ = dataset.encode(dataset.interactions)
-    tower = build_tower(dataset, "user", user_rows, config)
+    tower = tower_for(dataset, "user", dataset.interactions, config)
     assert tower.id_residual is None
     u0, u2 = _user_vectors(tower, dataset, config, [0, 2])
     np.testing.assert_array_equal(u0, u2)
@@ -78,8 +74,7 @@ def test_zero_residual_weights_make_twins_identical():
     tf.keras.utils.set_random_seed(2)
     dataset = _twins_dataset()
     config = small_model_config(feature_set="subset", id_mode="residual")
-    user_rows, _ = dataset.encode(dataset.interactions)
-    tower = build_tower(dataset, "user", user_rows, config)
+    tower = tower_for(dataset, "user", dataset.interactions, config)
     _user_vectors(tower, dataset, config, [0])  # build
     tower.residual_embedding.embeddings.assign(tf.zeros_like(tower.residual_embedding.embeddings))
     u0, u2 = _user_vectors(tower, dataset, config, [0, 2])
@@ -90,8 +85,7 @@ def test_residual_is_added_to_the_feature_output_before_normalising():
     tf.keras.utils.set_random_seed(3)
     dataset = _twins_dataset()
     config = small_model_config(feature_set="subset", id_mode="residual", hidden=(4,), output_dim=3)
-    user_rows, _ = dataset.encode(dataset.interactions)
-    tower = build_tower(dataset, "user", user_rows, config)
+    tower = tower_for(dataset, "user", dataset.interactions, config)
     rows = np.array([0, 1, 2, 3])  # u3 has no train positive: OOV residual row 0
     got = _user_vectors(tower, dataset, config, rows)
 
@@ -118,8 +112,7 @@ def test_id_as_input_separates_users_with_identical_features():
     tf.keras.utils.set_random_seed(2)
     dataset = _twins_dataset()
     config = small_model_config(feature_set="subset", id_mode="input")
-    user_rows, _ = dataset.encode(dataset.interactions)
-    tower = build_tower(dataset, "user", user_rows, config)
+    tower = tower_for(dataset, "user", dataset.interactions, config)
     assert tower.id_residual is None
     u0, u2 = _user_vectors(tower, dataset, config, [0, 2])
     assert not np.allclose(u0, u2, atol=1e-6)
@@ -128,8 +121,7 @@ def test_id_as_input_separates_users_with_identical_features():
 def test_dropout_only_acts_in_training(small_dataset, small_split):
     tf.keras.utils.set_random_seed(4)
     config = small_model_config(feature_set="ids", dropout=0.5, hidden=(64,))
-    user_rows, _ = small_dataset.encode(small_split.train)
-    tower = build_tower(small_dataset, "user", user_rows, config)
+    tower = tower_for(small_dataset, "user", small_split.train, config)
     inputs = FeatureGather(small_dataset.table("user"), ["user_id"])(tf.range(8))
     a, b = tower(inputs, training=False).numpy(), tower(inputs, training=False).numpy()
     np.testing.assert_array_equal(a, b)
@@ -139,9 +131,8 @@ def test_dropout_only_acts_in_training(small_dataset, small_split):
 
 def test_normalize_false_leaves_the_rows_unnormalised(small_dataset, small_split):
     tf.keras.utils.set_random_seed(5)
-    user_rows, _ = small_dataset.encode(small_split.train)
     config = small_model_config(feature_set="ids", normalize=False)
-    tower = build_tower(small_dataset, "user", user_rows, config)
+    tower = tower_for(small_dataset, "user", small_split.train, config)
     assert tower.normalize is False
     inputs = FeatureGather(small_dataset.table("user"), ["user_id"])(tf.range(10))
     out = tower(inputs).numpy()

@@ -25,7 +25,7 @@ def basic_run(small_dir, tmp_path_factory):
     """A 2-epoch run of the tiny config: ``(run_dir, config, returned metrics)``."""
     config = tiny_experiment(small_dir, train={"epochs": 2})
     run_dir = tmp_path_factory.mktemp("basic") / "run"
-    metrics = train(config, run_dir, verbose=0)
+    metrics = train(config, run_dir, verbose=0).metrics
     return run_dir, config, metrics
 
 
@@ -103,7 +103,7 @@ def test_resuming_a_finished_run_reproduces_its_metrics(basic_run, tmp_path):
     run_dir, config, metrics = basic_run
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
-    again = train(config, copy, resume=True, verbose=0)
+    again = train(config, copy, resume=True, verbose=0).metrics
     assert again["epochs_run"] == 2
     assert again["best_epoch"] == metrics["best_epoch"]
     assert again["holdout"]["metrics"]["recall@10"] == pytest.approx(
@@ -114,7 +114,7 @@ def test_resuming_a_finished_run_reproduces_its_metrics(basic_run, tmp_path):
 
 def test_the_same_config_trains_to_the_same_metrics(basic_run, tmp_path):
     _, config, metrics = basic_run
-    again = train(config, tmp_path / "again", verbose=0)
+    again = train(config, tmp_path / "again", verbose=0).metrics
     assert again["best_epoch"] == metrics["best_epoch"]
     for key in ("recall@10", "ndcg@10", "recall@50"):
         assert again["holdout"]["metrics"][key] == pytest.approx(metrics["holdout"]["metrics"][key], abs=1e-6)
@@ -126,7 +126,7 @@ def test_a_ranking_run_restores_its_best_weights(small_dir, tmp_path):
         model={"kind": "ranking", "feature_set": "subset", "negatives_per_user": 5},
         train={"epochs": 1, "learning_rate": 0.01},
     )
-    metrics = train(config, tmp_path / "run", verbose=0)
+    metrics = train(config, tmp_path / "run", verbose=0).metrics
     assert metrics["model"] == "ranking_subset"
     _, data, model = load_trained_model(tmp_path / "run")
     task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout)
@@ -192,7 +192,7 @@ def test_resume_after_a_crash_continues_from_the_last_epoch(small_dir, tmp_path,
 
     begun.clear()
     crash["at"] = None
-    metrics = train(config, run_dir, resume=True, verbose=0)
+    metrics = train(config, run_dir, resume=True, verbose=0).metrics
     assert begun == [2]  # picked up after the two checkpointed epochs, not from 0
     assert metrics["epochs_run"] == 3
     history = _history(run_dir)
@@ -220,7 +220,7 @@ def test_kill_between_checkpoint_and_history_row_keeps_every_epoch_in_history(
     with pytest.raises(KeyboardInterrupt):
         train(config, run_dir, verbose=0)
     crash["at"] = None
-    metrics = train(config, run_dir, resume=True, verbose=0)
+    metrics = train(config, run_dir, resume=True, verbose=0).metrics
     assert metrics["epochs_run"] == 3
     assert _history(run_dir)["epoch"].tolist() == [0, 1, 2]
 
@@ -245,7 +245,7 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(small_dir, tmp_path, monk
         return dataclasses.replace(result, metrics={**result.metrics, "recall@10": score})
 
     monkeypatch.setattr(run, "evaluate", fake_evaluate)
-    metrics = train(config, run_dir, verbose=0)
+    metrics = train(config, run_dir, verbose=0).metrics
     assert metrics["epochs_run"] == 2
     assert metrics["best_epoch"] == 1
     assert metrics["validation_recall@10"] == pytest.approx(0.5)
@@ -271,7 +271,7 @@ def test_patience_zero_never_stops_early(small_dir, tmp_path, monkeypatch):
         return dataclasses.replace(result, metrics={**result.metrics, "recall@10": 1.0 / len(calls)})
 
     monkeypatch.setattr(run, "evaluate", fake_evaluate)
-    metrics = train(config, tmp_path / "run", verbose=0)
+    metrics = train(config, tmp_path / "run", verbose=0).metrics
     assert metrics["epochs_run"] == 3
     assert metrics["best_epoch"] == 1
 
@@ -283,7 +283,7 @@ def test_patience_zero_never_stops_early(small_dir, tmp_path, monkeypatch):
 def refit_run(small_dir, tmp_path_factory):
     config = tiny_experiment(small_dir, train={"epochs": 2, "refit": True, "patience": 0})
     run_dir = tmp_path_factory.mktemp("refit") / "run"
-    metrics = train(config, run_dir, verbose=0)
+    metrics = train(config, run_dir, verbose=0).metrics
     return run_dir, config, metrics
 
 

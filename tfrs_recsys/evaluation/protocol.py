@@ -52,6 +52,7 @@ from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID
 from tfrs_recsys.data.splits import Split
 from tfrs_recsys.errors import ConfigError, DataValidationError
+from tfrs_recsys.recommender import ProbabilityFn, Scorer
 from tfrs_recsys.evaluation.metrics import (
     COVERAGE_K,
     METRIC_NAMES,
@@ -62,11 +63,6 @@ from tfrs_recsys.evaluation.metrics import (
 
 logger = logging.getLogger(__name__)
 
-Scorer = Callable[[np.ndarray], Any]
-"""``scorer(user_rows [batch] int64) -> [batch, n_items]`` scores, higher = better."""
-
-ProbabilityFn = Callable[[np.ndarray, np.ndarray], Any]
-"""``probability_fn(user_rows [n], item_rows [n]) -> [n]`` probabilities in [0, 1]."""
 
 DEFAULT_SPLIT = "holdout-80-20"
 SEED_METRIC_RANDOM_STATE = 42

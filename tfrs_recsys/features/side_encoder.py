@@ -12,23 +12,25 @@ floats, ``[batch]`` each) and returns ``[batch, width]``:
 - text columns: a vector from a :class:`TextFeatureEncoder` (bag of words in
   graph, or precomputed sentence embeddings) followed by a trainable projection.
 
-Everything that is learnt from data (vocabularies, normalisation statistics,
-bucket boundaries, text vocabularies) is learnt from the train split only, so
-the holdout cannot leak into the model; ids, labels or values unseen in train
-map to the OOV bucket and still get a vector from their other features.
+Everything learnt from data (vocabularies, normalisation statistics, bucket
+boundaries, text vocabularies) comes fitted, from the train split only, in a
+:class:`~tfrs_recsys.features.preprocessing.SidePreprocessing`: the layer
+fits nothing, and the holdout cannot leak into it. Ids, labels or values unseen
+in train map to the OOV bucket and still get a vector from their other
+features.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
-from tfrs_recsys.data.dataset import FeatureTable
 from tfrs_recsys.data.schema import Feature
 from tfrs_recsys.errors import ConfigError
+from tfrs_recsys.features.preprocessing import SidePreprocessing, numeric_transform
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,18 +63,16 @@ def batch_l2(vectors: tf.Tensor, weight: float) -> tf.Tensor:
     return weight * tf.reduce_mean(tf.reduce_sum(tf.square(vectors), axis=-1))
 
 
-def _train_values(table: FeatureTable, rows: np.ndarray, name: str) -> np.ndarray:
-    return table.columns[name][rows]
-
-
 class SideEncoder(tf.keras.layers.Layer):
     """Raw features of one side -> ``[batch, width]`` (see module docstring).
 
+    The layer fits nothing: vocabularies, statistics and text tables come
+    fitted in ``preprocessing``.
+
     Args:
         features: The schema features to encode (the id may be left out).
-        table: The side's feature table.
-        train_rows: Rows of the table that occur in the train split; every
-            vocabulary and statistic is computed from these rows only.
+        preprocessing: The side's fitted preprocessing
+            (:class:`~tfrs_recsys.features.preprocessing.SidePreprocessing`).
         dims: Encoding widths.
         text_encoders: For text columns: column -> encoder producing a fixed
             vector for a batch of strings (see
@@ -83,17 +83,15 @@ class SideEncoder(tf.keras.layers.Layer):
     def __init__(
         self,
         features: Sequence[Feature],
-        table: FeatureTable,
-        train_rows: np.ndarray,
+        preprocessing: SidePreprocessing,
         dims: EncoderDims,
         text_encoders: Mapping[str, tf.keras.layers.Layer] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         if not len(features):
-            raise ConfigError(f"the {table.side} encoder needs at least one feature")
+            raise ConfigError(f"the {preprocessing.side} encoder needs at least one feature")
         text_encoders = dict(text_encoders or {})
-        train_rows = np.unique(np.asarray(train_rows, dtype=np.int64))
         self.feature_names = [f.name for f in features]
         self.lookups: dict[str, tf.keras.layers.Layer] = {}
         self.embeddings: dict[str, tf.keras.layers.Layer] = {}
@@ -106,18 +104,8 @@ class SideEncoder(tf.keras.layers.Layer):
         self.embeddings_l2 = dims.embeddings_l2
         for feature in features:
             name = feature.name
-            values = _train_values(table, train_rows, name)
             if feature.kind in ("id", "categorical", "categorical_list"):
-                if feature.kind == "categorical_list":
-                    labels = [
-                        label
-                        for value in values
-                        for label in str(value).split(feature.separator)
-                        if label
-                    ]
-                else:
-                    labels = [str(v) for v in values if str(v)]
-                vocabulary = sorted(set(labels))
+                vocabulary = list(_fitted(preprocessing.vocabularies, name, preprocessing.side))
                 self.lookups[name] = tf.keras.layers.StringLookup(
                     vocabulary=vocabulary if vocabulary else None, name=f"{name}_lookup"
                 )
@@ -128,16 +116,15 @@ class SideEncoder(tf.keras.layers.Layer):
                     name=f"{name}_embedding",
                 )
             elif feature.kind == "numeric":
-                numbers = self._transform(feature, np.asarray(values, dtype=np.float32))
-                normalizer = tf.keras.layers.Normalization(axis=None, name=f"{name}_normalization")
-                normalizer.adapt(numbers)
-                self.normalizers[name] = normalizer
+                mean, variance = _fitted(preprocessing.normalization, name, preprocessing.side)
+                self.normalizers[name] = tf.keras.layers.Normalization(
+                    axis=None, mean=mean, variance=variance, name=f"{name}_normalization"
+                )
                 if dims.numeric_buckets > 0:
-                    discretizer = tf.keras.layers.Discretization(
-                        num_bins=dims.numeric_buckets, name=f"{name}_buckets"
+                    boundaries = _fitted(preprocessing.bucket_boundaries, name, preprocessing.side)
+                    self.buckets[name] = tf.keras.layers.Discretization(
+                        bin_boundaries=list(boundaries), name=f"{name}_buckets"
                     )
-                    discretizer.adapt(numbers)
-                    self.buckets[name] = discretizer
                     self.bucket_embeddings[name] = tf.keras.layers.Embedding(
                         dims.numeric_buckets + 1, dims.categorical_dim, name=f"{name}_bucket_embedding"
                     )
@@ -158,14 +145,6 @@ class SideEncoder(tf.keras.layers.Layer):
                     dims.text_dim, name=f"{feature.name}_text_projection"
                 )
 
-    @staticmethod
-    def _transform(feature: Feature, values):
-        if feature.transform == "log1p":
-            if isinstance(values, np.ndarray):
-                return np.log1p(np.maximum(values, 0.0)).astype(np.float32)
-            return tf.math.log1p(tf.maximum(values, 0.0))
-        return values
-
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         parts = []
         for name in self.feature_names:
@@ -184,7 +163,7 @@ class SideEncoder(tf.keras.layers.Layer):
                 count = tf.cast(tf.maximum(labels.row_lengths(), 1), total.dtype)[:, None]
                 parts.append(total / count)
             elif feature.kind == "numeric":
-                number = self._transform(feature, tf.cast(value, tf.float32))
+                number = numeric_transform(feature, tf.cast(value, tf.float32))
                 parts.append(self.normalizers[name](number)[:, None])
                 if name in self.buckets:
                     parts.append(self.bucket_embeddings[name](self.buckets[name](number)))
@@ -192,3 +171,13 @@ class SideEncoder(tf.keras.layers.Layer):
                 encoded = self.text_encoders[name](value)
                 parts.append(self.text_projections[name](encoded))
         return tf.concat(parts, axis=-1)
+
+
+def _fitted(fitted: Mapping[str, Any], name: str, side: str) -> Any:
+    try:
+        return fitted[name]
+    except KeyError:
+        raise ConfigError(
+            f"the fitted {side} preprocessing has nothing for column {name!r}: it was fitted for "
+            "another model config (feature set, text encoder or numeric buckets)"
+        ) from None

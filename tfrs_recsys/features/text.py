@@ -27,23 +27,23 @@ from tfrs_recsys.errors import ConfigError
 
 
 class BagOfWordsEncoder(tf.keras.layers.Layer):
-    """TF-IDF bag of words, vocabulary adapted on ``train_texts``.
+    """TF-IDF bag of words in graph (``TextVectorization``), from a fitted vocabulary.
 
     Args:
-        train_texts: Texts of the train entities (one per entity).
-        max_tokens: Vocabulary size (including the OOV token).
-        ngrams: Also count n-grams up to this length (2 = word pairs).
+        bag: The vocabulary and IDF weights fitted on the train entities' texts
+            (:func:`tfrs_recsys.features.preprocessing.fit_bag_of_words`).
     """
 
-    def __init__(self, train_texts: Sequence[str], max_tokens: int = 2000, ngrams: int = 2, **kwargs) -> None:
+    def __init__(self, bag, **kwargs) -> None:
         super().__init__(**kwargs)
-        texts = [str(t) for t in train_texts]
-        if not texts:
-            raise ConfigError("a bag-of-words encoder needs at least one train text")
         self.vectorizer = tf.keras.layers.TextVectorization(
-            max_tokens=max_tokens, output_mode="tf_idf", ngrams=ngrams, name=f"{self.name}_vectorizer"
+            max_tokens=bag.max_tokens,
+            output_mode="tf_idf",
+            ngrams=bag.ngrams,
+            vocabulary=list(bag.vocabulary),
+            idf_weights=np.asarray(bag.idf_weights, dtype=np.float32),
+            name=f"{self.name}_vectorizer",
         )
-        self.vectorizer.adapt(tf.constant(texts))
 
     def call(self, texts: tf.Tensor) -> tf.Tensor:
         return self.vectorizer(texts)

@@ -1,4 +1,4 @@
-"""Builds the configured model and the pipeline that trains it."""
+"""Builds the configured model from fitted preprocessing, and the pipeline that trains it."""
 
 from __future__ import annotations
 
@@ -8,17 +8,23 @@ import tensorflow as tf
 from tfrs_recsys.config import ExperimentConfig, ModelConfig
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.pipelines import ranking_dataset, retrieval_dataset, user_label_dataset
+from tfrs_recsys.features.preprocessing import Preprocessing
 
 
-def build_model(dataset: RecDataset, train: pd.DataFrame, config: ModelConfig) -> tf.keras.Model:
-    """A retrieval or ranking model whose preprocessing is learnt from ``train``."""
+def build_model(config: ModelConfig, preprocessing: Preprocessing, dataset: RecDataset) -> tf.keras.Model:
+    """A retrieval or ranking model of ``config`` on ``dataset``'s feature tables.
+
+    The model fits nothing: every vocabulary and statistic comes in
+    ``preprocessing`` (:func:`~tfrs_recsys.features.preprocessing.fit_preprocessing`).
+    """
+    users, items = dataset.table("user"), dataset.table("item")
     if config.kind == "retrieval":
         from tfrs_recsys.models.retrieval import RetrievalModel
 
-        return RetrievalModel(dataset, train, config)
+        return RetrievalModel(config, preprocessing, users, items)
     from tfrs_recsys.models.ranking import RankingModel
 
-    return RankingModel(dataset, train, config)
+    return RankingModel(config, preprocessing, users, items)
 
 
 def training_dataset(

@@ -10,60 +10,45 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrs_recsys.config import ModelConfig
-from tfrs_recsys.data.dataset import RecDataset
+from tfrs_recsys.data.dataset import FeatureTable
 from tfrs_recsys.data.pipelines import LABEL, FeatureGather
-from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
-from tfrs_recsys.models.retrieval import _text_encoders, feature_columns
+from tfrs_recsys.features.preprocessing import Preprocessing, Untracked
+from tfrs_recsys.towers.build import build_side_encoder
 
 
 class RankingModel(tfrs.Model):
     """User and item feature encoders -> [DCN cross] -> MLP -> one logit.
 
     Args:
-        dataset: Supplies the schema and feature tables.
-        train: Train positives (vocabularies and statistics come from these).
         config: ``feature_set``, widths, ``hidden``, ``cross_layer``.
+        preprocessing: Both sides' fitted preprocessing (from the train split).
+        users: The user feature table.
+        items: The item feature table (the catalog).
     """
 
-    def __init__(self, dataset: RecDataset, train: pd.DataFrame, config: ModelConfig) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        preprocessing: Preprocessing,
+        users: FeatureTable,
+        items: FeatureTable,
+    ) -> None:
         super().__init__()
         self.config = config
-        user_rows, item_rows = dataset.encode(train)
-        dims = EncoderDims(
-            id_dim=config.id_dim,
-            categorical_dim=config.categorical_dim,
-            numeric_buckets=config.numeric_buckets,
-            text_dim=config.text_dim,
-            embeddings_l2=config.id_l2,
-        )
-        user_features = feature_columns(dataset, "user", config)
-        item_features = feature_columns(dataset, "item", config)
+        self._fitted = Untracked(preprocessing)
+        user_features = preprocessing.user.features
+        item_features = preprocessing.item.features
         if config.id_mode == "none" and config.feature_set != "ids":
             user_features = tuple(f for f in user_features if f.kind != "id")
             item_features = tuple(f for f in item_features if f.kind != "id")
-        self.user_columns = [f.name for f in feature_columns(dataset, "user", config)]
-        self.item_columns = [f.name for f in feature_columns(dataset, "item", config)]
-        self.user_encoder = SideEncoder(
-            user_features,
-            dataset.table("user"),
-            user_rows,
-            dims,
-            text_encoders=_text_encoders(dataset, "user", user_features, user_rows, config),
-            name="user_features",
-        )
-        self.item_encoder = SideEncoder(
-            item_features,
-            dataset.table("item"),
-            item_rows,
-            dims,
-            text_encoders=_text_encoders(dataset, "item", item_features, item_rows, config),
-            name="item_features",
-        )
+        self.user_columns = preprocessing.user.columns
+        self.item_columns = preprocessing.item.columns
+        self.user_encoder = build_side_encoder(preprocessing.user, user_features, users, config, name="user_features")
+        self.item_encoder = build_side_encoder(preprocessing.item, item_features, items, config, name="item_features")
         self.cross = tfrs.layers.dcn.Cross() if config.cross_layer else None
         self.hidden_layers = [tf.keras.layers.Dense(w, activation="relu") for w in config.hidden]
         self.logit = tf.keras.layers.Dense(1)
@@ -71,9 +56,19 @@ class RankingModel(tfrs.Model):
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
             metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc")],
         )
-        self.user_gather = FeatureGather(dataset.table("user"), self.user_columns)
-        self.item_gather = FeatureGather(dataset.table("item"), self.item_columns)
-        self.n_items = dataset.n_items
+        self.user_gather = FeatureGather(users, self.user_columns)
+        self.item_gather = FeatureGather(items, self.item_columns)
+        self.n_items = len(items)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The fitted preprocessing the model was built from."""
+        return self._fitted.value
+
+    @property
+    def gives_probabilities(self) -> bool:
+        """A ranking model's sigmoid output is p(user likes item)."""
+        return True
 
     def encode_users(self, features: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         """User feature vectors ``[batch, width]``."""
@@ -138,3 +133,54 @@ class RankingModel(tfrs.Model):
             return tf.concat(parts, 0).numpy() if parts else np.zeros((0, self.n_items), np.float32)
 
         return score
+
+    def serving_parts(self, dataset):
+        """What a SavedModel export needs from this model (:class:`~tfrs_recsys.serving.parts.ServingParts`).
+
+        User and item encodings of every table row, the head as the score of
+        user x item pairs (and its sigmoid as the pair probability), and the
+        user encoder on raw user columns for new users.
+
+        Args:
+            dataset: The dataset the model was built on (its user and item
+                tables, in row order, and its schema).
+        """
+        from tfrs_recsys.serving import parts
+        from tfrs_recsys.serving.text import precomputed_text_lookups
+
+        user_id = dataset.schema.id_column("user")
+        user_specs = parts.column_specs(
+            dataset.schema, "user", [c for c in self.user_columns if c != user_id]
+        )
+
+        def score_chunk(users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+            count = tf.shape(users)[0]
+            n_items = tf.shape(items)[0]
+            logits = self.head(tf.repeat(users, n_items, axis=0), tf.tile(items, [count, 1]))
+            return tf.reshape(logits, [count, n_items])
+
+        return parts.ServingParts(
+            kind="ranking",
+            user_vectors=parts.vectors_of_rows(
+                lambda rows: self.encode_users(self.user_gather(rows), training=False),
+                dataset.n_users,
+            ),
+            item_vectors=parts.vectors_of_rows(
+                lambda rows: self.encode_items(self.item_gather(rows), training=False),
+                dataset.n_items,
+            ),
+            score_chunk=score_chunk,
+            cells_per_chunk=parts.RANKING_PAIRS_PER_CHUNK,
+            encode_user_features=(
+                (
+                    lambda f: self.encode_users(
+                        parts.with_blank_id(f, user_id, self.user_columns), training=False
+                    )
+                )
+                if user_specs
+                else None
+            ),
+            user_feature_specs=user_specs,
+            pair_probability=lambda users, items: tf.sigmoid(self.head(users, items))[:, 0],
+            text_lookups=precomputed_text_lookups(self),
+        )

@@ -1,134 +1,19 @@
-"""The TFRS two-tower retrieval model, built from the dataset schema."""
+"""The TFRS two-tower retrieval model, built from fitted preprocessing."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrs_recsys.config import ModelConfig
-from tfrs_recsys.data.dataset import RecDataset
+from tfrs_recsys.data.dataset import FeatureTable
 from tfrs_recsys.data.pipelines import LABEL, FeatureGather
-from tfrs_recsys.data.schema import Feature, Side
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
-from tfrs_recsys.features.text import (
-    BagOfWordsEncoder,
-    CachedTextEncoder,
-    FineTunedTextEncoder,
-    PrecomputedTextEncoder,
-)
-from tfrs_recsys.text_encoder import embed_texts
-from tfrs_recsys.towers.tower import Tower
-
-
-def feature_columns(dataset: RecDataset, side: Side, config: ModelConfig) -> tuple[Feature, ...]:
-    """The columns a tower reads under ``config.feature_set`` (id included).
-
-    ``ids``: the id only; ``subset``: id + numeric columns (the first seed
-    notebook: user id + age, item id + price); ``all``: every column, text
-    columns only when a text encoder is configured.
-    """
-    features = dataset.schema.side(side)
-    if config.feature_set == "ids":
-        return tuple(f for f in features if f.kind == "id")
-    if config.feature_set == "subset":
-        return tuple(f for f in features if f.kind in ("id", "numeric"))
-    if config.text_encoder == "none":
-        return tuple(f for f in features if f.kind != "text")
-    return features
-
-
-def _text_encoders(dataset: RecDataset, side: Side, features, train_rows, config: ModelConfig):
-    if config.feature_set != "all" or config.text_encoder == "none":
-        return {}
-    table = dataset.table(side)
-    encoders = {}
-    shared = None  # model.text_trainable: one trainable TF Hub encoder per side
-    for feature in features:
-        if not feature.is_text:
-            continue
-        if config.text_encoder == "bow":
-            # Vocabulary from the train entities only; the fixed transform is then
-            # applied once to every distinct text of the table and looked up.
-            texts = np.unique(table.columns[feature.name][np.unique(train_rows)])
-            bow = BagOfWordsEncoder(list(texts), max_tokens=2000, name=f"{feature.name}_bow")
-            encoders[feature.name] = CachedTextEncoder(
-                bow, list(table.columns[feature.name]), name=f"{feature.name}_bow_cache"
-            )
-        elif config.text_trainable:
-            # Fine-tuned in the tower: the side's columns share one trainable
-            # encoder, run over each call's distinct strings.
-            if shared is None:
-                from tfrs_recsys.text_encoder import resolve_encoder
-
-                spec = resolve_encoder(text_model_spec(config.text_model))
-                shared = spec.layer(trainable=True, name=f"{side}_text_encoder")
-            encoders[feature.name] = FineTunedTextEncoder(shared, name=f"{feature.name}_bert_finetuned")
-        else:
-            # Each distinct string is embedded once (cached on disk) by the
-            # frozen TF Hub encoder; in graph the vectors are looked up by string.
-            texts = sorted({str(t) for t in table.columns[feature.name]})
-            vectors = embed_texts(texts, text_model_spec(config.text_model))
-            encoders[feature.name] = PrecomputedTextEncoder(texts, vectors, name=f"{feature.name}_bert")
-    return encoders
-
-
-def text_model_spec(text_model: str):
-    """``model.text_model`` as :func:`tfrs_recsys.text_encoder.resolve_encoder` takes it."""
-    parts = [p.strip() for p in str(text_model).split(",")]
-    return parts[0] if len(parts) == 1 else tuple(parts)
-
-
-def build_tower(
-    dataset: RecDataset, side: Side, train_rows: np.ndarray, config: ModelConfig
-) -> Tower:
-    """A tower for one side, every statistic taken from ``train_rows`` only."""
-    features = feature_columns(dataset, side, config)
-    id_feature = next(f for f in features if f.kind == "id")
-    dims = EncoderDims(
-        id_dim=config.id_dim,
-        categorical_dim=config.categorical_dim,
-        numeric_buckets=config.numeric_buckets,
-        text_dim=config.text_dim,
-        embeddings_l2=config.id_l2,
-    )
-    encoder_features = features
-    residual = None
-    if config.id_mode != "input" and config.feature_set != "ids":
-        encoder_features = tuple(f for f in features if f.kind != "id")
-    if config.id_mode == "residual" and config.feature_set != "ids":
-        table = dataset.table(side)
-        vocabulary = sorted(set(table.ids[np.unique(train_rows)]))
-        lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, name=f"{side}_residual_lookup")
-        embedding = tf.keras.layers.Embedding(
-            len(vocabulary) + 1,
-            config.output_dim,
-            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.01),
-            name=f"{side}_residual_embedding",
-        )
-        residual = (id_feature.name, lookup, embedding)
-    encoder = SideEncoder(
-        encoder_features,
-        dataset.table(side),
-        train_rows,
-        dims,
-        text_encoders=_text_encoders(dataset, side, encoder_features, train_rows, config),
-        name=f"{side}_features",
-    )
-    return Tower(
-        encoder,
-        config.hidden,
-        config.output_dim,
-        dropout=config.dropout,
-        id_residual=residual,
-        id_l2=config.id_l2,
-        normalize=config.normalize,
-        name=f"{'query' if side == 'user' else 'candidate'}_tower",
-    )
+from tfrs_recsys.features.preprocessing import Preprocessing, Untracked
+from tfrs_recsys.towers.build import build_tower
 
 
 class RetrievalModel(tfrs.Model):
@@ -141,32 +26,45 @@ class RetrievalModel(tfrs.Model):
     each query: an exact softmax, cheap for catalogs up to ~100k items.
 
     Args:
-        dataset: Supplies the schema and feature tables (the catalog).
-        train: Train positives; vocabularies, statistics and item
-            frequencies come from these only.
         config: Model configuration.
+        preprocessing: Both sides' fitted preprocessing (vocabularies,
+            statistics, text tables, train item frequencies), fitted from the
+            train positives only (:func:`~tfrs_recsys.features.preprocessing.fit_preprocessing`).
+        users: The user feature table (rows the scorer and the pipelines index).
+        items: The item feature table: the catalog.
     """
 
-    def __init__(self, dataset: RecDataset, train: pd.DataFrame, config: ModelConfig) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        preprocessing: Preprocessing,
+        users: FeatureTable,
+        items: FeatureTable,
+    ) -> None:
         super().__init__()
         self.config = config
-        user_rows, item_rows = dataset.encode(train)
-        self.query_tower = build_tower(dataset, "user", user_rows, config)
-        self.candidate_tower = build_tower(dataset, "item", item_rows, config)
-        self.user_columns = [f.name for f in feature_columns(dataset, "user", config)]
-        self.item_columns = [f.name for f in feature_columns(dataset, "item", config)]
-        self.user_gather = FeatureGather(dataset.table("user"), self.user_columns)
-        self.item_gather = FeatureGather(dataset.table("item"), self.item_columns)
-        self.n_items = dataset.n_items
-        self.n_train_users = max(len(np.unique(user_rows)), 1)
-        item_ids = dataset.table("item").ids
+        self._fitted = Untracked(preprocessing)
+        self.query_tower = build_tower(preprocessing.user, users, config)
+        self.candidate_tower = build_tower(preprocessing.item, items, config)
+        self.user_columns = preprocessing.user.columns
+        self.item_columns = preprocessing.item.columns
+        self.user_gather = FeatureGather(users, self.user_columns)
+        self.item_gather = FeatureGather(items, self.item_columns)
+        self.n_items = len(items)
+        if preprocessing.n_items != self.n_items:
+            raise ConfigError(
+                f"the preprocessing was fitted on a catalog of {preprocessing.n_items} items; "
+                f"the item table has {self.n_items}"
+            )
+        self.n_train_users = preprocessing.n_train_users
+        item_ids = items.ids
         self.item_row_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant([str(i) for i in item_ids]), tf.range(len(item_ids), dtype=tf.int64)
             ),
             default_value=-1,
         )
-        counts = np.bincount(item_rows, minlength=dataset.n_items).astype(np.float64)
+        counts = np.asarray(preprocessing.item_counts, dtype=np.float64)
         # Items without a train positive never appear as in-batch candidates;
         # give them the smallest count so the log stays finite.
         probability = np.maximum(counts, 1.0) / counts.sum()
@@ -176,26 +74,30 @@ class RetrievalModel(tfrs.Model):
             remove_accidental_hits=config.remove_accidental_hits,
             num_hard_negatives=config.num_hard_negatives or None,
         )
-        self._id_column = dataset.schema.id_column("item")
+        self._id_column = preprocessing.item.id_column
         self.user_bias = None
         if config.loss in ("sigmoid", "catalog_sigmoid"):
             # A per-user offset absorbs how active a user is; it does not change
             # the user's ranking, so it stays out of the query vectors.
-            user_ids = dataset.table("user").ids
-            vocabulary = sorted(set(user_ids[np.unique(user_rows)]))
-            self._user_id_column = dataset.schema.id_column("user")
-            self._user_ids = np.asarray([str(u) for u in user_ids], dtype=object)
+            vocabulary = list(preprocessing.user.train_ids)
+            self._user_id_column = preprocessing.user.id_column
+            self._user_ids = np.asarray([str(u) for u in users.ids], dtype=object)
             self.user_bias_lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, name="user_bias_lookup")
             self.user_bias = tf.keras.layers.Embedding(
                 len(vocabulary) + 1, 1, embeddings_initializer="zeros", name="user_bias"
             )
         self.item_bias = None
         if config.item_bias:
-            vocabulary = sorted(set(item_ids[np.unique(item_rows)]))
+            vocabulary = list(preprocessing.item.train_ids)
             self.item_bias_lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, name="item_bias_lookup")
             self.item_bias = tf.keras.layers.Embedding(
                 len(vocabulary) + 1, 1, embeddings_initializer="zeros", name="item_bias"
             )
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The fitted preprocessing the model was built from."""
+        return self._fitted.value
 
     def query_vectors(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """Query embeddings ``[batch, dim]`` (``dim = output_dim + 1`` with item bias).
@@ -297,7 +199,7 @@ class RetrievalModel(tfrs.Model):
         return tf.concat(parts, 0).numpy()
 
     @property
-    def has_probabilities(self) -> bool:
+    def gives_probabilities(self) -> bool:
         """Whether the model is a probability model (logistic losses)."""
         return self.user_bias is not None
 
@@ -309,7 +211,7 @@ class RetrievalModel(tfrs.Model):
             ConfigError: The model was trained with a softmax, whose scores are
                 not probabilities of single pairs.
         """
-        if not self.has_probabilities:
+        if not self.gives_probabilities:
             raise ConfigError(
                 f"model.loss {self.config.loss!r} gives ranking scores, not probabilities; "
                 "only the 'sigmoid' and 'catalog_sigmoid' losses do"
@@ -340,3 +242,46 @@ class RetrievalModel(tfrs.Model):
             return tf.matmul(queries, items, transpose_b=True)
 
         return score
+
+    def serving_parts(self, dataset):
+        """What a SavedModel export needs from this model (:class:`~tfrs_recsys.serving.parts.ServingParts`).
+
+        Query vectors ``[n_users, dim]`` of every user-table row, candidate
+        vectors ``[n_items, dim]`` of the catalog (scored by dot product), the
+        query tower on raw user columns for new users and the candidate tower
+        on raw item columns for new items.
+
+        Args:
+            dataset: The dataset the model was built on (its user and item
+                tables, in row order, and its schema).
+        """
+        from tfrs_recsys.serving import parts
+        from tfrs_recsys.serving.text import precomputed_text_lookups
+
+        user_id = dataset.schema.id_column("user")
+        user_specs = parts.column_specs(
+            dataset.schema, "user", [c for c in self.user_columns if c != user_id]
+        )
+        # score_items gives users outside the table a query of zeros plus, with an item
+        # bias, the constant component that adds it: the items' own prior.
+        unknown_query = np.zeros(
+            self.config.output_dim + (1 if self.item_bias is not None else 0), np.float32
+        )
+        if self.item_bias is not None:
+            unknown_query[-1] = self.config.temperature
+        return parts.ServingParts(
+            kind="retrieval",
+            user_vectors=self.user_embeddings(np.arange(dataset.n_users, dtype=np.int64)),
+            item_vectors=self.item_embeddings(),
+            cells_per_chunk=parts.RETRIEVAL_CELLS_PER_CHUNK,
+            encode_user_features=(
+                (lambda f: self.query_vectors(parts.with_blank_id(f, user_id, self.user_columns)))
+                if user_specs
+                else None
+            ),
+            user_feature_specs=user_specs,
+            encode_item_features=lambda f: self.candidate_vectors(f, training=False),
+            item_feature_specs=parts.column_specs(dataset.schema, "item", self.item_columns),
+            unknown_query=unknown_query,
+            text_lookups=precomputed_text_lookups(self),
+        )

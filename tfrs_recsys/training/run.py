@@ -3,6 +3,10 @@
 Run directory layout:
 
 - ``config.toml``: the resolved config (file + ``--set`` overrides);
+- ``preprocessing/``: the fitted preprocessing of the early-stopped model
+  (vocabularies, normalisation statistics, text tables, item frequencies,
+  fitted from the train split minus validation); ``refit/preprocessing/`` the
+  refit's, fitted from the whole train split;
 - ``history.csv``: Keras progress per epoch (loss, validation metrics, seconds);
 - ``tensorboard/``: TensorBoard logs;
 - ``checkpoints/``: the model, optimizer and early-stopping state after every
@@ -35,13 +39,17 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfrs_recsys.config import ExperimentConfig
+from tfrs_recsys.atomic import write_json_atomic, write_text_atomic
+from tfrs_recsys.config import ExperimentConfig, load_config
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.loading import load_dataset
 from tfrs_recsys.data.splits import Split, carve_validation, make_split
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate, seed_metric
+from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask, seed_metric
+from tfrs_recsys.evaluation.protocol import evaluate as evaluate_scorer
+from tfrs_recsys.features.preprocessing import Preprocessing, fit_preprocessing
 from tfrs_recsys.models.factory import build_model, training_dataset
+from tfrs_recsys.recommender import Recommender, probability_fn
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +57,7 @@ CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 REFIT_DIR = "refit"
+PREPROCESSING_DIR = "preprocessing"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,20 +76,6 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
         split.train, fraction=config.data.validation_fraction, seed=config.data.validation_seed
     )
     return PreparedData(dataset=dataset, split=split, fit=fit)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    staging.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(staging, path)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 class _EarlyStoppingState(tf.Module):
@@ -120,7 +115,7 @@ class ValidationCheckpoint(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = logs if logs is not None else {}
-        result = evaluate(self.model.scorer(), self.task)
+        result = evaluate_scorer(self.model.scorer(), self.task)
         score = float(result.metrics[self.monitor])
         for key in ("recall@10", "ndcg@10", "recall@50"):
             logs[f"val_{key}"] = result.metrics[key]
@@ -157,9 +152,7 @@ def _truncate_history(path: Path, epochs: int) -> None:
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     kept = lines[:1] + [line for line in lines[1:] if line.split(",", 1)[0].strip().isdigit() and int(line.split(",", 1)[0]) < epochs]
     if len(kept) != len(lines):
-        staging = path.with_name(f".{path.name}.tmp")
-        staging.write_text("".join(kept), encoding="utf-8")
-        os.replace(staging, path)
+        write_text_atomic(path, "".join(kept))
 
 
 def _optimizer(config: ExperimentConfig) -> tf.keras.optimizers.Optimizer:
@@ -173,32 +166,39 @@ def _optimizer(config: ExperimentConfig) -> tf.keras.optimizers.Optimizer:
 
 @dataclasses.dataclass(frozen=True)
 class TrainedRun:
-    """A finished run: its ``metrics.json`` content, data and best-weights model."""
+    """A trained run: its directory, config, data, fitted preprocessing and model.
 
-    metrics: dict[str, Any]
+    Attributes:
+        run_dir: The run directory.
+        config: The run's config (``config.toml``).
+        data: The dataset and its splits.
+        preprocessing: What the model's towers were built from (fitted from
+            the train positives the model was trained on).
+        model: The final model: the refit when ``train.refit``, else the best
+            validation epoch's weights.
+        metrics: ``metrics.json``'s content (holdout metrics, timings, ...).
+    """
+
+    run_dir: Path
+    config: ExperimentConfig
     data: PreparedData
+    preprocessing: Preprocessing
     model: tf.keras.Model
+    metrics: dict[str, Any]
 
 
 def train(
-    config: ExperimentConfig, run_dir: Path, *, resume: bool = False, verbose: int = 2
-) -> dict[str, Any]:
-    """Trains ``config`` into ``run_dir`` and returns the ``metrics.json`` content.
-
-    See :func:`run_training` for the arguments and errors.
-    """
-    return run_training(config, run_dir, resume=resume, verbose=verbose).metrics
-
-
-def run_training(
-    config: ExperimentConfig, run_dir: Path, *, resume: bool = False, verbose: int = 2
+    config: ExperimentConfig | str | Path,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    verbose: int = 2,
 ) -> TrainedRun:
-    """Trains ``config`` into ``run_dir``; returns the metrics, data and model.
-
-    The model holds the best validation epoch's weights.
+    """Trains ``config`` into ``run_dir``; returns the trained run.
 
     Args:
-        config: The experiment.
+        config: The experiment, or a shipped config's name or a TOML path
+            (:func:`~tfrs_recsys.config.load_config`).
         run_dir: Output directory; must be new or empty unless ``resume``.
         resume: Continue from the latest checkpoint in ``run_dir``.
         verbose: Keras verbosity (2: one line per epoch).
@@ -207,6 +207,8 @@ def run_training(
         ConfigError: ``run_dir`` holds another run (without ``resume``), or
             ``resume`` finds a different config or no checkpoint.
     """
+    if not isinstance(config, ExperimentConfig):
+        config = load_config(config)
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if resume:
@@ -221,14 +223,14 @@ def run_training(
         raise ConfigError(f"{run_dir}: already holds a run (use --resume to continue it, or a new --run-dir)")
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        staging = config_path.with_name(f".{CONFIG_FILE}.tmp")
-        staging.write_text(config.to_toml(), encoding="utf-8")
-        os.replace(staging, config_path)
+        write_text_atomic(config_path, config.to_toml())
 
     tf.keras.utils.set_random_seed(config.train.seed)
     start = time.perf_counter()
     data = prepare_data(config)
-    model = build_model(data.dataset, data.fit.train, config.model)
+    preprocessing = fit_preprocessing(data.dataset, data.fit.train, config.model)
+    preprocessing.save(run_dir / PREPROCESSING_DIR)
+    model = build_model(config.model, preprocessing, data.dataset)
     model.compile(optimizer=_optimizer(config))
     pipeline = training_dataset(model, data.dataset, data.fit.train, config)
     validation_task = EvaluationTask.build(
@@ -282,11 +284,11 @@ def run_training(
     best_epoch = int(state.best_epoch.numpy())
     refit = None
     if config.train.refit and best_epoch > 0:
-        model, refit = _refit(config, data, best_epoch, run_dir, verbose)
+        model, preprocessing, refit = _refit(config, data, best_epoch, run_dir, verbose)
     holdout_task = EvaluationTask.build(
         data.dataset, data.split.train, data.split.holdout, split_name=data.split.name
     )
-    result = evaluate(model.scorer(), holdout_task)
+    result = evaluate_scorer(model.scorer(), holdout_task)
     seed = model_seed_metric(model, data)
     examples = len(data.fit.train) * int(state.epochs_done.numpy() - initial_epoch)
     metrics = {
@@ -305,44 +307,52 @@ def run_training(
         "holdout_seed_metric": seed,
     }
     write_json_atomic(run_dir / METRICS_FILE, metrics)
-    return TrainedRun(metrics=metrics, data=data, model=model)
+    return TrainedRun(
+        run_dir=run_dir, config=config, data=data, preprocessing=preprocessing, model=model, metrics=metrics
+    )
 
 
-def model_seed_metric(model, data: PreparedData) -> float | None:
+def model_seed_metric(model: Recommender, data: PreparedData) -> float | None:
     """The notebooks' seed metric of ``model`` on ``data``'s holdout, or None if it gives no probabilities."""
-    if not getattr(model, "has_probabilities", True) or not hasattr(model, "probabilities"):
+    probabilities = probability_fn(model)
+    if probabilities is None:
         return None
-    return float(seed_metric(model.probabilities, data.dataset, data.split.holdout))
+    return float(seed_metric(probabilities, data.dataset, data.split.holdout))
 
 
 def _refit(
     config: ExperimentConfig, data: PreparedData, epochs: int, run_dir: Path, verbose: int
-) -> tuple[tf.keras.Model, dict[str, Any]]:
-    """A fresh model trained on the whole train split for ``epochs`` epochs."""
+) -> tuple[tf.keras.Model, Preprocessing, dict[str, Any]]:
+    """A fresh model, its preprocessing refitted on the whole train split, trained for ``epochs`` epochs."""
     logger.info("refitting on the whole train split for %d epochs", epochs)
     tf.keras.utils.set_random_seed(config.train.seed)
-    model = build_model(data.dataset, data.split.train, config.model)
+    preprocessing = fit_preprocessing(data.dataset, data.split.train, config.model)
+    preprocessing.save(run_dir / REFIT_DIR / PREPROCESSING_DIR)
+    model = build_model(config.model, preprocessing, data.dataset)
     model.compile(optimizer=_optimizer(config))
     pipeline = training_dataset(model, data.dataset, data.split.train, config)
     start = time.perf_counter()
     model.fit(pipeline, epochs=epochs, verbose=verbose)
     train_s = time.perf_counter() - start
     tf.train.Checkpoint(model=model).write(str(run_dir / REFIT_DIR / "weights"))
-    return model, {
+    return model, preprocessing, {
         "epochs": epochs,
         "train_s": round(train_s, 2),
         "examples_per_s": round(len(data.split.train) * epochs / train_s, 1) if train_s > 0 else None,
     }
 
 
-def load_trained_model(run_dir: Path):
-    """Rebuilds a run's model from its config and data and restores its best weights.
+def load_run(run_dir: str | Path) -> TrainedRun:
+    """Loads a trained run from its directory: config, fitted preprocessing, final weights.
 
-    Returns:
-        ``(config, prepared_data, model)``.
+    The model is built from the run's saved preprocessing (nothing is refitted)
+    on the dataset's feature tables; the dataset is read for the tables and the
+    splits (evaluation and export need the train positives).
+
+    Raises:
+        ConfigError: ``run_dir`` is not a run directory, or training has not
+            finished writing what the final model needs.
     """
-    from tfrs_recsys.config import load_config
-
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
@@ -350,13 +360,53 @@ def load_trained_model(run_dir: Path):
     config = load_config(config_path)
     if not (run_dir / "best").is_dir():
         raise ConfigError(f"{run_dir}: the run has no trained weights yet (no best/)")
-    data = prepare_data(config)
     if config.train.refit:
         if not (run_dir / METRICS_FILE).is_file():
             raise ConfigError(f"{run_dir}: the run has not finished its refit yet (no {METRICS_FILE})")
-        model = build_model(data.dataset, data.split.train, config.model)
-        tf.train.Checkpoint(model=model).read(str(run_dir / REFIT_DIR / "weights")).expect_partial()
-        return config, data, model
-    model = build_model(data.dataset, data.fit.train, config.model)
-    tf.train.Checkpoint(model=model).read(str(run_dir / "best" / "weights")).expect_partial()
-    return config, data, model
+        weights, fitted = run_dir / REFIT_DIR / "weights", run_dir / REFIT_DIR / PREPROCESSING_DIR
+    else:
+        weights, fitted = run_dir / "best" / "weights", run_dir / PREPROCESSING_DIR
+    preprocessing = Preprocessing.load(fitted)
+    data = prepare_data(config)
+    model = build_model(config.model, preprocessing, data.dataset)
+    tf.train.Checkpoint(model=model).read(str(weights)).expect_partial()
+    metrics_path = run_dir / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    return TrainedRun(
+        run_dir=run_dir, config=config, data=data, preprocessing=preprocessing, model=model, metrics=metrics
+    )
+
+
+def load_trained_model(run_dir: Path):
+    """``(config, prepared_data, model)`` of :func:`load_run`."""
+    run = load_run(run_dir)
+    return run.config, run.data, run.model
+
+
+def evaluate(
+    model: TrainedRun | Recommender,
+    dataset: RecDataset | None = None,
+    split: Split | None = None,
+    **options: Any,
+) -> EvaluationResult:
+    """Evaluates a run (on its holdout) or any recommender (on ``split``) with the protocol.
+
+    Args:
+        model: A :class:`TrainedRun`, or any :class:`~tfrs_recsys.recommender.Recommender`.
+        dataset: With a recommender: the dataset it ranks.
+        split: With a recommender: train positives (masked) and holdout.
+        **options: :func:`tfrs_recsys.evaluation.protocol.evaluate`'s options
+            (``ks``, ``curve_max_k``, ``batch_size``).
+
+    Returns:
+        recall, precision, hit rate and NDCG at 10 and 50, coverage@10, the
+        recall curve and per-segment figures (``result.metrics``).
+    """
+    if isinstance(model, TrainedRun):
+        if dataset is not None or split is not None:
+            raise ConfigError("evaluate(run): the run's own dataset and holdout are used; pass no dataset or split")
+        dataset, split, model = model.data.dataset, model.data.split, model.model
+    elif dataset is None or split is None:
+        raise ConfigError("evaluate(recommender, dataset, split): a recommender needs the dataset and the split")
+    task = EvaluationTask.from_split(dataset, split)
+    return evaluate_scorer(model.scorer(), task, **options)
