@@ -40,6 +40,7 @@ from tfrs_recsys.data.splits import holdout_80_20
 from tfrs_recsys.data.techproducts import load_tech_products, load_truth
 from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
 from tfrs_recsys.baselines.oracle import OracleScorer
+from tfrs_recsys.features.preprocessing import fit_preprocessing
 from tfrs_recsys.models.factory import build_model, training_dataset
 
 MODEL = ModelConfig(
@@ -104,7 +105,7 @@ def main() -> None:
     for name, model_config in variants:
         tf.keras.utils.set_random_seed(42)
         experiment = ExperimentConfig(model=model_config, train=TrainConfig(batch_size=1024, learning_rate=0.005))
-        model = build_model(dataset, train, model_config)
+        model = build_model(model_config, fit_preprocessing(dataset, train, model_config), dataset)
         model.compile(optimizer=tf.keras.optimizers.Adam(experiment.train.learning_rate))
         pipeline = training_dataset(model, dataset, train, experiment)
         start = time.perf_counter()

@@ -65,7 +65,7 @@ def default_catalog(args, tmp: Path) -> list[str]:
             [f'data.source="{data}"', f"train.epochs={args.epochs}", "train.patience=0"],
         )
         start = time.perf_counter()
-        metrics = train(config, run_dir, verbose=0)
+        metrics = train(config, run_dir, verbose=0).metrics
         print(f"trained tech_ids for {args.epochs} epochs in {time.perf_counter() - start:.0f} s "
               f"(holdout recall@10 {metrics['holdout']['metrics']['recall@10']:.4f})")
     result = export_run(run_dir, tmp / "exported_models" / "tech_ids", n=10, notice=lambda text: None)

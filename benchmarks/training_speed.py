@@ -35,7 +35,7 @@ from tfrs_recsys.config import load_config
 from tfrs_recsys.data.splits import holdout_80_20
 from tfrs_recsys.data.techproducts import load_tech_products
 from tfrs_recsys.notebook_models.seed_subset import SeedSubsetModel
-from tfrs_recsys.training.run import HISTORY_FILE, run_training
+from tfrs_recsys.training.run import HISTORY_FILE, train
 
 
 def main() -> None:
@@ -60,7 +60,7 @@ def main() -> None:
 
     config = load_config(args.config, overrides=[f"data.source={args.data}"])
     with tempfile.TemporaryDirectory() as tmp:
-        run = run_training(config, Path(tmp) / "run", verbose=0)
+        run = train(config, Path(tmp) / "run", verbose=0)
         history = pd.read_csv(Path(tmp) / "run" / HISTORY_FILE)
     metrics = run.metrics
     to_best = float(history["epoch_s"].iloc[: metrics["best_epoch"]].sum())

@@ -119,7 +119,7 @@ def nb01() -> nbformat.NotebookNode:
         from tfrs_recsys.baselines.oracle import OracleScorer
         from tfrs_recsys.baselines.popularity import PopularityScorer
         from tfrs_recsys.serving.recommend import recommend, representative_users
-        from tfrs_recsys.training.run import run_training
+        from tfrs_recsys.training.run import train
 
         pd.set_option("display.max_colwidth", 80)
         pd.set_option("display.width", 160)'''),
@@ -164,7 +164,7 @@ def nb01() -> nbformat.NotebookNode:
         (user, item) cell of each batch of users instead of 100 sampled
         negatives, early stopping on a validation split carved from train (the
         holdout is never looked at), then a refit on the whole train split.
-        `run_training` writes a run directory (config, history, checkpoints,
+        `train` writes a run directory (config, history, checkpoints,
         metrics) and returns the model with its data.
         """),
         code('''\
@@ -174,7 +174,7 @@ def nb01() -> nbformat.NotebookNode:
         )
         run_dir = params.fresh_dir("01_subset") / "tech_subset"
         started = time.perf_counter()
-        run = run_training(config, run_dir, verbose=0)
+        run = train(config, run_dir, verbose=0)
         model, data = run.model, run.data
         print(f"{config.name}: best epoch {run.metrics['best_epoch']} of {run.metrics['epochs_run']}, "
               f"{time.perf_counter() - started:.0f} s; run directory {run_dir.relative_to(params.work_dir.parent)}")
@@ -449,7 +449,7 @@ def nb02() -> nbformat.NotebookNode:
         from tfrs_recsys.notebook_models.seed_all import SeedAllModel
         from tfrs_recsys.serving.recommend import recommend, representative_users
         from tfrs_recsys.text_encoder import embed_texts, resolve_encoder
-        from tfrs_recsys.training.run import run_training
+        from tfrs_recsys.training.run import train
 
         pd.set_option("display.max_colwidth", 80)
         pd.set_option("display.width", 160)'''),
@@ -503,7 +503,7 @@ def nb02() -> nbformat.NotebookNode:
             config = load_config(params.config_dir / "tech_all.toml",
                                  params.overrides(f'data.source="{data_dir}"', f'model.text_encoder="{encoder}"'))
             started = time.perf_counter()
-            runs[label] = run_training(config, work / f"tech_all_{encoder}", verbose=0)
+            runs[label] = train(config, work / f"tech_all_{encoder}", verbose=0)
             results[label] = evaluate(runs[label].model.scorer(), task)
             print(f"{label}: best epoch {runs[label].metrics['best_epoch']}, {time.perf_counter() - started:.0f} s")'''),
         md("""

@@ -150,3 +150,25 @@ def test_random_rejects_bad_arguments():
         RandomScorer(5, seed=-1)
     with pytest.raises(ConfigError):
         RandomScorer(5)(np.array([-2]))
+
+
+# --- The Recommender protocol ----------------------------------------------------------------
+
+
+def test_every_baseline_is_a_recommender_that_scores_as_it_is_called(popularity_data):
+    from tfrs_recsys.baselines.ease import EASEScorer
+    from tfrs_recsys.recommender import Recommender, probability_fn
+
+    dataset, train = popularity_data
+    popularity = PopularityScorer.fit(dataset, train)
+    ease = EASEScorer.fit(dataset, train, l2=1.0)
+    rows = np.array([0, 3])
+    for model in (popularity, ease, RandomScorer(5, seed=1)):
+        assert isinstance(model, Recommender)
+        np.testing.assert_array_equal(model.scorer()(rows), model(rows))
+    # Popularity gives probabilities (share of the 4 train users); EASE and random only rank.
+    probabilities = probability_fn(popularity)
+    np.testing.assert_allclose(probabilities(np.array([0]), np.array([2])), [3 / 4])
+    assert probability_fn(ease) is None and probability_fn(RandomScorer(5)) is None
+    with pytest.raises(ConfigError, match="not probabilities"):
+        ease.probabilities(np.array([0]), np.array([1]))

@@ -8,6 +8,7 @@ import json
 import pytest
 from model_fixtures import tiny_experiment
 
+from tfrs_recsys.config import load_config
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.training.compare import MODEL_NAMES, compare, model_config, parse_models
 
@@ -153,7 +154,10 @@ def test_model_config_uses_the_shipped_file(tmp_path):
     (tmp_path / "tech_subset.toml").write_text(
         '[data]\nsource = "elsewhere"\n[model]\nfeature_set = "subset"\noutput_dim = 8\n', encoding="utf-8"
     )
-    config = model_config("retrieval_subset", "tech-products", "my/data", tmp_path, ["train.epochs=2"])
+    config, origin = model_config(
+        "retrieval_subset", "tech-products", "my/data", tmp_path, ["train.epochs=2"]
+    )
+    assert origin == f"config file {tmp_path / 'tech_subset.toml'}"
     assert config.name == "retrieval_subset"
     assert config.data.source == "my/data"
     assert config.model.output_dim == 8
@@ -161,8 +165,27 @@ def test_model_config_uses_the_shipped_file(tmp_path):
 
 
 def test_model_config_defaults_without_a_file(tmp_path):
-    config = model_config("ranking_all", "tech-products", "d", tmp_path)
+    config, origin = model_config("ranking_all", "tech-products", "d", tmp_path)
     assert (config.model.kind, config.model.feature_set) == ("ranking", "all")
+    assert origin.startswith("built-in defaults") and "tech_ranking_all.toml" in origin
+
+
+def test_model_config_without_a_config_dir_uses_the_shipped_config():
+    config, origin = model_config("retrieval_all", "movielens-100k", "d", overrides=["train.epochs=2"])
+    shipped = load_config("ml100k_all")
+    assert origin == "shipped config ml100k_all"
+    assert config.model == shipped.model
+    assert (config.data.source, config.train.epochs) == ("d", 2)
+
+
+def test_model_config_says_when_no_config_ships_for_the_model():
+    config, origin = model_config("ranking_ids", "movielens-100k", "d")
+    assert (config.model.kind, config.model.feature_set) == ("ranking", "ids")
+    assert origin == (
+        "built-in defaults because no config named ml100k_ranking_ids ships for dataset movielens-100k"
+    )
+    _, origin = model_config("retrieval_ids", "my-data", "d")
+    assert origin == "built-in defaults because no configs ship for dataset my-data"
 
 
 def test_model_config_rejects_a_file_of_another_model(tmp_path):
@@ -241,6 +264,7 @@ def test_a_logistic_run_reports_the_seed_metric(cli, small_dir, tmp_path, capsys
         (["train", "--run-dir", "{tmp}/r", "--set", "model.kind=bogus"], "model.kind"),
         (["train", "--run-dir", "{tmp}/r", "--set", "model.temperature"], "--set"),
         (["train", "--run-dir", "{tmp}/r", "--config", "{tmp}/missing.toml"], "missing.toml"),
+        (["train", "--run-dir", "{tmp}/r", "--config", "tech_everything"], "shipped configs: ml100k_all"),
         (["train", "--run-dir", "{tmp}/r", "--resume"], "config.toml"),
         (["evaluate", "--run-dir", "{tmp}"], "not a run directory"),
         (["compare", "--data", "{tmp}", "--models", "bogus", "--out", "{tmp}/o"], "bogus"),

@@ -1,12 +1,17 @@
 """The ``tfrs-recsys`` command (also ``python -m tfrs_recsys``).
 
-Every user error (bad flags, bad files) is printed as one line on stderr with
-exit status 2; nothing is left half-written.
+The commands parse their arguments, call the library and print what it returns
+(tables from :mod:`tfrs_recsys.reporting`). Every user error (bad flags, bad
+files) is printed as one line on stderr with exit status 2; nothing is left
+half-written. Progress lines of long commands go to stderr
+(:mod:`tfrs_recsys.progress`); ``--json`` output on stdout is JSON only.
+TensorFlow's log noise is off unless ``-v`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -51,7 +56,9 @@ def _non_negative_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Two-tower recommenders with TensorFlow Recommenders.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log details, including TensorFlow's own log"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     gen = sub.add_parser("generate-data", help="generate the tech-products dataset")
@@ -81,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     train = sub.add_parser("train", help="train a model from a config into a run directory")
-    train.add_argument("--config", type=Path, default=None, help="TOML config (default: built-in defaults)")
+    train.add_argument(
+        "--config", default=None,
+        help="a shipped config name (tech_all, ml100k_subset, ...) or a TOML file (default: built-in defaults)",
+    )
     train.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config key, e.g. --set model.temperature=0.2 (repeatable)",
@@ -103,7 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--out", type=Path, required=True, help="report directory (comparison.md/.json, plot)")
     compare.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
-    compare.add_argument("--config-dir", type=Path, default=Path("configs"), help="where the model configs are")
+    compare.add_argument(
+        "--config-dir", type=Path, default=None,
+        help="a folder of <prefix>_<feature_set>.toml configs to use instead of the shipped ones",
+    )
     compare.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a key of every TFRS model's config, e.g. --set train.epochs=3",
@@ -176,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the main job on the embedded default data")
     demo.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="dataset directory")
-    demo.add_argument("--config", type=Path, default=Path("configs") / "tech_all.toml", help="model config")
+    demo.add_argument(
+        "--config", default="tech_all", help="a shipped config name or a TOML file (default tech_all)"
+    )
     demo.add_argument("--run-dir", type=Path, default=None, help="run directory (default runs/demo-<time>)")
     demo.add_argument(
         "--export", type=Path, default=None,
@@ -187,12 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    _quiet_tensorflow(args.verbose)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s: %(message)s",
     )
+    from tfrs_recsys.progress import show_on_stderr
+
+    show_on_stderr()
     try:
         return COMMANDS[args.command](args)
     except RecsysError as exc:
@@ -203,20 +221,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+# Python loggers of TensorFlow and its dependencies, quiet (ERROR) unless -v.
+TENSORFLOW_LOGGERS = ("tensorflow", "absl", "tensorflow_hub", "h5py")
+
+
+def _quiet_tensorflow(verbose: bool) -> None:
+    """TensorFlow's C++ log (CUDA, grappler) and Python warnings off unless ``verbose``.
+
+    Must run before TensorFlow is imported: its C++ runtime reads
+    ``TF_CPP_MIN_LOG_LEVEL`` once, when it loads. A level already set in the
+    environment is kept (without ``-v``).
+    """
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in TENSORFLOW_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    from tfrs_recsys.reporting import format_summary
+
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
-        return
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k} {v}" for k, v in value.items())
-        elif isinstance(value, float):
-            value = f"{value:.4%}" if key == "density" else f"{value:.4g}"
-        print(f"{key:>22}: {value}")
+    else:
+        print(format_summary(summary))
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -253,12 +287,9 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 def _inspect(source: str | Path, min_rating: float = 4.0) -> dict[str, Any]:
     from tfrs_recsys.data.loading import load_dataset
-    from tfrs_recsys.data.splits import holdout_80_20
+    from tfrs_recsys.reporting import dataset_summary
 
-    dataset = load_dataset(source, min_rating=min_rating)
-    summary = dataset.summary()
-    summary.update({f"holdout-80-20 {k}": v for k, v in holdout_80_20(dataset.interactions).summary().items() if k != "split"})
-    return summary
+    return dataset_summary(load_dataset(source, min_rating=min_rating))
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -267,51 +298,38 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from tfrs_recsys.config import load_config
+    from tfrs_recsys.config import config_origin, load_config
+    from tfrs_recsys.reporting import metrics_markdown
     from tfrs_recsys.training.run import CONFIG_FILE, train
 
     config_path = args.config
     if args.resume and config_path is None and not args.overrides:
         config_path = args.run_dir / CONFIG_FILE
     config = load_config(config_path, args.overrides)
-    metrics = train(config, args.run_dir, resume=args.resume)
+    print(f"config: {config_origin(config_path)}")
+    metrics = train(config, args.run_dir, resume=args.resume).metrics
     print()
     print(f"run {args.run_dir}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
           f"train {metrics['train_s']:.0f} s")
-    print(format_metrics_table({metrics["model"]: metrics["holdout"]["metrics"]}, metrics["dataset"], metrics["split"]))
+    print(metrics_markdown({metrics["model"]: metrics["holdout"]["metrics"]}, metrics["dataset"], metrics["split"]))
     return 0
 
 
-def format_metrics_table(rows: dict[str, dict[str, float]], dataset: str, split: str) -> str:
-    """A Markdown table of ranking metrics, one row per model."""
-    keys = ["recall@10", "precision@10", "hit_rate@10", "ndcg@10", "recall@50", "ndcg@50", "coverage@10"]
-    lines = [
-        f"dataset {dataset}, split {split}, full-catalog ranking (train items masked)",
-        "",
-        "| model | " + " | ".join(keys) + " |",
-        "|---|" + "---:|" * len(keys),
-    ]
-    for name, metrics in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{metrics[k]:.4f}" for k in keys) + " |")
-    return "\n".join(lines)
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
-    from tfrs_recsys.training.run import load_trained_model, model_seed_metric
+    from tfrs_recsys.reporting import metrics_markdown
+    from tfrs_recsys.training.run import evaluate, load_run, model_seed_metric
 
-    config, data, model = load_trained_model(args.run_dir)
-    task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout, split_name=data.split.name)
-    result = evaluate(model.scorer(), task)
-    seed = model_seed_metric(model, data)
+    run = load_run(args.run_dir)
+    config, data = run.config, run.data
+    result = evaluate(run)
+    seed = model_seed_metric(run.model, data)
+    model_name = f"{config.model.kind}_{config.model.feature_set}"
     if args.json:
         print(json.dumps({"dataset": data.dataset.schema.name, "split": data.split.name,
-                          "model": f"{config.model.kind}_{config.model.feature_set}", **result.to_dict(),
-                          "seed_metric": seed},
+                          "model": model_name, **result.to_dict(), "seed_metric": seed},
                          indent=2, default=str))
     else:
-        print(format_metrics_table({f"{config.model.kind}_{config.model.feature_set}": result.metrics},
-                                   data.dataset.schema.name, data.split.name))
+        print(metrics_markdown({model_name: result}, data.dataset.schema.name, data.split.name))
         if seed is not None:
             print(f"\nseed metric (the notebooks' mean p of one holdout positive per user): {seed:.4f}")
         print(f"\nevaluated {result.users} users in {result.eval_s:.2f} s")
@@ -319,20 +337,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from tfrs_recsys.training.compare import compare, markdown_table, parse_models
-    from tfrs_recsys.training.run import write_json_atomic
+    from tfrs_recsys.atomic import write_json_atomic
+    from tfrs_recsys.reporting import COMPARISON_KEYS, comparison_markdown
+    from tfrs_recsys.training.compare import compare, parse_models
 
     models = parse_models(args.models)
-    report = compare(args.data, models, args.out, config_dir=args.config_dir, overrides=args.overrides)
+    # Progress and Keras' epoch lines go to stderr; stdout gets the table.
+    with contextlib.redirect_stdout(sys.stderr):
+        report = compare(args.data, models, args.out, config_dir=args.config_dir, overrides=args.overrides)
     if args.json is not None:
-        keep = ("recall@10", "ndcg@10", "recall@50", "coverage@10", "train_s", "eval_s", "recall@10_vs_oracle")
+        keep = (*COMPARISON_KEYS, "train_s", "eval_s", "recall@10_vs_oracle")
         summary = {
             "dataset": report["dataset"],
             "split": report["split"],
             "models": {name: {k: v for k, v in m.items() if k in keep} for name, m in report["models"].items()},
         }
         write_json_atomic(args.json, summary)
-    print(markdown_table(report))
+    print(comparison_markdown(report))
     print(f"\nreport: {args.out}/comparison.md, comparison.json, recall_at_k.png")
     return 0
 
@@ -360,75 +381,45 @@ def _cmd_build_text_encoder(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from tfrs_recsys.config import load_config
-    from tfrs_recsys.data.generator import generate
-    from tfrs_recsys.data.techproducts import MANIFEST_FILE, load_truth, write_tech_products
-    from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
-    from tfrs_recsys.baselines.oracle import OracleScorer
-    from tfrs_recsys.baselines.popularity import PopularityScorer
-    from tfrs_recsys.serving.recommend import recommend, representative_users
-    from tfrs_recsys.evaluation.protocol import EvaluationResult
-    from tfrs_recsys.training.run import run_training
+    from tfrs_recsys.reporting import dataset_summary, format_summary, metrics_markdown, segment_markdown
+    from tfrs_recsys.training.demo import run_demo
 
-    started = time.perf_counter()
-    data_dir: Path = args.data
-    if (data_dir / MANIFEST_FILE).is_file():
-        print(f"Using the generated dataset in {data_dir}")
-    else:
-        print(f"Generating the default tech-products dataset into {data_dir} ...")
-        write_tech_products(generate(), data_dir)
+    result = run_demo(
+        args.data,
+        config=args.config,
+        run_dir=args.run_dir,
+        export=args.do_export,
+        export_dir=args.export,
+        notice=lambda text: print(text, file=sys.stderr),
+    )
+    data = result.run.data
+    print(format_summary(dataset_summary(data.dataset)))
     print()
-    _print_summary(_inspect(data_dir), as_json=False)
-
-    config = load_config(args.config if args.config.is_file() else None, [f'data.source="{data_dir}"'])
-    run_dir = args.run_dir or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(f"\nTraining {config.model.kind}_{config.model.feature_set} ({args.config}) into {run_dir} ...")
-    run = run_training(config, run_dir)
-    metrics, data, model = run.metrics, run.data, run.model
-
-    task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout, split_name=data.split.name)
-    truth = load_truth(data_dir)
-    results = {
-        "popularity": evaluate(PopularityScorer.fit(data.dataset, data.split.train), task),
-        # The run already evaluated its best weights on this holdout.
-        metrics["model"]: EvaluationResult.from_dict(metrics["holdout"]),
-    }
-    if truth is not None:
-        results["oracle"] = evaluate(OracleScorer(truth), task)
-    print()
-    print(format_metrics_table({k: v.metrics for k, v in results.items()}, data.dataset.schema.name, data.split.name))
-    if truth is not None:
-        oracle = results["oracle"].metrics["recall@10"]
+    print(metrics_markdown(result.results, data.dataset.schema.name, data.split.name))
+    ratios = result.oracle_ratios()
+    if ratios:
         print()
-        for name, result in results.items():
-            print(f"  {name:>22}: recall@10 / oracle recall@10 = {result.metrics['recall@10'] / oracle:.3f}")
-    segment = data.dataset.schema.user_segment
-    if segment:
-        print(f"\nrecall@10 by {segment}:")
-        print("| " + segment + " | " + " | ".join(results) + " |")
-        print("|---|" + "---:|" * len(results))
-        for value in results[metrics["model"]].per_segment:
-            print(f"| {value} | " + " | ".join(f"{r.per_segment[value]['recall@10']:.4f}" for r in results.values()) + " |")
+        for name, ratio in ratios.items():
+            print(f"  {name:>22}: recall@10 / oracle recall@10 = {ratio:.3f}")
+    if result.segment:
+        print(f"\nrecall@10 by {result.segment}:")
+        print(segment_markdown(result.results, result.segment))
 
     print("\nTop-5 recommendations for three users per personality (train items excluded):")
-    scorer = model.scorer()
-    users = data.dataset.users.set_index("user_id")
-    for value, user_ids in representative_users(data.dataset, per_segment=3).items():
+    for value, users in result.recommendations.items():
         print(f"\n== {value}")
-        for user_id, recs in zip(user_ids, recommend(scorer, data.dataset, user_ids, n=5, exclude=data.split.train)):
-            profile = ", ".join(f"{k} {v}" for k, v in users.loc[user_id].items())
-            print(f"  {user_id} ({profile})")
-            for rec in recs:
+        for user in users:
+            profile = ", ".join(f"{k} {v}" for k, v in user.profile.items())
+            print(f"  {user.user_id} ({profile})")
+            for rec in user.items:
                 extra = ", ".join(f"{k} {v}" for k, v in rec.items() if k not in ("item_id", "score", "description"))
                 print(f"    {rec['item_id']}  score {rec['score']:.3f}  {extra}")
-    if args.do_export:
-        from tfrs_recsys.serving.export import export_run
-
-        out = args.export or Path("exported_models") / config.name
-        result = export_run(run_dir, out, notice=lambda text: print(text, file=sys.stderr))
-        print(f"\nExported version {result.version} to {result.path} (TF Serving config {result.models_config});")
-        print(f"try: tfrs-recsys recommend --model {out} --user {data.dataset.users['user_id'].iloc[0]} -n 5")
-    print(f"\nMain job done in {time.perf_counter() - started:.0f} s; run directory {run_dir}")
+    if result.export is not None:
+        exported = result.export
+        print(f"\nExported version {exported.version} to {exported.path} (TF Serving config {exported.models_config});")
+        first_user = data.dataset.users["user_id"].iloc[0]
+        print(f"try: tfrs-recsys recommend --model {exported.path.parent} --user {first_user} -n 5")
+    print(f"\nMain job done in {result.seconds:.0f} s; run directory {result.run.run_dir}")
     return 0
 
 
@@ -490,7 +481,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         groups.update(sampled)
     output = []
     for group, profiles in groups.items():
-        answers = recommender.recommend([p["user_id"] for p in profiles], args.n)
+        answers = recommender.recommend([p["user_id"] for p in profiles], k=args.n)
         for profile, answer in zip(profiles, answers):
             answer["group"] = group
             answer["profile"] = {k: v for k, v in profile.items() if k != "user_id"}

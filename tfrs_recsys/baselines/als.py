@@ -151,6 +151,19 @@ class ALSScorer:
                 model = _fit()
         return cls(_to_numpy(model.user_factors), _to_numpy(model.item_factors), params)
 
+    @property
+    def gives_probabilities(self) -> bool:
+        """False: the scores only rank, they are not probabilities."""
+        return False
+
+    def scorer(self) -> ALSScorer:
+        """The scorer itself (it is called with user rows)."""
+        return self
+
+    def probabilities(self, user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        """Not available: raises :class:`ConfigError` (see :attr:`gives_probabilities`)."""
+        raise ConfigError(f"{self!r} gives ranking scores, not probabilities")
+
     def __call__(self, user_rows: np.ndarray) -> np.ndarray:
         rows = check_user_rows(user_rows, len(self.user_factors))
         return self.user_factors[rows] @ self.item_factors.T

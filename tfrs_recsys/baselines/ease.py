@@ -81,6 +81,19 @@ class EASEScorer:
         user_items = UserItems.from_frame(dataset, train)
         return cls(ease_weights(user_items.gram(), l2), user_items, l2=l2)
 
+    @property
+    def gives_probabilities(self) -> bool:
+        """False: the scores only rank, they are not probabilities."""
+        return False
+
+    def scorer(self) -> EASEScorer:
+        """The scorer itself (it is called with user rows)."""
+        return self
+
+    def probabilities(self, user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        """Not available: raises :class:`ConfigError` (see :attr:`gives_probabilities`)."""
+        raise ConfigError(f"{self!r} gives ranking scores, not probabilities")
+
     def __call__(self, user_rows: np.ndarray) -> np.ndarray:
         rows = check_user_rows(user_rows, self.user_items.n_users)
         return self.user_items.dense(rows, np.float32) @ self.weights

@@ -44,6 +44,15 @@ class OracleScorer:
             )
         return self
 
+    @property
+    def gives_probabilities(self) -> bool:
+        """True: :meth:`probabilities` gives p(user likes item)."""
+        return True
+
+    def scorer(self) -> OracleScorer:
+        """The scorer itself (it is called with user rows)."""
+        return self
+
     def __call__(self, user_rows: np.ndarray) -> np.ndarray:
         rows = check_user_rows(user_rows, self.truth.n_users)
         return self.truth.probabilities(rows).astype(np.float32, copy=False)

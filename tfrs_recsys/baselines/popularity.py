@@ -51,6 +51,15 @@ class PopularityScorer:
         counts = np.bincount(items, minlength=dataset.n_items)
         return cls(counts, n_users=dataset.n_users, n_train_users=max(len(np.unique(users)), 1))
 
+    @property
+    def gives_probabilities(self) -> bool:
+        """True: :meth:`probabilities` gives p(user likes item)."""
+        return True
+
+    def scorer(self) -> PopularityScorer:
+        """The scorer itself (it is called with user rows)."""
+        return self
+
     def __call__(self, user_rows: np.ndarray) -> np.ndarray:
         rows = check_user_rows(user_rows, self.n_users)
         return np.broadcast_to(self.counts, (len(rows), self.n_items)).copy()

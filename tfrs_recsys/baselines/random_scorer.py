@@ -32,6 +32,19 @@ class RandomScorer:
     def n_items(self) -> int:
         return self._n_items
 
+    @property
+    def gives_probabilities(self) -> bool:
+        """False: the scores only rank, they are not probabilities."""
+        return False
+
+    def scorer(self) -> RandomScorer:
+        """The scorer itself (it is called with user rows)."""
+        return self
+
+    def probabilities(self, user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        """Not available: raises :class:`ConfigError` (see :attr:`gives_probabilities`)."""
+        raise ConfigError(f"{self!r} gives ranking scores, not probabilities")
+
     def __call__(self, user_rows: np.ndarray) -> np.ndarray:
         rows = check_user_rows(user_rows, None)
         if rows.size and rows.min() < 0:

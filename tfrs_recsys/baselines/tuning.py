@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,9 +26,7 @@ from tfrs_recsys.baselines.user_items import UserItems
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.splits import carve_validation
 from tfrs_recsys.errors import ConfigError
-
-if TYPE_CHECKING:  # the evaluation package imports TensorFlow; tuning imports it lazily
-    from tfrs_recsys.evaluation.protocol import Scorer
+from tfrs_recsys.recommender import Scorer
 
 __all__ = [
     "DEFAULT_ALS_GRID",
@@ -40,7 +38,7 @@ __all__ = [
     "tune_ease",
 ]
 
-MetricFn = Callable[["Scorer", pd.DataFrame, pd.DataFrame], float]
+MetricFn = Callable[[Scorer, pd.DataFrame, pd.DataFrame], float]
 """``metric_fn(scorer, fit_train, validation) -> float``, higher = better."""
 
 DEFAULT_EASE_LAMBDAS: tuple[float, ...] = (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from tfrs_recsys.errors import ConfigError, DataValidationError
+from tfrs_recsys.progress import Periodic
 
 # --- Vocabulary -------------------------------------------------------------
 
@@ -345,10 +346,16 @@ class GeneratedData:
     truth: TrueModel
 
     def iter_cells(self, chunk_users: int = 2048) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yields ``(user_rows, cells)`` with ``cells`` [len(user_rows), items] bool."""
+        """Yields ``(user_rows, cells)`` with ``cells`` [len(user_rows), items] bool.
+
+        Logs a progress line (:mod:`tfrs_recsys.progress`) every 10 seconds.
+        """
+        ticker = Periodic("drawing interactions", total=self.truth.n_users, unit="users")
         for start in range(0, self.truth.n_users, chunk_users):
             rows = np.arange(start, min(start + chunk_users, self.truth.n_users))
             yield rows, self.truth.draw(rows)
+            ticker.advance(len(rows))
+        ticker.finish()
 
     def matrix(self) -> np.ndarray:
         """The whole 0/1 matrix ``[users, items]`` (uint8); for small sizes only."""

@@ -119,6 +119,11 @@ class SeedAllModel:
         )
         return cls(model, user_features, item_features, time.perf_counter() - start)
 
+    @property
+    def gives_probabilities(self) -> bool:
+        """True: the network's sigmoid output is p(user likes item)."""
+        return True
+
     def probabilities(self, user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
         """The model's sigmoid output ``[n]`` for pairs of table rows."""
         x = [self.user_features[user_rows], self.item_features[item_rows]]

@@ -98,6 +98,11 @@ class SeedSubsetModel:
             model, user_codes, item_codes, age_scaled, price_scaled, time.perf_counter() - start
         )
 
+    @property
+    def gives_probabilities(self) -> bool:
+        """True: the network's sigmoid output is p(user likes item)."""
+        return True
+
     def probabilities(self, user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
         """The sigmoid output ``[n]`` for pairs of table rows (unseen ids -> code 0)."""
         x = {

@@ -32,6 +32,8 @@ import numpy as np
 
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.paths import cache_dir
+from tfrs_recsys.progress import Periodic
+from tfrs_recsys.progress import logger as progress
 
 logger = logging.getLogger(__name__)
 
@@ -217,9 +219,15 @@ def embed_texts(
         order = sorted(missing, key=lambda i: len(distinct[i]))
         started = time.perf_counter()
         new_vectors = np.zeros((len(order), layer.dim), np.float32)
+        if order:
+            what = spec.name or "the text encoder"
+            progress.info("embedding %d distinct texts with %s ...", len(order), what)
+        ticker = Periodic("embedding texts", total=len(order), unit="texts")
         for start in range(0, len(order), batch_size):
             batch = [distinct[i] for i in order[start : start + batch_size]]
             new_vectors[start : start + len(batch)] = embed(tf.constant(batch)).numpy()
+            ticker.advance(len(batch))
+        ticker.finish()
         if order:
             logger.info("embedded %d strings in %.1f s", len(order), time.perf_counter() - started)
         for i, vector in zip(order, new_vectors):

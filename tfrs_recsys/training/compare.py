@@ -3,11 +3,16 @@
 Every model is trained on the same train split and evaluated by the same
 :func:`tfrs_recsys.evaluation.protocol.evaluate` on the same holdout. TFRS
 models are trained with :func:`tfrs_recsys.training.run.train` from the shipped
-config for the dataset (``configs/<prefix>_<feature_set>.toml``), into
-``OUT/runs/<name>``; peers are tuned on a validation split carved from train.
+config for the dataset (``<prefix>_<feature_set>``, see
+:func:`tfrs_recsys.config.config_names`), into ``OUT/runs/<name>``; peers are
+tuned on a validation split carved from train.
 
 Outputs in ``OUT``: ``comparison.md`` (table), ``comparison.json`` (figures,
-see :func:`compare`), ``recall_at_k.png`` (recall@K, K = 1..100, per model).
+see :func:`compare`), ``recall_at_k.png`` (recall@K, K = 1..100, per model);
+the table and the plot come from :mod:`tfrs_recsys.reporting`.
+
+Progress (which model, with which config, how long it took) goes to the
+:mod:`tfrs_recsys.progress` logger; Keras prints one line per epoch.
 """
 
 from __future__ import annotations
@@ -21,11 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from tfrs_recsys.config import ExperimentConfig, load_config
+from tfrs_recsys.atomic import write_json_atomic, write_text_atomic
+from tfrs_recsys.config import ExperimentConfig, config_names, config_origin, load_config
 from tfrs_recsys.data.loading import load_dataset
 from tfrs_recsys.data.splits import make_split
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask, evaluate, seed_metric
+from tfrs_recsys.progress import logger as progress
+from tfrs_recsys.recommender import Recommender, probability_fn
+from tfrs_recsys.reporting import COMPARISON_KEYS, comparison_markdown, save_recall_curves
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +50,7 @@ TFRS_MODELS = (
 MODEL_NAMES = PEERS + TFRS_MODELS
 # Config file prefix per dataset name.
 CONFIG_PREFIX = {"tech-products": "tech", "movielens-100k": "ml100k"}
-SUMMARY_KEYS = ("recall@10", "ndcg@10", "recall@50", "coverage@10")
+LEAKY_NEGATIVES = "leaky: notebook's, drawn from the full matrix's zeros"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,22 +75,47 @@ def parse_models(text: str) -> list[str]:
 
 
 def model_config(
-    name: str, dataset_name: str, source: str, config_dir: Path, overrides: Sequence[str] = ()
-) -> ExperimentConfig:
-    """The shipped config of a TFRS model for a dataset, pointed at ``source``."""
+    name: str,
+    dataset_name: str,
+    source: str,
+    config_dir: Path | None = None,
+    overrides: Sequence[str] = (),
+) -> tuple[ExperimentConfig, str]:
+    """The config of a TFRS model for a dataset, pointed at ``source``.
+
+    The config is ``<prefix>_<feature_set>`` (retrieval) or
+    ``<prefix>_ranking_<feature_set>`` (ranking), ``<prefix>`` being the
+    dataset's (``tech``, ``ml100k``): a shipped config, or
+    ``config_dir/<that>.toml`` when ``config_dir`` is given. Without one, the
+    built-in defaults with the model's kind and feature set.
+
+    Returns:
+        ``(config, origin)``: ``origin`` says in words which config it is
+        (``shipped config tech_all``, ``config file DIR/tech_all.toml`` or ``built-in
+        defaults because ...``), for the user to see.
+    """
     kind, feature_set = name.split("_", 1)
     prefix = CONFIG_PREFIX.get(dataset_name)
     stem = f"{prefix}_{feature_set}" if kind == "retrieval" else f"{prefix}_ranking_{feature_set}"
-    path = config_dir / f"{stem}.toml" if prefix else None
     base_overrides = [f'data.source="{source}"']
-    if path is None or not path.is_file():
-        logger.info("no %s; using the built-in defaults for %s", path, name)
-        path = None
+    found: Path | str | None = None
+    if prefix is None:
+        origin = f"built-in defaults because no configs ship for dataset {dataset_name}"
+    elif config_dir is not None:
+        path = Path(config_dir) / f"{stem}.toml"
+        found = path if path.is_file() else None
+        origin = f"built-in defaults because there is no {path}"
+    else:
+        found = stem if stem in config_names() else None
+        origin = f"built-in defaults because no config named {stem} ships for dataset {dataset_name}"
+    if found is None:
         base_overrides += [f'model.kind="{kind}"', f'model.feature_set="{feature_set}"']
-    config = load_config(path, [*base_overrides, *overrides])
+    else:
+        origin = config_origin(found)
+    config = load_config(found, [*base_overrides, *overrides])
     if (config.model.kind, config.model.feature_set) != (kind, feature_set):
-        raise ConfigError(f"{path}: is not a {name} config (model.kind / model.feature_set)")
-    return dataclasses.replace(config, name=name)
+        raise ConfigError(f"{found}: is not a {name} config (model.kind / model.feature_set)")
+    return dataclasses.replace(config, name=name), origin
 
 
 def compare(
@@ -89,11 +123,26 @@ def compare(
     models: Sequence[str],
     out: Path,
     *,
-    config_dir: Path = Path("configs"),
+    config_dir: Path | None = None,
     overrides: Sequence[str] = (),
     split_name: str = "holdout-80-20",
+    verbose: int = 2,
 ) -> dict[str, Any]:
     """Trains and evaluates ``models`` on one split; writes the report to ``out``.
+
+    Each TFRS model's config comes from :func:`model_config` (the shipped
+    configs, or ``config_dir`` when given); which one is logged per model and
+    recorded as the model's ``"config"`` in the report.
+
+    Args:
+        source: A dataset directory or name (:func:`~tfrs_recsys.data.loading.load_dataset`).
+        models: Names among :data:`MODEL_NAMES`, in the report's order.
+        out: The report directory (must not hold a comparison already).
+        config_dir: A folder of ``<prefix>_<feature_set>.toml`` configs to use
+            instead of the shipped ones.
+        overrides: ``KEY=VALUE`` overrides of every TFRS model's config.
+        split_name: The split every model is trained and evaluated on.
+        verbose: Keras verbosity of the Keras models (2: one line per epoch, 0: silent).
 
     Returns:
         ``{"dataset", "split", "models": {name: {"recall@10", "ndcg@10",
@@ -110,81 +159,96 @@ def compare(
     split = make_split(split_name, dataset.interactions)
     task = EvaluationTask.build(dataset, split.train, split.holdout, split_name=split.name)
     results: list[ModelRun] = []
-    for name in models:
-        logger.info("comparing %s", name)
+    for number, name in enumerate(models, 1):
+        step = f"[{number}/{len(models)}] {name}"
         start = time.perf_counter()
         details: dict[str, Any] = {}
         if name in TFRS_MODELS:
-            config = model_config(name, dataset.schema.name, source, config_dir, overrides)
+            config, origin = model_config(name, dataset.schema.name, source, config_dir, overrides)
+            if origin.startswith("built-in"):
+                logger.warning("%s: %s", name, origin)
+            progress.info("%s: training with %s ...", step, origin)
             if config.data.split != split.name:
                 config = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split.name))
-            metrics = train_run(config, runs_dir / name, verbose=0)
+            metrics = train_run(config, runs_dir / name, verbose=verbose).metrics
             result = EvaluationResult.from_dict(metrics["holdout"])
-            details = {"best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"]}
+            details = {
+                "config": origin,
+                "best_epoch": metrics["best_epoch"],
+                "epochs_run": metrics["epochs_run"],
+            }
             train_s = metrics["train_s"]
             if metrics.get("refit"):
                 # Training time includes the refit on the whole train split.
                 details["refit_epochs"] = metrics["refit"]["epochs"]
                 train_s += metrics["refit"]["train_s"]
             results.append(ModelRun(name, result, train_s, details, metrics.get("holdout_seed_metric")))
-            continue
-        scorer, details, probabilities = _fit_peer(name, dataset, split, source)
-        train_s = time.perf_counter() - start
-        result = evaluate(scorer, task)
-        seed = float(seed_metric(probabilities, dataset, split.holdout)) if probabilities is not None else None
-        results.append(ModelRun(name, result, train_s, details, seed))
+        else:
+            progress.info("%s: fitting ...", step)
+            model, details = _fit_peer(name, dataset, split, source, verbose)
+            train_s = time.perf_counter() - start
+            result = evaluate(model.scorer(), task)
+            probabilities = probability_fn(model)
+            seed = None if probabilities is None else float(seed_metric(probabilities, dataset, split.holdout))
+            results.append(ModelRun(name, result, train_s, details, seed))
+        progress.info(
+            "%s: recall@10 %.4f (train %.1f s, evaluation %.1f s)",
+            step,
+            result.metrics["recall@10"],
+            results[-1].train_s,
+            result.eval_s,
+        )
     report = _report(dataset.schema.name, split.name, results)
     out.mkdir(parents=True, exist_ok=True)
-    from tfrs_recsys.training.run import write_json_atomic
-
     write_json_atomic(out / "comparison.json", report)
-    (out / "comparison.md").write_text(markdown_table(report) + "\n", encoding="utf-8")
-    plot_recall_curves(results, out / "recall_at_k.png", title=f"{dataset.schema.name}, {split.name}")
+    write_text_atomic(out / "comparison.md", comparison_markdown(report) + "\n")
+    save_recall_curves(
+        {run.name: run.result for run in results},
+        out / "recall_at_k.png",
+        title=f"{dataset.schema.name}, {split.name}",
+    )
     return report
 
 
-def _fit_peer(name: str, dataset, split, source: str):
-    from tfrs_recsys.baselines.oracle import OracleScorer
-    from tfrs_recsys.baselines.popularity import PopularityScorer
-
+def _fit_peer(
+    name: str, dataset, split, source: str, verbose: int
+) -> tuple[Recommender, dict[str, Any]]:
+    """Fits the non-TFRS model ``name`` on ``split.train``: ``(model, report details)``."""
     if name == "popularity":
-        scorer = PopularityScorer.fit(dataset, split.train)
-        return scorer, {}, scorer.probabilities
+        from tfrs_recsys.baselines.popularity import PopularityScorer
+
+        return PopularityScorer.fit(dataset, split.train), {}
     if name == "oracle":
+        from tfrs_recsys.baselines.oracle import OracleScorer
         from tfrs_recsys.data.techproducts import load_truth
 
         truth = load_truth(Path(dataset.source)) if dataset.source else None
         if truth is None:
             raise ConfigError(f"oracle: {source} has no true model (truth.npz); only generated data has one")
-        scorer = OracleScorer(truth)
-        return scorer, {}, scorer.probabilities
+        return OracleScorer(truth), {}
     if name == "seed_subset":
         from tfrs_recsys.notebook_models.seed_subset import SeedSubsetModel
 
-        model = SeedSubsetModel.fit(dataset, split.train, split.holdout)
-        return (
-            model.scorer(),
-            {"negatives": "leaky: notebook's, drawn from the full matrix's zeros"},
-            model.probabilities,
-        )
+        model = SeedSubsetModel.fit(dataset, split.train, split.holdout, verbose=verbose)
+        return model, {"negatives": LEAKY_NEGATIVES}
     if name == "seed_all":
         from tfrs_recsys.notebook_models.seed_all import SeedAllModel
 
-        model = SeedAllModel.fit(dataset, split.train, split.holdout)
-        return model.scorer(), {
-            "negatives": "leaky: notebook's, drawn from the full matrix's zeros",
+        model = SeedAllModel.fit(dataset, split.train, split.holdout, verbose=verbose)
+        return model, {
+            "negatives": LEAKY_NEGATIVES,
             "text": "TF Hub all-MiniLM-L6-v2 (the notebook: bert-base-uncased)",
-        }, model.probabilities
+        }
     if name == "ease":
         from tfrs_recsys.baselines.tuning import tune_ease
 
         scorer, best, _ = tune_ease(dataset, split.train)
-        return scorer, {"tuned": best}, None
+        return scorer, {"tuned": best}
     if name == "als":
         from tfrs_recsys.baselines.tuning import tune_als
 
         scorer, best, _ = tune_als(dataset, split.train)
-        return scorer, {"tuned": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in best.items()}}, None
+        return scorer, {"tuned": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in best.items()}}
     raise ConfigError(f"unknown model {name!r}")  # pragma: no cover
 
 
@@ -192,7 +256,7 @@ def _report(dataset_name: str, split_name: str, runs: Sequence[ModelRun]) -> dic
     oracle = next((r for r in runs if r.name == "oracle"), None)
     models = {}
     for run in runs:
-        entry = {key: float(run.result.metrics[key]) for key in SUMMARY_KEYS}
+        entry = {key: float(run.result.metrics[key]) for key in COMPARISON_KEYS}
         entry.update(
             {
                 "precision@10": float(run.result.metrics["precision@10"]),
@@ -212,48 +276,3 @@ def _report(dataset_name: str, split_name: str, runs: Sequence[ModelRun]) -> dic
         entry.update(run.details)
         models[run.name] = entry
     return {"dataset": dataset_name, "split": split_name, "models": models}
-
-
-def markdown_table(report: dict[str, Any]) -> str:
-    has_oracle = any("recall@10_vs_oracle" in m for m in report["models"].values())
-    header = (
-        ["model", *SUMMARY_KEYS]
-        + (["recall@10 / oracle"] if has_oracle else [])
-        + ["seed metric", "train s", "eval s"]
-    )
-    lines = [
-        f"Dataset `{report['dataset']}`, split `{report['split']}`; full-catalog ranking, train items masked "
-        "(shared/EVALUATION.md).",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|---|" + "---:|" * (len(header) - 1),
-    ]
-    for name, m in report["models"].items():
-        cells = [name, *(f"{m[k]:.4f}" for k in SUMMARY_KEYS)]
-        if has_oracle:
-            cells.append(f"{m['recall@10_vs_oracle']:.3f}")
-        seed = m.get("seed_metric")
-        cells += ["-" if seed is None else f"{seed:.3f}", f"{m['train_s']:.1f}", f"{m['eval_s']:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def plot_recall_curves(runs: Sequence[ModelRun], path: Path, *, title: str) -> None:
-    try:
-        # The Figure API draws without pyplot, so the caller's matplotlib backend
-        # (e.g. a notebook's inline backend) is left as it was.
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - matplotlib is a dependency
-        raise ConfigError("the recall@K plot needs matplotlib (pip install matplotlib)") from exc
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
-    for run in runs:
-        curve = run.result.recall_curve
-        ax.plot(np.arange(1, len(curve) + 1), curve, label=run.name, lw=1.6)
-    ax.set_xlabel("K")
-    ax.set_ylabel("recall@K")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
