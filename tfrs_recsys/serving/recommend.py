@@ -74,7 +74,9 @@ def representative_users(
     picked = {}
     for value, frame in groups:
         ids = frame[USER_ID].to_numpy()
-        picked[str(value)] = [str(u) for u in rng.choice(ids, size=min(per_segment, len(ids)), replace=False)]
+        picked[str(value)] = [
+            str(u) for u in rng.choice(ids, size=min(per_segment, len(ids)), replace=False)
+        ]
     return picked
 
 

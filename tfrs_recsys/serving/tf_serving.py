@@ -17,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tfrs_recsys.atomic import STAGING_MARK, write_text_atomic
+
 MODELS_CONFIG = "models.config"
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 DEFAULT_SERVING_ROOT = "/models"
-_STAGING_PREFIX = ".export.tmp-"
+# Staged versions: hidden and not an integer (TF Serving ignores them), tagged with the pid.
+_STAGING_PREFIX = f".export{STAGING_MARK}"
 _VERSION = re.compile(r"^[0-9]+$")
 
 
@@ -40,7 +43,11 @@ def versions(model_dir: Path) -> list[int]:
 def next_version(model_dir: Path) -> int:
     """One more than the highest integer-named entry (a SavedModel or not)."""
     model_dir = Path(model_dir)
-    taken = [int(c.name) for c in model_dir.iterdir() if _VERSION.match(c.name)] if model_dir.is_dir() else []
+    taken = (
+        [int(c.name) for c in model_dir.iterdir() if _VERSION.match(c.name)]
+        if model_dir.is_dir()
+        else []
+    )
     return max(taken, default=0) + 1
 
 
@@ -96,7 +103,9 @@ def model_directories(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and versions(p))
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and versions(p)
+    )
 
 
 def _text_proto_string(text: str) -> str:
@@ -130,9 +139,7 @@ def write_models_config(root: Path, serving_root: str = DEFAULT_SERVING_ROOT) ->
     root = Path(root)
     path = root / MODELS_CONFIG
     with file_lock(root / f".{MODELS_CONFIG}.lock"):
-        staging = root / f".{MODELS_CONFIG}.tmp-{os.getpid()}"
-        staging.write_text(models_config_text(root, serving_root), encoding="utf-8")
-        os.replace(staging, path)
+        write_text_atomic(path, models_config_text(root, serving_root))
     return path
 
 

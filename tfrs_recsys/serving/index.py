@@ -1,0 +1,282 @@
+"""The top-k index: each query vector's best items of a fixed catalog.
+
+One interface, :class:`TopKIndex`, and two implementations, as TFRS's
+``tfrs.layers.factorized_top_k.TopK`` has ``BruteForce`` and ``ScaNN``:
+
+- :class:`BruteForceIndex`: exact; scores the whole catalog (a dot product,
+  or any ``score_chunk`` such as a ranking head) and keeps the top ``k``.
+  Stock TensorFlow ops only.
+- :class:`ScannIndex`: approximate nearest neighbours by dot product with the
+  ScaNN ops (the optional ``scann`` extra; a TF Serving build with them).
+
+Both answer ``top_k(queries [b, d], k, exclude) -> (scores [b, k'], rows
+[b, k'])`` with ``k' = clip(k, 0, n_items)``: rows best first, ties to the
+lower row, the items of ``exclude`` masked, and ``-inf`` / row ``-1`` padding
+when the mask leaves fewer than ``k'`` items. Queries are answered in chunks of
+users so that a score matrix stays within ``cells_per_chunk`` cells.
+
+Example:
+    >>> index = BruteForceIndex(np.eye(3, dtype=np.float32))
+    >>> exclude = tf.ragged.constant([[0]], dtype=tf.int64)
+    >>> index.top_k(tf.constant([[3.0, 2.0, 1.0]]), 5, exclude)
+    # scores [[2., 1., -inf]], rows [[1, 2, -1]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_recsys.errors import ConfigError
+from tfrs_recsys.serving.parts import RETRIEVAL_CELLS_PER_CHUNK, ScoreChunk
+
+INDEXES = ("brute_force", "scann")
+SCANN_EXTRA_HINT = "pip install 'tfrs-recsys[scann]' (scann[tf]==1.4.2)"
+#: ScaNN holds ``[users, k + masked items]`` candidates per chunk, not a score matrix.
+SCANN_USERS_PER_CHUNK = 256
+
+
+class _Hidden:
+    """Holds Python objects a tf.Module must not track (functions of the Keras model)."""
+
+    def __init__(self, **values) -> None:
+        self.__dict__.update(values)
+
+
+def dot_scores(queries: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+    """``queries [u, d] . items [m, d]^T -> [u, m]``."""
+    return tf.matmul(queries, items, transpose_b=True)
+
+
+class TopKIndex(tf.Module):
+    """The top-k interface: subclasses implement :meth:`_chunk_top_k`.
+
+    Args:
+        n_items: Catalog size.
+        users_per_chunk: Query vectors answered together.
+        name: Module name.
+    """
+
+    def __init__(self, n_items: int, users_per_chunk: int, name: str) -> None:
+        super().__init__(name=name)
+        if n_items == 0:
+            raise ConfigError("cannot build a top-k index of an empty catalog")
+        self.n_items = int(n_items)
+        self.users_per_chunk = max(1, int(users_per_chunk))
+
+    def clip_k(self, k: tf.Tensor | int) -> tf.Tensor:
+        """``k`` as an int32 scalar in ``[0, n_items]``."""
+        return tf.clip_by_value(tf.cast(tf.reshape(k, []), tf.int32), 0, self.n_items)
+
+    def top_k(
+        self, queries: tf.Tensor, k: tf.Tensor | int, exclude: tf.RaggedTensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """The best ``k`` items of each query, best first.
+
+        Args:
+            queries: ``[b, d]`` float32 query vectors.
+            k: Items wanted (int32 scalar), clipped to ``[0, n_items]``.
+            exclude: ``[b, (m)]`` int64 item rows never returned for each
+                query (e.g. the user's train items), or ``None``.
+
+        Returns:
+            ``(scores [b, k'], rows [b, k'])``: float32 scores and int32 item
+            rows; where fewer than ``k'`` items remain, ``-inf`` and ``-1``.
+        """
+        k = self.clip_k(k)
+        batch = tf.shape(queries)[0]
+        per = tf.minimum(self.users_per_chunk, tf.maximum(batch, 1))
+        chunks = (tf.maximum(batch, 1) + per - 1) // per
+        pad = chunks * per - batch
+        padded = tf.pad(queries, [[0, pad], [0, 0]])
+        padded = tf.reshape(padded, [chunks, per, tf.shape(queries)[1]])
+        if exclude is None:
+            elems = padded
+
+            def answer(chunk):
+                return self._chunk_top_k(chunk, k, None)
+
+        else:
+            # The padding queries exclude nothing; one ragged row of rows per chunk.
+            lengths = tf.pad(exclude.row_lengths(), [[0, pad]])
+            per_chunk = tf.fill([chunks], tf.cast(per, lengths.dtype))
+            elems = (
+                padded,
+                tf.RaggedTensor.from_nested_row_lengths(
+                    exclude.flat_values, [per_chunk, lengths], validate=False
+                ),
+            )
+
+            def answer(chunk):
+                return self._chunk_top_k(chunk[0], k, chunk[1])
+
+        values, indices = tf.map_fn(
+            answer,
+            elems,
+            fn_output_signature=(
+                tf.TensorSpec([None, None], tf.float32),
+                tf.TensorSpec([None, None], tf.int32),
+            ),
+            parallel_iterations=1,
+        )
+        values = tf.reshape(values, [chunks * per, k])[:batch]
+        indices = tf.reshape(indices, [chunks * per, k])[:batch]
+        return values, tf.where(tf.math.is_finite(values), indices, -1)
+
+    def _chunk_top_k(
+        self, queries: tf.Tensor, k: tf.Tensor, exclude: tf.RaggedTensor | None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(scores [u, k], rows [u, k])`` of one chunk; masked items score ``-inf``."""
+        raise NotImplementedError
+
+
+class BruteForceIndex(TopKIndex):
+    """Exact top-k: every catalog item is scored.
+
+    Args:
+        item_vectors: ``[n_items, d']`` array, or a variable to share.
+        score_chunk: ``(queries [u, d], items [m, d']) -> scores [u, m]``;
+            default the dot product.
+        cells_per_chunk: Bound on ``u * n_items`` per score matrix.
+    """
+
+    def __init__(
+        self,
+        item_vectors: np.ndarray | tf.Variable,
+        *,
+        score_chunk: ScoreChunk | None = None,
+        cells_per_chunk: int = RETRIEVAL_CELLS_PER_CHUNK,
+    ) -> None:
+        n_items = int(item_vectors.shape[0])
+        super().__init__(n_items, int(cells_per_chunk) // max(n_items, 1), name="brute_force")
+        if isinstance(item_vectors, tf.Variable):
+            self.item_vectors = item_vectors
+        else:
+            self.item_vectors = tf.Variable(
+                np.asarray(item_vectors, np.float32), trainable=False, name="item_vectors"
+            )
+        self._fns = _Hidden(score_chunk=score_chunk or dot_scores)
+
+    def _chunk_top_k(self, queries, k, exclude):
+        scores = self._fns.score_chunk(queries, self.item_vectors)
+        if exclude is not None:
+            cells = tf.stack(
+                [exclude.value_rowids(), tf.cast(exclude.flat_values, tf.int64)], axis=1
+            )
+            scores = tf.tensor_scatter_nd_update(
+                scores, cells, tf.fill([tf.shape(cells)[0]], tf.constant(-np.inf, scores.dtype))
+            )
+        top = tf.math.top_k(scores, k=k)
+        return top.values, top.indices
+
+
+class ScannIndex(TopKIndex):
+    """Approximate top-k by dot product with ScaNN (needs the ``scann`` extra).
+
+    Args:
+        item_vectors: ``[n_items, d]`` float32.
+        max_excluded: The most items a query may exclude: that many more
+            neighbours are fetched, so that ``k`` survive the mask.
+        options: ``num_leaves``, ``num_leaves_to_search``, ``reorder`` of the
+            ScaNN tree (defaults from the catalog size; catalogs under 1,000
+            items are searched exhaustively).
+
+    Raises:
+        ConfigError: ScaNN is not installed.
+    """
+
+    def __init__(
+        self,
+        item_vectors: np.ndarray,
+        *,
+        max_excluded: int = 0,
+        options: Mapping[str, int] | None = None,
+    ) -> None:
+        super().__init__(len(item_vectors), SCANN_USERS_PER_CHUNK, name="scann")
+        self.max_excluded = int(max_excluded)
+        self.searcher = _scann_searcher(np.asarray(item_vectors, np.float32), options or {})
+
+    def _chunk_top_k(self, queries, k, exclude):
+        from scann.scann_ops.py import scann_ops
+
+        extra = self.max_excluded if exclude is not None else 0
+        wanted = tf.minimum(k + extra, self.n_items)
+        searcher = scann_ops.searcher_from_module(self.searcher)
+        result = searcher.search_batched_parallel(
+            queries, final_num_neighbors=tf.maximum(wanted, 1)
+        )
+        indices = tf.cast(result.indices, tf.int32)
+        scores = result.distances
+        if exclude is not None:
+            excluded = tf.cast(exclude.to_tensor(default_value=-1), tf.int32)
+            hit = tf.reduce_any(indices[:, :, None] == excluded[:, None, :], axis=2)
+            scores = tf.where(hit, tf.constant(-np.inf, scores.dtype), scores)
+        # Fewer neighbours than asked (tiny catalogs): pad, the padding ranks last.
+        missing = tf.maximum(k - tf.shape(indices)[1], 0)
+        indices = tf.pad(indices, [[0, 0], [0, missing]])
+        scores = tf.pad(scores, [[0, 0], [0, missing]], constant_values=-np.inf)
+        top = tf.math.top_k(scores, k=k)
+        return top.values, tf.gather(indices, top.indices, batch_dims=1)
+
+
+def _scann_searcher(item_vectors: np.ndarray, options: Mapping[str, int]) -> tf.Module:
+    scann_ops = import_scann()
+    n_items = len(item_vectors)
+    leaves = int(options.get("num_leaves", max(1, min(2000, int(np.sqrt(n_items))))))
+    to_search = int(options.get("num_leaves_to_search", max(1, leaves // 10)))
+    reorder = int(options.get("reorder", 200))
+    builder = scann_ops.builder(tf.constant(item_vectors), 10, "dot_product")
+    if n_items >= 1000:
+        builder = builder.tree(
+            num_leaves=leaves,
+            num_leaves_to_search=min(to_search, leaves),
+            training_sample_size=min(n_items, 250_000),
+        )
+        builder = builder.score_ah(2, anisotropic_quantization_threshold=0.2).reorder(reorder)
+    else:
+        builder = builder.score_brute_force()
+    return builder.build().serialize_to_module()
+
+
+def import_scann():
+    """The ScaNN TensorFlow ops, or a ConfigError naming the optional extra."""
+    try:
+        from scann.scann_ops.py import scann_ops
+    except ImportError as exc:
+        raise ConfigError(
+            f"--index scann needs the optional ScaNN ops, which are not installed ({exc}): "
+            f"{SCANN_EXTRA_HINT}"
+        ) from None
+    return scann_ops
+
+
+def build_index(
+    name: str,
+    item_vectors: np.ndarray | tf.Variable,
+    *,
+    score_chunk: ScoreChunk | None = None,
+    cells_per_chunk: int = RETRIEVAL_CELLS_PER_CHUNK,
+    max_excluded: int = 0,
+    scann_options: Mapping[str, int] | None = None,
+) -> TopKIndex:
+    """The index called ``name`` (one of :data:`INDEXES`) over ``item_vectors``.
+
+    Raises:
+        ConfigError: An unknown name; ``scann`` with a ``score_chunk`` (ScaNN
+            searches by dot product only) or without ScaNN installed.
+    """
+    if name == "brute_force":
+        return BruteForceIndex(
+            item_vectors, score_chunk=score_chunk, cells_per_chunk=cells_per_chunk
+        )
+    if name == "scann":
+        if score_chunk is not None:
+            raise ConfigError(
+                "--index scann searches by dot product; this model scores pairs through its "
+                "own head: export it with --index brute_force"
+            )
+        vectors = item_vectors.numpy() if isinstance(item_vectors, tf.Variable) else item_vectors
+        return ScannIndex(vectors, max_excluded=max_excluded, options=scann_options)
+    raise ConfigError(f"index must be one of {', '.join(INDEXES)}, got {name!r}")
