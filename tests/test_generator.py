@@ -1,4 +1,4 @@
-"""The tech-products generator against shared/DATASET.md, and its true model.
+"""The tech-products generator against docs/default-dataset.md, and its true model.
 
 The statistics use the default size (10,000 users x 1,000 items, seed 42), built
 once per session by conftest; everything else uses small sizes.
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfrs_recsys.data import generator
+from tfrs_recsys.data import tech_vocabulary
 from tfrs_recsys.data.generator import GeneratorConfig, TrueModel, generate
 from tfrs_recsys.data.techproducts import (
     ITEMS_FILE,
@@ -27,7 +27,7 @@ from tfrs_recsys.data.techproducts import (
 )
 from tfrs_recsys.errors import ConfigError, DataValidationError
 
-NOTEBOOK_DENSITY = 966_286 / 10_000_000  # 9.66 % (DATASET.md)
+NOTEBOOK_DENSITY = 966_286 / 10_000_000  # 9.66 % (docs/default-dataset.md)
 PREFIXES = {
     "tec": "Tech Enthusiast",
     "bud": "Budget Conscious",
@@ -35,7 +35,7 @@ PREFIXES = {
     "pra": "Practical Buyer",
     "per": "Performance Seeker",
 }
-# Price ranges the notebooks show (DATASET.md): "mice around 30-70, headphones
+# Price ranges the notebooks show (docs/default-dataset.md): "mice around 30-70, headphones
 # 40-90, monitors 80-290, laptops 270-1,620".
 NOTEBOOK_PRICE_RANGES = {
     "mouse": (30.0, 70.0),
@@ -123,7 +123,7 @@ def test_prices_in_the_notebook_range_per_type(default_generated, product_type):
 
 
 def test_features_are_2_to_4_distinct_phrases_of_the_type(default_generated):
-    vocab = {t.name: set(t.features) for t in generator.PRODUCT_TYPES}
+    vocab = {t.name: set(t.features) for t in tech_vocabulary.PRODUCT_TYPES}
     for product_type, text in default_generated.items[["product_type", "features"]].itertuples(
         index=False
     ):
@@ -134,7 +134,7 @@ def test_features_are_2_to_4_distinct_phrases_of_the_type(default_generated):
 
 
 def test_descriptions_name_the_type_and_one_audience(default_generated):
-    audiences = re.compile("|".join(map(re.escape, generator.AUDIENCES)))
+    audiences = re.compile("|".join(map(re.escape, tech_vocabulary.AUDIENCES)))
     for product_type, text in default_generated.items[["product_type", "description"]].itertuples(
         index=False
     ):
@@ -197,9 +197,9 @@ def test_text_only_signal_audience_matches_profession(default_generated):
     either, nor with Budget Conscious). Education users prefer the teachers' items,
     and their preference ratio is larger than law users' (whose ratio only
     reflects item-level effects shared by both groups)."""
-    assert generator.AUDIENCE_AFFINITY["teachers"].get("education", 0) > 0
-    assert "education" not in generator.AUDIENCE_AFFINITY["gamers"]
-    assert "bud" not in generator.AUDIENCE_AFFINITY["gamers"]
+    assert tech_vocabulary.AUDIENCE_AFFINITY["teachers"].get("education", 0) > 0
+    assert "education" not in tech_vocabulary.AUDIENCE_AFFINITY["gamers"]
+    assert "bud" not in tech_vocabulary.AUDIENCE_AFFINITY["gamers"]
 
     users, items, truth = default_generated.users, default_generated.items, default_generated.truth
     monitor = (items["product_type"] == "monitor").to_numpy()
@@ -281,8 +281,6 @@ def test_bad_config_is_rejected(kwargs):
 
 
 # --- The true model ------------------------------------------------------------------
-
-
 
 
 def test_true_model_save_load_round_trip_is_exact(tmp_path, small_generated):

@@ -71,7 +71,9 @@ def _u_item_lines() -> list[str]:
                 f"http://us.imdb.com/M/title-exact?Mis%E9rables%2C%20Les%20%281995%29|{_flags('Drama', 'Musical')}"
             )
         elif i == 1682:  # no release date: year from the title
-            lines.append(f"1682|Scream of Stone (Schrei aus Stein) (1991)|||http://x|{_flags('Drama')}")
+            lines.append(
+                f"1682|Scream of Stone (Schrei aus Stein) (1991)|||http://x|{_flags('Drama')}"
+            )
         else:
             lines.append(
                 f"{i}|Movie {i} (19{i % 100:02d})|01-Jan-19{i % 100:02d}||http://us.imdb.com/M/{i}|"
@@ -110,14 +112,20 @@ ML1M_RATINGS = [
 ]
 
 
-def write_ml1m(directory: Path, *, ratings: list[str] | None = None, users: list[str] | None = None,
-               movies: list[str] | None = None) -> Path:
+def write_ml1m(
+    directory: Path,
+    *,
+    ratings: list[str] | None = None,
+    users: list[str] | None = None,
+    movies: list[str] | None = None,
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     _write(directory / "ratings.dat", ML1M_RATINGS if ratings is None else ratings, "latin-1")
     _write(
         directory / "users.dat",
         ["1::F::1::10::48067", "2::M::56::16::70072", "3::M::25::15::55117", "4::M::45::7::02460"]
-        if users is None else users,
+        if users is None
+        else users,
         "latin-1",
     )
     _write(
@@ -133,7 +141,8 @@ def write_ml1m(directory: Path, *, ratings: list[str] | None = None, users: list
             "3952::Contender, The (2000)::Drama|Thriller",
             "1::Café au lait (1993)::Comedy",
         ]
-        if movies is None else movies,
+        if movies is None
+        else movies,
         "latin-1",
     )
     return directory
@@ -168,8 +177,13 @@ LATEST_TAGS = [
 ]
 
 
-def write_latest(directory: Path, *, ratings: list[str] | None = None, movies: list[str] | None = None,
-                 tags: list[str] | None = LATEST_TAGS) -> Path:
+def write_latest(
+    directory: Path,
+    *,
+    ratings: list[str] | None = None,
+    movies: list[str] | None = None,
+    tags: list[str] | None = LATEST_TAGS,
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     _write(directory / "ratings.csv", LATEST_RATINGS if ratings is None else ratings)
     _write(directory / "movies.csv", LATEST_MOVIES if movies is None else movies)
@@ -202,8 +216,14 @@ RECBOLE_ITEM = [
 ]
 
 
-def write_recbole(directory: Path, stem: str = "ml-100k", *, inter: list[str] | None = None,
-                  user: list[str] | None = RECBOLE_USER, item: list[str] | None = RECBOLE_ITEM) -> Path:
+def write_recbole(
+    directory: Path,
+    stem: str = "ml-100k",
+    *,
+    inter: list[str] | None = None,
+    user: list[str] | None = RECBOLE_USER,
+    item: list[str] | None = RECBOLE_ITEM,
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     _write(directory / f"{stem}.inter", RECBOLE_INTER if inter is None else inter)
     if user is not None:
@@ -280,7 +300,10 @@ def test_ml1m(tmp_path: Path) -> None:
     assert data.schema.name == "movielens-1m"
     assert data.users["user_id"].tolist() == ["1", "2", "3", "4"]
     assert data.users["profession"].tolist() == [
-        "K-12 student", "self-employed", "scientist", "executive/managerial"
+        "K-12 student",
+        "self-employed",
+        "scientist",
+        "executive/managerial",
     ]
     assert data.users["age"].tolist() == [1.0, 56.0, 25.0, 45.0]
     assert data.users["gender"].tolist() == ["F", "M", "M", "M"]
@@ -292,7 +315,10 @@ def test_ml1m(tmp_path: Path) -> None:
     assert items.loc["1", "title"] == "Café au lait (1993)"
     assert data.n_raw_interactions == 7
     assert data.interactions[["user_id", "item_id"]].values.tolist() == [
-        ["1", "1193"], ["2", "1193"], ["3", "3408"], ["2", "2355"]
+        ["1", "1193"],
+        ["2", "1193"],
+        ["3", "3408"],
+        ["2", "2355"],
     ]
     assert data.interactions["timestamp"].tolist() == [978300760, 978298413, 978300275, 978824291]
     assert len(ML1M_OCCUPATIONS) == 21
@@ -318,7 +344,10 @@ def test_ml_latest_with_tags(tmp_path: Path) -> None:
     assert items.loc["114709", "year"] == np.floor(items["year"].drop(index="114709").median())
     assert data.n_raw_interactions == 6
     assert data.interactions[["user_id", "item_id"]].values.tolist() == [
-        ["1", "1"], ["1", "3"], ["5", "1"], ["5", "6"]
+        ["1", "1"],
+        ["1", "3"],
+        ["5", "1"],
+        ["5", "6"],
     ]
     assert data.interactions["rating"].tolist() == [4.0, 4.0, 5.0, 4.5]
 
@@ -356,7 +385,9 @@ def test_recbole_ml100k(tmp_path: Path) -> None:
     assert items.loc["267", "year"] == 1995.0  # median of 1995, 1995, 1996, 1997
     assert data.n_raw_interactions == 4
     assert data.interactions[["user_id", "item_id"]].values.tolist() == [
-        ["186", "302"], ["196", "302"], ["22", "1"]
+        ["186", "302"],
+        ["196", "302"],
+        ["22", "1"],
     ]
     assert data.interactions["timestamp"].dtype == np.int64
     # The .inter file itself can be passed too.
@@ -394,7 +425,12 @@ def test_original_and_recbole_agree(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("writer", "expected"),
-    [(write_ml100k, "ml-100k"), (write_ml1m, "ml-1m"), (write_latest, "ml-latest"), (write_recbole, "recbole")],
+    [
+        (write_ml100k, "ml-100k"),
+        (write_ml1m, "ml-1m"),
+        (write_latest, "ml-latest"),
+        (write_recbole, "recbole"),
+    ],
 )
 def test_detect_format(tmp_path: Path, writer, expected: str) -> None:
     assert detect_movielens_format(writer(tmp_path / "d")) == expected
@@ -454,7 +490,12 @@ def test_ml100k_empty_files(tmp_path: Path, name: str) -> None:
 @pytest.mark.parametrize(
     ("lines", "line", "column", "text"),
     [
-        (U_DATA[:3] + ["22\t377\t1"] + U_DATA[4:], 4, None, "expected 4 tab-separated fields, found 3"),
+        (
+            U_DATA[:3] + ["22\t377\t1"] + U_DATA[4:],
+            4,
+            None,
+            "expected 4 tab-separated fields, found 3",
+        ),
         (U_DATA[:2] + ["22\t377\t1\t878887116\t9"] + U_DATA[3:], 3, None, "found 5"),
         (["196\t242\t3\t881250949\t1"] + U_DATA[1:], 1, None, "found 5"),
         (U_DATA[:5] + ["166\t346\tgood\t886397596"] + U_DATA[6:], 6, "rating", "'good'"),
@@ -465,7 +506,9 @@ def test_ml100k_empty_files(tmp_path: Path, name: str) -> None:
         (U_DATA[:9] + ["196\t4242\t3\t881250949"] + U_DATA[9:], 10, "item_id", "'4242'"),
     ],
 )
-def test_ml100k_bad_ratings(tmp_path: Path, lines: list[str], line: int, column: str | None, text: str) -> None:
+def test_ml100k_bad_ratings(
+    tmp_path: Path, lines: list[str], line: int, column: str | None, text: str
+) -> None:
     directory = write_ml100k(tmp_path, data=lines)
     error = _error(load_ml100k, directory)
     assert error.file == str(directory / "u.data")
@@ -495,12 +538,20 @@ def test_ml100k_bad_users_and_items(tmp_path: Path) -> None:
 
     duplicated = users + [users[1]]
     error = _error(load_ml100k, write_ml100k(tmp_path / "b", users=duplicated))
-    assert (Path(error.file).name, error.line, error.column) == ("u.user", len(users) + 1, "user_id")
+    assert (Path(error.file).name, error.line, error.column) == (
+        "u.user",
+        len(users) + 1,
+        "user_id",
+    )
     assert "duplicate id" in str(error) and "line 2" in str(error)
 
     items = _u_item_lines()
     error = _error(load_ml100k, write_ml100k(tmp_path / "c", items=items + [items[0]]))
-    assert (Path(error.file).name, error.line, error.column) == ("u.item", len(items) + 1, "item_id")
+    assert (Path(error.file).name, error.line, error.column) == (
+        "u.item",
+        len(items) + 1,
+        "item_id",
+    )
 
     short = items[:1] + [items[1].rsplit("|", 1)[0]] + items[2:]
     error = _error(load_ml100k, write_ml100k(tmp_path / "d", items=short))
@@ -517,10 +568,14 @@ def test_ml1m_errors(tmp_path: Path) -> None:
     assert (Path(error.file).name, error.line) == ("ratings.dat", 3)
     assert "expected 4 '::'-separated fields, found 3" in str(error)
 
-    error = _error(load_ml1m, write_ml1m(tmp_path / "b", ratings=["1::1193::5:978300760"] + ML1M_RATINGS))
+    error = _error(
+        load_ml1m, write_ml1m(tmp_path / "b", ratings=["1::1193::5:978300760"] + ML1M_RATINGS)
+    )
     assert (Path(error.file).name, error.line) == ("ratings.dat", 1)
 
-    error = _error(load_ml1m, write_ml1m(tmp_path / "c", ratings=ML1M_RATINGS + ["3::1193::five::978300760"]))
+    error = _error(
+        load_ml1m, write_ml1m(tmp_path / "c", ratings=ML1M_RATINGS + ["3::1193::five::978300760"])
+    )
     assert (error.line, error.column) == (8, "rating")
 
     users = ["1::F::1::10::48067", "2::M::56::21::70072", "3::M::25::15::55117"]
@@ -528,7 +583,9 @@ def test_ml1m_errors(tmp_path: Path) -> None:
     assert (Path(error.file).name, error.line, error.column) == ("users.dat", 2, "occupation")
     assert "unknown occupation code '21'" in str(error)
 
-    error = _error(load_ml1m, write_ml1m(tmp_path / "e", users=["1::F::1::10::48067", "2::M::56::16::70072"]))
+    error = _error(
+        load_ml1m, write_ml1m(tmp_path / "e", users=["1::F::1::10::48067", "2::M::56::16::70072"])
+    )
     assert (Path(error.file).name, error.line, error.column) == ("ratings.dat", 5, "user_id")
     assert "'3'" in str(error) and "users.dat" in str(error)
 
@@ -556,14 +613,20 @@ def test_ml_latest_errors(tmp_path: Path) -> None:
     assert error.line == 1 and "userId" in str(error)
 
     directory = write_latest(tmp_path / "f")
-    (directory / "ratings.csv").write_bytes("\n".join(LATEST_RATINGS[:3]).encode() + b"\n1,6,\xff,1\n")
+    (directory / "ratings.csv").write_bytes(
+        "\n".join(LATEST_RATINGS[:3]).encode() + b"\n1,6,\xff,1\n"
+    )
     error = _error(load_ml_latest, directory)
     assert (Path(error.file).name, error.line) == ("ratings.csv", 4)
     assert "utf-8" in str(error)
 
     movies = LATEST_MOVIES + [LATEST_MOVIES[2]]
     error = _error(load_ml_latest, write_latest(tmp_path / "g", movies=movies))
-    assert (Path(error.file).name, error.line, error.column) == ("movies.csv", len(movies), "movieId")
+    assert (Path(error.file).name, error.line, error.column) == (
+        "movies.csv",
+        len(movies),
+        "movieId",
+    )
 
     tags = LATEST_TAGS + ["1,31337,odd,1445715002"]
     error = _error(load_ml_latest, write_latest(tmp_path / "h", tags=tags))
@@ -574,7 +637,9 @@ def test_recbole_errors(tmp_path: Path) -> None:
     error = _error(load_recbole, write_recbole(tmp_path / "a", inter=RECBOLE_INTER[:1]))
     assert "no data rows" in str(error)
 
-    inter = ["user_id:token\titem_id:token\trating:float"] + [row.rsplit("\t", 1)[0] for row in RECBOLE_INTER[1:]]
+    inter = ["user_id:token\titem_id:token\trating:float"] + [
+        row.rsplit("\t", 1)[0] for row in RECBOLE_INTER[1:]
+    ]
     error = _error(load_recbole, write_recbole(tmp_path / "b", inter=inter))
     assert error.line == 1 and "timestamp" in str(error)
 

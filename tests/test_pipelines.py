@@ -351,7 +351,9 @@ def test_user_label_dataset_gives_each_active_user_once_with_its_train_row(small
 def test_user_label_dataset_reshuffles_users_each_epoch(small_dataset):
     from tfrs_recsys.data.pipelines import user_label_dataset
 
-    ds = user_label_dataset(small_dataset, small_dataset.interactions, batch_size=500, user_columns=["user_id"])
+    ds = user_label_dataset(
+        small_dataset, small_dataset.interactions, batch_size=500, user_columns=["user_id"]
+    )
     first = [u for b in ds for u in b["user_id"].numpy()]
     second = [u for b in ds for u in b["user_id"].numpy()]
     assert sorted(first) == sorted(second) and first != second

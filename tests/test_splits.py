@@ -1,4 +1,4 @@
-"""Named train / holdout splits (shared/EVALUATION.md)."""
+"""Named train / holdout splits (docs/evaluation.md)."""
 
 from __future__ import annotations
 

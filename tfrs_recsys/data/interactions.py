@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from tfrs_recsys.data.reader import ID, Dialect, Table, read_columns, read_parquet
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID
-from tfrs_recsys.data.validation import check_ids_present, line_of, read_csv, require_columns
-from tfrs_recsys.errors import ConfigError, DataValidationError, DatasetNotFoundError
+from tfrs_recsys.data.validation import check_binary, check_ids_present
+from tfrs_recsys.errors import ConfigError, DatasetNotFoundError
 
 SHARD_FORMATS: tuple[str, ...] = ("parquet", "csv")
 _SUFFIXES = (".parquet", ".csv", ".csv.gz")
+#: CSV shards as pandas writes them; pandas' usual missing-value markers apply.
+SHARD_DIALECT = Dialect(sep=",", quoted=True, strip_header=False, na_values=None)
 
 
 def shard_files(path: Path) -> list[Path]:
@@ -40,7 +42,11 @@ def shard_files(path: Path) -> list[Path]:
 def write_shards(
     directory: Path, frames: Iterable[pd.DataFrame], *, fmt: str = "parquet"
 ) -> list[Path]:
-    """Writes each frame as one shard ``part-NNNNN.<fmt>`` under ``directory``."""
+    """Writes each frame as one shard ``part-NNNNN.<fmt>`` under ``directory``.
+
+    The shards are written in place: call it inside
+    :func:`tfrs_recsys.atomic.atomic_directory` for an atomic result.
+    """
     if fmt not in SHARD_FORMATS:
         raise ConfigError(f"shard format must be one of {', '.join(SHARD_FORMATS)}, got {fmt!r}")
     directory = Path(directory)
@@ -69,36 +75,33 @@ def read_interactions(path: Path) -> pd.DataFrame:
         DataValidationError: A required column is missing, an id is empty or a
             label is not 0/1 (naming the shard, line and column).
     """
-    frames = [_read_one(file) for file in shard_files(path)]
+    return concat_interactions(read_interaction_tables(path))
+
+
+def read_interaction_tables(path: Path) -> list[Table]:
+    """Like :func:`read_interactions`, one table per shard, which remember their lines."""
+    return [_read_one(file) for file in shard_files(path)]
+
+
+def concat_interactions(tables: list[Table]) -> pd.DataFrame:
+    """The shards' rows, one frame in shard order."""
+    frames = [table.frame for table in tables]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def _read_one(file: Path) -> pd.DataFrame:
+def _read_one(file: Path) -> Table:
     if file.name.endswith(".parquet"):
-        try:
-            frame = pd.read_parquet(file)
-        except Exception as exc:  # pyarrow raises several unrelated types
-            raise DataValidationError(f"cannot read the Parquet file: {exc}", file=file) from exc
-        if frame.empty:
-            raise DataValidationError("the file has no rows", file=file)
-        header_lines = 0  # Parquet rows: "line" means 1-based row number
+        table = read_parquet(file, required=[USER_ID, ITEM_ID])
     else:
-        frame = read_csv(file, dtype={USER_ID: str, ITEM_ID: str})
-        header_lines = 1
-    require_columns(frame, [USER_ID, ITEM_ID], file=file)
+        table = read_columns(
+            file, SHARD_DIALECT, kinds={USER_ID: ID, ITEM_ID: ID}, required=[USER_ID, ITEM_ID]
+        )
+    frame = table.frame
     for column in (USER_ID, ITEM_ID):
         frame[column] = frame[column].astype(str).where(frame[column].notna(), "")
-        check_ids_present(frame, column, file=file)
+        check_ids_present(table, column)
     if "label" in frame.columns:
-        labels = pd.to_numeric(frame["label"], errors="coerce")
-        bad = ~labels.isin([0, 1]).to_numpy()
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataValidationError(
-                f"expected 0 or 1, got {frame['label'].iloc[row]!r}",
-                file=file,
-                line=line_of(row, header_lines) if header_lines else row + 1,
-                column="label",
-            )
-        frame = frame[labels.to_numpy() == 1].drop(columns="label").reset_index(drop=True)
-    return frame
+        positive = check_binary(table, ["label"])[:, 0] == 1
+        table = table.take(positive)
+        table.frame = table.frame.drop(columns="label")
+    return table

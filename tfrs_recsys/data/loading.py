@@ -26,8 +26,7 @@ def load_dataset(source: str | Path, *, min_rating: float = 4.0) -> RecDataset:
             path = dataset_dir(str(source))
         else:
             raise DatasetNotFoundError(
-                f"{source}: no such directory, and not a dataset name "
-                f"({', '.join(KNOWN_DATASETS)})"
+                f"{source}: no such directory, and not a dataset name ({', '.join(KNOWN_DATASETS)})"
             )
     if (path / USERS_FILE).is_file() and (path / ITEMS_FILE).is_file():
         return load_tech_products(path)

@@ -142,7 +142,9 @@ def _batches(
             features[LABEL] = tf.gather(labels, rows)
         return features
 
-    return tf.data.Dataset.range(n_batches).map(batch, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return tf.data.Dataset.range(n_batches).map(
+        batch, num_parallel_calls=AUTOTUNE, deterministic=True
+    )
 
 
 def retrieval_dataset(
@@ -220,7 +222,8 @@ class NegativeSampler:
         self, n_users: int, n_items: int, user_index: np.ndarray, item_index: np.ndarray
     ) -> None:
         pairs = np.unique(
-            np.asarray(user_index, dtype=np.int64) * n_items + np.asarray(item_index, dtype=np.int64)
+            np.asarray(user_index, dtype=np.int64) * n_items
+            + np.asarray(item_index, dtype=np.int64)
         )
         users, items = pairs // n_items, pairs % n_items
         counts = np.bincount(users, minlength=n_users)
@@ -250,9 +253,7 @@ class NegativeSampler:
             tf.cast(uniform * tf.cast(free[:, None], tf.float32), tf.int32), free[:, None] - 1
         )
         shifted = tf.gather(self._shifted, users).to_tensor(default_value=self.n_items)
-        return r + tf.cast(
-            tf.searchsorted(shifted, r, side="right", out_type=tf.int32), tf.int32
-        )
+        return r + tf.cast(tf.searchsorted(shifted, r, side="right", out_type=tf.int32), tf.int32)
 
 
 def ranking_dataset(
@@ -298,7 +299,9 @@ def ranking_dataset(
     excluded = (user_index, item_index) if exclude is None else dataset.encode(exclude)
     sampler = NegativeSampler(dataset.n_users, dataset.n_items, *excluded)
 
-    sampled_users = np.unique(user_index).astype(np.int32) if negatives_per_user else np.zeros(0, np.int32)
+    sampled_users = (
+        np.unique(user_index).astype(np.int32) if negatives_per_user else np.zeros(0, np.int32)
+    )
     full = sampled_users[sampler.counts[sampled_users] >= dataset.n_items]
     if len(full):
         raise ConfigError(
@@ -316,9 +319,7 @@ def ranking_dataset(
     fixed_negative_seed = tf.constant([seed, 1], dtype=tf.int64)
 
     def epoch(epoch_seed: tf.Tensor) -> tf.data.Dataset:
-        negative_seed = (
-            tf.stack([epoch_seed, 1]) if resample_each_epoch else fixed_negative_seed
-        )
+        negative_seed = tf.stack([epoch_seed, 1]) if resample_each_epoch else fixed_negative_seed
         negatives = sampler(neg_users, negatives_per_user, negative_seed)
         all_users = tf.concat([pos_users, tf.repeat(neg_users, negatives_per_user)], 0)
         all_items = tf.concat([pos_items, tf.reshape(negatives, [-1])], 0)
@@ -384,11 +385,15 @@ def user_label_dataset(
             items = tf.gather(items_of_user, rows)
             cells = tf.stack([items.value_rowids(), items.flat_values], axis=1)
             labels = tf.scatter_nd(
-                cells, tf.ones_like(items.flat_values, tf.float32), [tf.shape(rows, tf.int64)[0], n_items]
+                cells,
+                tf.ones_like(items.flat_values, tf.float32),
+                [tf.shape(rows, tf.int64)[0], n_items],
             )
             return {**users(rows), LABEL: tf.minimum(labels, 1.0)}
 
-        return tf.data.Dataset.range(n_batches).map(batch, num_parallel_calls=AUTOTUNE, deterministic=True)
+        return tf.data.Dataset.range(n_batches).map(
+            batch, num_parallel_calls=AUTOTUNE, deterministic=True
+        )
 
     if not shuffle:
         return epoch(tf.constant(0, tf.int64)).cache().prefetch(AUTOTUNE)

@@ -132,9 +132,7 @@ class DatasetSchema:
     def item_columns(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.item_features)
 
-    def features(
-        self, side: Side, kinds: Iterable[str] | None = None
-    ) -> tuple[Feature, ...]:
+    def features(self, side: Side, kinds: Iterable[str] | None = None) -> tuple[Feature, ...]:
         """The features of one side, optionally only those of the given kinds."""
         wanted = None if kinds is None else set(kinds)
         return tuple(f for f in self.side(side) if wanted is None or f.kind in wanted)

@@ -1,7 +1,7 @@
 """Train / holdout splits of the positive interactions, each with a name.
 
-``holdout-80-20`` is the split of the shared evaluation protocol and of the seed
-notebooks: shuffle the positives with ``DataFrame.sample(frac=1,
+``holdout-80-20`` is the split of the evaluation protocol (docs/evaluation.md)
+and of the seed notebooks: shuffle the positives with ``DataFrame.sample(frac=1,
 random_state=42)``, then ``sklearn.model_selection.train_test_split(test_size=0.2,
 random_state=42)``. It is reproduced here with numpy alone (a test proves it
 equal to the pandas + scikit-learn code). Any figure from another split must
@@ -56,9 +56,7 @@ def holdout_80_20(interactions: pd.DataFrame, *, seed: int = 42, test_size: floa
     return Split("holdout-80-20", train, holdout)
 
 
-def per_user_random(
-    interactions: pd.DataFrame, *, fraction: float = 0.2, seed: int = 42
-) -> Split:
+def per_user_random(interactions: pd.DataFrame, *, fraction: float = 0.2, seed: int = 42) -> Split:
     """Holds out ``round(fraction * n_u)`` (at least 1) random positives of each user.
 
     Users with a single positive keep it in train.
@@ -77,9 +75,7 @@ def per_user_random(
     rank[order] = np.arange(len(users)) - np.repeat(starts, counts)
     take = np.maximum(1, np.rint(fraction * counts)).astype(np.int64)
     in_holdout = (rank < take[codes]) & (counts[codes] >= 2)
-    return Split(
-        "per-user-random", interactions[~in_holdout], interactions[in_holdout]
-    )
+    return Split("per-user-random", interactions[~in_holdout], interactions[in_holdout])
 
 
 def leave_last_out(interactions: pd.DataFrame, *, timestamp: str = "timestamp") -> Split:

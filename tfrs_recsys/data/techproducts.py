@@ -13,7 +13,6 @@ Layout of a dataset directory:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -25,19 +24,21 @@ import pandas as pd
 from tfrs_recsys.atomic import atomic_directory
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.generator import GeneratedData, TrueModel
-from tfrs_recsys.data.interactions import read_interactions, shard_files, write_shards
+from tfrs_recsys.data.interactions import (
+    concat_interactions,
+    read_interaction_tables,
+    write_shards,
+)
+from tfrs_recsys.data.reader import ID, TEXT, Dialect, Table, read_columns, read_header
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID, DatasetSchema, Feature
 from tfrs_recsys.data.validation import (
-    check_ids_present,
+    check_binary,
+    check_ids,
+    check_known,
     check_numeric,
     check_text,
-    check_unique,
-    line_of,
-    read_csv,
-    require_columns,
-    shown_value,
 )
-from tfrs_recsys.errors import ConfigError, DataValidationError, DatasetNotFoundError
+from tfrs_recsys.errors import ConfigError, DatasetNotFoundError, DataValidationError
 
 USERS_FILE = "users.csv"
 ITEMS_FILE = "items.csv"
@@ -67,6 +68,9 @@ TECH_PRODUCTS_SCHEMA = DatasetSchema(
     user_segment="personality",
 )
 
+#: The CSV files as pandas writes and reads them (header cells are taken as written).
+TECH_CSV = Dialect(sep=",", quoted=True, strip_header=False)
+
 LAYOUTS: tuple[str, ...] = ("auto", "wide", "long")
 # Above this many cells the wide matrix is not a sensible file.
 WIDE_MAX_CELLS = 20_000_000
@@ -95,7 +99,10 @@ def generate_dataset(
 
     out = Path(out)
     write_tech_products(
-        generate(GeneratorConfig(users=users, items=items, seed=seed)), out, layout=layout, overwrite=overwrite
+        generate(GeneratorConfig(users=users, items=items, seed=seed)),
+        out,
+        layout=layout,
+        overwrite=overwrite,
     )
     return out
 
@@ -202,7 +209,9 @@ def load_tech_products(directory: Path) -> RecDataset:
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise DatasetNotFoundError(f"{directory}: not a directory (expected {USERS_FILE}, {ITEMS_FILE}, {MATRIX_FILE})")
+        raise DatasetNotFoundError(
+            f"{directory}: not a directory (expected {USERS_FILE}, {ITEMS_FILE}, {MATRIX_FILE})"
+        )
     missing = [name for name in (USERS_FILE, ITEMS_FILE) if not (directory / name).is_file()]
     has_matrix = (directory / MATRIX_FILE).is_file()
     has_long = (directory / INTERACTIONS_DIR).exists()
@@ -216,12 +225,15 @@ def load_tech_products(directory: Path) -> RecDataset:
     if has_matrix:
         interactions = _read_wide_matrix(directory / MATRIX_FILE, users, items)
     else:
-        interactions = read_interactions(directory / INTERACTIONS_DIR)
-        _check_known(interactions, users, items, shard_files(directory / INTERACTIONS_DIR))
+        tables = read_interaction_tables(directory / INTERACTIONS_DIR)
+        for column, known, what in ((USER_ID, users, "user"), (ITEM_ID, items, "item")):
+            for shard in tables:
+                check_known(shard, column, known.frame[column], known_file=known.path, what=what)
+        interactions = concat_interactions(tables)
     return RecDataset(
         schema=TECH_PRODUCTS_SCHEMA,
-        users=users,
-        items=items,
+        users=users.frame,
+        items=items.frame,
         interactions=interactions,
         source=str(directory),
     )
@@ -233,38 +245,28 @@ def load_truth(directory: Path) -> TrueModel | None:
     return TrueModel.load(path) if path.is_file() else None
 
 
-def _read_users(path: Path) -> pd.DataFrame:
-    frame = read_csv(path, dtype={"user_id": str, "profession": str, "personality": str}, keep_default_na=False, na_values=[""])
-    require_columns(frame, USER_COLUMNS, file=path)
-    check_ids_present(frame, "user_id", file=path)
-    check_unique(frame, "user_id", file=path)
-    frame["age"] = check_numeric(frame, "age", file=path, minimum=0.0)
+def _read_users(path: Path) -> Table:
+    kinds = {USER_ID: ID, "profession": TEXT, "personality": TEXT}
+    table = read_columns(path, TECH_CSV, columns={c: c for c in USER_COLUMNS}, kinds=kinds)
+    check_ids(table, USER_ID)
+    table.frame["age"] = check_numeric(table, "age", minimum=0.0)
     for column in ("profession", "personality"):
-        check_text(frame, column, file=path)
-    return frame[list(USER_COLUMNS)].reset_index(drop=True)
+        check_text(table, column)
+    return table
 
 
-def _read_items(path: Path) -> pd.DataFrame:
-    frame = read_csv(
-        path,
-        dtype={"item_id": str, "product_type": str, "description": str, "features": str},
-        keep_default_na=False,
-        na_values=[""],
-    )
-    require_columns(frame, ITEM_COLUMNS, file=path)
-    check_ids_present(frame, "item_id", file=path)
-    check_unique(frame, "item_id", file=path)
-    frame["price"] = check_numeric(frame, "price", file=path, minimum=0.0)
+def _read_items(path: Path) -> Table:
+    kinds = {ITEM_ID: ID, "product_type": TEXT, "description": TEXT, "features": TEXT}
+    table = read_columns(path, TECH_CSV, columns={c: c for c in ITEM_COLUMNS}, kinds=kinds)
+    check_ids(table, ITEM_ID)
+    table.frame["price"] = check_numeric(table, "price", minimum=0.0)
     for column in ("product_type", "description", "features"):
-        check_text(frame, column, file=path)
-    return frame[list(ITEM_COLUMNS)].reset_index(drop=True)
+        check_text(table, column)
+    return table
 
 
-def _read_wide_matrix(path: Path, users: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        header = next(csv.reader(handle), [""])
-    if header in ([], [""]):
-        raise DataValidationError("the file is empty (expected a header and data rows)", file=path)
+def _read_wide_matrix(path: Path, users: Table, items: Table) -> pd.DataFrame:
+    header = read_header(path, TECH_CSV)
     if header[0] != USER_ID:
         raise DataValidationError(
             f"the first column must be 'user_id', got {header[0]!r}", file=path, line=1
@@ -280,76 +282,26 @@ def _read_wide_matrix(path: Path, users: pd.DataFrame, items: pd.DataFrame) -> p
                 column=item,
             )
         seen[item] = position
-    unknown_items = pd.Index(item_columns).difference(pd.Index(items["item_id"]))
+    unknown_items = pd.Index(item_columns).difference(pd.Index(items.frame[ITEM_ID]))
     if len(unknown_items):
         first = next(c for c in item_columns if c in set(unknown_items))
         raise DataValidationError(
-            f"item {first!r} is not in {ITEMS_FILE} ({len(unknown_items)} unknown item column(s))",
+            f"item {first!r} is not in {items.path} ({len(unknown_items)} unknown item column(s))",
             file=path,
             line=1,
             column=first,
         )
 
-    frame = read_csv(path, dtype={USER_ID: str}, header=0, names=header, engine="c", encoding="utf-8-sig")
-    check_ids_present(frame, USER_ID, file=path)
-    check_unique(frame, USER_ID, file=path)
-    known_users = frame[USER_ID].isin(users["user_id"]).to_numpy()
-    if not known_users.all():
-        row = int(np.flatnonzero(~known_users)[0])
-        raise DataValidationError(
-            f"user {frame[USER_ID].iloc[row]!r} is not in {USERS_FILE}",
-            file=path,
-            line=line_of(row),
-            column=USER_ID,
-        )
-    cells = frame[item_columns]
-    values = _binary_cells(cells, path)
+    table = read_columns(path, TECH_CSV, header=header, kinds={USER_ID: ID})
+    check_ids(table, USER_ID)
+    check_known(table, USER_ID, users.frame[USER_ID], known_file=users.path, what="user")
+    values = check_binary(table, item_columns)
     # np.nonzero over the transpose walks column by column, rows in file order:
     # exactly the order of DataFrame.melt(id_vars=['user_id']).
     item_pos, user_pos = np.nonzero(values.T)
     return pd.DataFrame(
         {
-            USER_ID: frame[USER_ID].to_numpy()[user_pos],
+            USER_ID: table.frame[USER_ID].to_numpy()[user_pos],
             ITEM_ID: np.asarray(item_columns, dtype=object)[item_pos],
         }
     )
-
-
-def _binary_cells(cells: pd.DataFrame, path: Path) -> np.ndarray:
-    """The 0/1 cells as uint8, or a DataValidationError naming the first bad cell."""
-    if all(pd.api.types.is_integer_dtype(t) for t in cells.dtypes):
-        values = cells.to_numpy()
-        bad = (values != 0) & (values != 1)
-        if not bad.any():
-            return values.astype(np.uint8)
-    for column in cells.columns:
-        raw = cells[column]
-        numeric = pd.to_numeric(raw, errors="coerce")
-        bad = ~numeric.isin([0, 1]).to_numpy()
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            shown = raw.iloc[row]
-            raise DataValidationError(
-                f"expected 0 or 1, got {'an empty cell' if pd.isna(shown) else shown_value(shown)}",
-                file=path,
-                line=line_of(row),
-                column=str(column),
-            )
-    # Every cell is 0 or 1 written another way (e.g. "1.0").
-    return cells.apply(pd.to_numeric).to_numpy().astype(np.uint8)
-
-
-def _check_known(
-    interactions: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame, files: list[Path]
-) -> None:
-    for column, table, name in ((USER_ID, users, USERS_FILE), (ITEM_ID, items, ITEMS_FILE)):
-        known = interactions[column].isin(table[column]).to_numpy()
-        if not known.all():
-            row = int(np.flatnonzero(~known)[0])
-            where = files[0] if len(files) == 1 else files[0].parent
-            raise DataValidationError(
-                f"{column.split('_')[0]} {interactions[column].iloc[row]!r} (interaction {row + 1}) "
-                f"is not in {name}",
-                file=where,
-                column=column,
-            )

@@ -1,23 +1,22 @@
-"""Checks on input tables that fail with the file, line and column at fault.
+"""Checks on the values of input tables, failing with the file, line and column at fault.
 
-Line numbers are 1-based file lines with the header on line 1, so data row
-``r`` (0-based, in file order) is line ``r + 2``.
+Every loader runs these on the :class:`~tfrs_recsys.data.reader.Table` of a
+file it read: ids (present, unique, known to another file), numbers, text,
+0/1 flags and fixed choices. Each check reports the first bad row in file
+order, by its 1-based file line (a header is line 1) and the column's name in
+the file, then says what was expected and what was found.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tfrs_recsys.errors import DataValidationError, DatasetNotFoundError
-
-
-def line_of(row: int, header_lines: int = 1) -> int:
-    """File line (1-based) of the 0-based data row ``row``."""
-    return int(row) + 1 + header_lines
+from tfrs_recsys.data.reader import Table
+from tfrs_recsys.errors import DatasetNotFoundError, DataValidationError
 
 
 def require_files(directory: Path, names: Iterable[str], *, dataset: str) -> None:
@@ -39,122 +38,146 @@ def shown_value(value: object) -> str:
     return repr(value)
 
 
-def read_csv(path: Path, **kwargs) -> pd.DataFrame:
-    """``pandas.read_csv`` that fails with a DataValidationError naming the file.
+def _blank(values: pd.Series) -> np.ndarray:
+    """Missing, or only spaces once written as text."""
+    return (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
 
-    Empty files, header-only files, unparsable files and blank lines between
-    data rows are errors (blank lines are kept while reading, so that line
-    numbers in later errors stay true); trailing blank lines are ignored.
-    """
-    kwargs.setdefault("skip_blank_lines", False)
-    try:
-        frame = pd.read_csv(path, **kwargs)
-    except pd.errors.EmptyDataError as exc:
-        raise DataValidationError("the file is empty (expected a header and data rows)", file=path) from exc
-    except pd.errors.ParserError as exc:
-        raise DataValidationError(f"cannot parse the file: {exc}", file=path) from exc
-    except UnicodeDecodeError as exc:
-        raise DataValidationError(f"not valid {kwargs.get('encoding', 'utf-8')} text: {exc}", file=path) from exc
-    except ValueError as exc:  # e.g. a dtype that does not fit a column
-        raise DataValidationError(f"cannot read the file: {exc}", file=path) from exc
-    blank = frame.isna().all(axis=1).to_numpy() if len(frame.columns) > 1 else np.zeros(len(frame), bool)
+
+def _fail(table: Table, row: int, column: str, problem: str) -> DataValidationError:
+    return DataValidationError(
+        problem, file=table.path, line=table.line(row), column=table.label(column)
+    )
+
+
+def check_ids_present(table: Table, column: str) -> None:
+    """Every id of ``column`` is set (not missing, not blank)."""
+    blank = _blank(table.frame[column])
     if blank.any():
-        # Trailing blank lines are harmless; drop them.
-        last = len(blank) - int(np.argmax(~blank[::-1])) if (~blank).any() else 0
-        if blank[:last].any():
-            row = int(np.flatnonzero(blank[:last])[0])
-            raise DataValidationError("blank line between data rows", file=path, line=line_of(row))
-        frame = frame.iloc[:last]
-    if frame.empty:
-        raise DataValidationError("the file has a header but no data rows", file=path)
-    return frame
+        raise _fail(table, int(np.flatnonzero(blank)[0]), column, "empty id")
 
 
-def require_columns(frame: pd.DataFrame, columns: Sequence[str], *, file: Path | str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataValidationError(
-            f"missing column(s) {', '.join(repr(c) for c in missing)}; the header has "
-            f"{', '.join(repr(str(c)) for c in frame.columns)}",
-            file=file,
-            line=1,
-        )
-
-
-def check_unique(frame: pd.DataFrame, column: str, *, file: Path | str) -> None:
-    duplicated = frame[column].duplicated()
+def check_unique(table: Table, column: str) -> None:
+    """No id of ``column`` appears twice; the message names both lines."""
+    values = table.frame[column]
+    duplicated = values.duplicated().to_numpy()
     if duplicated.any():
-        row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        value = frame[column].iloc[row]
-        first = int(np.flatnonzero((frame[column] == value).to_numpy())[0])
-        raise DataValidationError(
-            f"duplicate id {value!r} (first seen on line {line_of(first)}); ids must be unique",
-            file=file,
-            line=line_of(row),
-            column=column,
+        row = int(np.flatnonzero(duplicated)[0])
+        value = values.iloc[row]
+        first = int(np.flatnonzero((values == value).to_numpy())[0])
+        raise _fail(
+            table,
+            row,
+            column,
+            f"duplicate id {value!r} (first seen on line {table.line(first)}); ids must be unique",
         )
 
 
-def check_ids_present(frame: pd.DataFrame, column: str, *, file: Path | str) -> None:
-    values = frame[column]
-    bad = values.isna() | (values.astype(str).str.strip() == "")
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataValidationError("empty id", file=file, line=line_of(row), column=column)
+def check_ids(table: Table, column: str) -> None:
+    """The ids of a user or item table: all present and unique."""
+    check_ids_present(table, column)
+    check_unique(table, column)
 
 
-def check_numeric(
-    frame: pd.DataFrame,
-    column: str,
-    *,
-    file: Path | str,
-    minimum: float | None = 0.0,
-    header_lines: int = 1,
-) -> pd.Series:
-    """Returns the column as float64; fails on non-numbers, NaN or values < minimum."""
-    raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce")
-    bad = values.isna().to_numpy()
+def check_known(
+    table: Table, column: str, known: pd.Series, *, known_file: Path | str, what: str
+) -> None:
+    """Every id of ``column`` is one of ``known``, the ids of ``known_file``.
+
+    Args:
+        table: The table that refers to the ids (ratings, interactions...).
+        column: Its id column.
+        known: The ids that exist.
+        known_file: Where ``known`` comes from, for the message.
+        what: ``user`` or ``item``.
+    """
+    unknown = (~table.frame[column].isin(known)).to_numpy()
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        value = table.frame[column].iloc[row]
+        raise _fail(
+            table,
+            row,
+            column,
+            f"{what} id {value!r} is not in {known_file} "
+            f"({int(unknown.sum())} row(s) refer to unknown {what}s)",
+        )
+
+
+def check_numeric(table: Table, column: str, *, minimum: float | None = 0.0) -> pd.Series:
+    """The column as float64; fails at the first non-number, infinity or value < ``minimum``.
+
+    Text cells may have spaces around the number.
+    """
+    raw = table.frame[column]
+    values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+    numbers = values.to_numpy()
+    bad = ~np.isfinite(numbers)
+    if minimum is not None:
+        bad |= numbers < minimum
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         shown = raw.iloc[row]
-        raise DataValidationError(
-            f"expected a number, got {'nothing' if pd.isna(shown) else shown_value(shown)}",
-            file=file,
-            line=line_of(row, header_lines),
-            column=column,
-        )
-    infinite = ~np.isfinite(values.to_numpy(dtype=np.float64))
-    if infinite.any():
-        row = int(np.flatnonzero(infinite)[0])
-        raise DataValidationError(
-            f"expected a finite number, got {shown_value(raw.iloc[row])}",
-            file=file,
-            line=line_of(row, header_lines),
-            column=column,
-        )
-    if minimum is not None:
-        low = (values < minimum).to_numpy()
-        if low.any():
-            row = int(np.flatnonzero(low)[0])
-            raise DataValidationError(
-                f"expected a number >= {minimum:g}, got {values.iloc[row]:g}",
-                file=file,
-                line=line_of(row, header_lines),
-                column=column,
-            )
-    return values.astype(np.float64)
+        if _blank(raw.iloc[row : row + 1])[0]:
+            problem = "expected a number, got nothing"
+        elif np.isnan(numbers[row]):
+            problem = f"expected a number, got {shown_value(shown)}"
+        elif np.isinf(numbers[row]):
+            problem = f"expected a finite number, got {shown_value(shown)}"
+        else:
+            problem = f"expected a number >= {minimum:g}, got {numbers[row]:g}"
+        raise _fail(table, row, column, problem)
+    return values
 
 
-def check_text(frame: pd.DataFrame, column: str, *, file: Path | str, header_lines: int = 1) -> None:
+def check_text(table: Table, column: str) -> None:
     """Fails on missing or blank text."""
-    values = frame[column]
-    bad = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
+    blank = _blank(table.frame[column])
+    if blank.any():
+        row = int(np.flatnonzero(blank)[0])
+        raise _fail(table, row, column, "empty text (expected a non-blank string)")
+
+
+def check_binary(table: Table, columns: Sequence[str]) -> np.ndarray:
+    """The 0/1 cells of ``columns`` as uint8 ``[rows, len(columns)]``.
+
+    ``1.0`` counts as 1. Columns are checked in the given order, so the first
+    bad cell of the first bad column is the one reported.
+    """
+    cells = table.frame[list(columns)]
+    if all(pd.api.types.is_integer_dtype(t) for t in cells.dtypes):
+        values = cells.to_numpy()
+        if not ((values != 0) & (values != 1)).any():
+            return values.astype(np.uint8)
+    for column in columns:
+        raw = table.frame[column]
+        bad = ~pd.to_numeric(raw, errors="coerce").isin([0, 1]).to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            shown = raw.iloc[row]
+            raise _fail(
+                table,
+                row,
+                column,
+                f"expected 0 or 1, got {'an empty cell' if pd.isna(shown) else shown_value(shown)}",
+            )
+    # Every cell is 0 or 1 written another way (e.g. "1.0").
+    return cells.apply(pd.to_numeric).to_numpy().astype(np.uint8)
+
+
+def check_choice(
+    table: Table, column: str, choices: Collection[str], *, expected: str
+) -> pd.Series:
+    """The column's text (spaces stripped), which must be one of ``choices``.
+
+    Args:
+        table: The table.
+        column: A text column.
+        choices: The allowed values.
+        expected: What the message says was expected (``a genre flag 0 or 1``).
+    """
+    values = table.frame[column].str.strip()
+    bad = ~values.isin(list(choices)).to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataValidationError(
-            "empty text (expected a non-blank string)",
-            file=file,
-            line=line_of(row, header_lines),
-            column=column,
-        )
+        raise _fail(table, row, column, f"expected {expected}, got {values.iloc[row]!r}")
+    return values

@@ -9,8 +9,8 @@ the weights, tokenizer, pooling, normalisation and sequence length, so a
 different encoder or setting never reads another's vectors.
 
 Each call that computes vectors adds one shard, ``shard-<hash>.npz`` (``keys``
-uint8 ``[n, 32]``, ``vectors`` float32 ``[n, dim]``), written to a hidden
-temporary file and renamed into place; past :data:`MAX_SHARDS` shards they are
+uint8 ``[n, 32]``, ``vectors`` float32 ``[n, dim]``), written atomically
+(:func:`tfrs_recsys.atomic.atomic_file`); past :data:`MAX_SHARDS` shards they are
 merged into one. A shard that cannot be read is ignored (and removed), so its
 strings are simply embedded again.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 import uuid
 import weakref
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from tfrs_recsys.atomic import atomic_file
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.paths import cache_dir
 from tfrs_recsys.progress import Periodic
@@ -124,13 +124,10 @@ class EmbeddingCache:
     def _write(self, name: str, keys: np.ndarray, vectors: np.ndarray) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.directory / name
-        partial = self.directory / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
-        try:
-            with open(partial, "wb") as handle:
+        with atomic_file(target) as staging:
+            # A handle, not a path: np.savez would add ".npz" to the staging name.
+            with open(staging, "wb") as handle:
                 np.savez(handle, keys=keys, vectors=vectors)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
         return target
 
     def compact(self) -> None:

