@@ -9,7 +9,7 @@ split:
 2. each model is trained on the remaining (warm) train pairs with the in-batch
    softmax of ``tfrs.tasks.Retrieval`` (with logQ correction), so cold items
    are never even sampled as negatives, for ``--epochs`` epochs;
-3. evaluation follows shared/EVALUATION.md on the cold items only: each user
+3. evaluation follows the protocol (docs/evaluation.md) on the cold items only: each user
    with a holdout positive among the cold items ranks the cold items (warm
    items are masked like train items), recall/NDCG at 10.
 

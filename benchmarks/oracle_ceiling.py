@@ -1,6 +1,6 @@
 """How close to the oracle can a model learnt from this data get?
 
-The oracle of shared/EVALUATION.md ranks by the generator's true probabilities,
+The oracle of the evaluation protocol (docs/evaluation.md) ranks by the generator's true probabilities,
 which include two things no model can learn from the train split:
 
 - the per-cell logistic noise of every (user, item) cell (independent of

@@ -84,20 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect = sub.add_parser("inspect-data", help="validate a dataset and print its summary")
     inspect.add_argument("source", help="dataset directory or name (movielens-100k)")
-    inspect.add_argument("--min-rating", type=float, default=4.0, help="explicit ratings >= this are positives")
+    inspect.add_argument(
+        "--min-rating", type=float, default=4.0, help="explicit ratings >= this are positives"
+    )
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     train = sub.add_parser("train", help="train a model from a config into a run directory")
     train.add_argument(
-        "--config", default=None,
+        "--config",
+        default=None,
         help="a shipped config name (tech_all, ml100k_subset, ...) or a TOML file (default: built-in defaults)",
     )
     train.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config key, e.g. --set model.temperature=0.2 (repeatable)",
     )
     train.add_argument("--run-dir", type=Path, required=True, help="run directory to create")
-    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its latest checkpoint")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir from its latest checkpoint",
+    )
 
     evaluate = sub.add_parser("evaluate", help="evaluate a trained run on its holdout")
     evaluate.add_argument("--run-dir", type=Path, required=True)
@@ -111,14 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: popularity, oracle, seed_subset, ease, als, retrieval_ids, "
         "retrieval_subset, retrieval_all, ranking_ids, ranking_subset, ranking_all",
     )
-    compare.add_argument("--out", type=Path, required=True, help="report directory (comparison.md/.json, plot)")
-    compare.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     compare.add_argument(
-        "--config-dir", type=Path, default=None,
+        "--out", type=Path, required=True, help="report directory (comparison.md/.json, plot)"
+    )
+    compare.add_argument(
+        "--json", type=Path, default=None, help="also write the figures to this JSON file"
+    )
+    compare.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
         help="a folder of <prefix>_<feature_set>.toml configs to use instead of the shipped ones",
     )
     compare.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a key of every TFRS model's config, e.g. --set train.epochs=3",
     )
 
@@ -137,26 +158,38 @@ def build_parser() -> argparse.ArgumentParser:
         "`import tensorflow_text` before tf.saved_model.load.",
     )
     export.add_argument("--run-dir", type=Path, required=True, help="a trained run directory")
-    export.add_argument("--out", type=Path, required=True, help="model directory, e.g. exported_models/tech_ids")
-    export.add_argument("-n", type=_positive_int, default=10, help="items per user of serving_default (default 10)")
     export.add_argument(
-        "--no-exclude", dest="exclude", action="store_false",
+        "--out", type=Path, required=True, help="model directory, e.g. exported_models/tech_ids"
+    )
+    export.add_argument(
+        "-n", type=_positive_int, default=10, help="items per user of serving_default (default 10)"
+    )
+    export.add_argument(
+        "--no-exclude",
+        dest="exclude",
+        action="store_false",
         help="do not mask known users' train positives",
     )
     export.add_argument(
-        "--index", choices=("brute_force", "scann"), default="brute_force",
+        "--index",
+        choices=("brute_force", "scann"),
+        default="brute_force",
         help="brute_force: exact, stock TF Serving (default); scann: approximate, needs the optional "
         "'scann' extra to export and a TF Serving build with the ScaNN ops to serve (stock "
         "tensorflow/serving cannot load it)",
     )
     export.add_argument(
-        "--serving-root", default="/models",
+        "--serving-root",
+        default="/models",
         help="where the server sees the directory above --out; models.config base_path is "
         "SERVING_ROOT/<model name> (default /models, the docker mount of the README)",
     )
-    export.add_argument("--no-warmup", dest="warmup", action="store_false", help="write no warm-up requests")
     export.add_argument(
-        "--cold-start-text", action="store_true",
+        "--no-warmup", dest="warmup", action="store_false", help="write no warm-up requests"
+    )
+    export.add_argument(
+        "--cold-start-text",
+        action="store_true",
         help="bert text runs only: strings outside the precomputed text tables (a new user's "
         "profession, a new item's description) go through the TF Hub encoder in "
         "recommend_from_features and score_items instead of getting the zero vector; the whole "
@@ -165,36 +198,67 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--json", action="store_true", help="print the result as JSON")
 
     rec = sub.add_parser("recommend", help="top-N items with metadata from an exported SavedModel")
-    rec.add_argument("--model", type=Path, required=True, help="exported model directory (exported_models/<name>)")
-    rec.add_argument("--version", type=_positive_int, default=None, help="model version (default: the latest)")
-    rec.add_argument("--user", dest="users", action="append", default=[], metavar="USER_ID",
-                     help="user id (repeatable)")
-    rec.add_argument("--representative", action="store_true",
-                     help="three users of each segment (personality), sampled at export")
+    rec.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="exported model directory (exported_models/<name>)",
+    )
+    rec.add_argument(
+        "--version", type=_positive_int, default=None, help="model version (default: the latest)"
+    )
+    rec.add_argument(
+        "--user",
+        dest="users",
+        action="append",
+        default=[],
+        metavar="USER_ID",
+        help="user id (repeatable)",
+    )
+    rec.add_argument(
+        "--representative",
+        action="store_true",
+        help="three users of each segment (personality), sampled at export",
+    )
     rec.add_argument("-n", type=_positive_int, default=5, help="items per user (default 5)")
     rec.add_argument("--json", action="store_true", help="print the result as JSON")
     text_encoder = sub.add_parser(
-        "build-text-encoder", help="convert BERT weights into a TF Hub SavedModel pair (all-MiniLM-L6-v2 by default)"
+        "build-text-encoder",
+        help="convert BERT weights into a TF Hub SavedModel pair (all-MiniLM-L6-v2 by default)",
     )
     text_encoder.add_argument(
-        "--out", type=Path, default=None,
+        "--out",
+        type=Path,
+        default=None,
         help="output directory (default: <cache>/text_encoders/all-minilm-l6-v2, or the --from-dir name)",
     )
     text_encoder.add_argument(
-        "--from-dir", type=Path, default=None,
+        "--from-dir",
+        type=Path,
+        default=None,
         help="convert this BERT checkpoint directory (config.json, vocab.txt, model.safetensors) instead",
     )
-    text_encoder.add_argument("--seq-length", type=_positive_int, default=128, help="default tokens per text")
-    text_encoder.add_argument("--force", action="store_true", help="rebuild and replace an existing directory")
+    text_encoder.add_argument(
+        "--seq-length", type=_positive_int, default=128, help="default tokens per text"
+    )
+    text_encoder.add_argument(
+        "--force", action="store_true", help="rebuild and replace an existing directory"
+    )
 
     demo = sub.add_parser("demo", help="the main job on the embedded default data")
     demo.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="dataset directory")
     demo.add_argument(
-        "--config", default="tech_all", help="a shipped config name or a TOML file (default tech_all)"
+        "--config",
+        default="tech_all",
+        help="a shipped config name or a TOML file (default tech_all)",
     )
-    demo.add_argument("--run-dir", type=Path, default=None, help="run directory (default runs/demo-<time>)")
     demo.add_argument(
-        "--export", type=Path, default=None,
+        "--run-dir", type=Path, default=None, help="run directory (default runs/demo-<time>)"
+    )
+    demo.add_argument(
+        "--export",
+        type=Path,
+        default=None,
         help="export the trained model as the next TF Serving version here (default exported_models/<config name>)",
     )
     demo.add_argument("--no-export", dest="do_export", action="store_false", help="skip the export")
@@ -254,15 +318,19 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from tfrs_recsys.atomic import check_writable_target
     from tfrs_recsys.data.generator import GeneratorConfig, generate
     from tfrs_recsys.data.techproducts import write_tech_products
-    from tfrs_recsys.atomic import check_writable_target
 
     check_writable_target(args.out, overwrite=args.force)
     config = GeneratorConfig(users=args.users, items=args.items, seed=args.seed)
     start = time.perf_counter()
     manifest = write_tech_products(
-        generate(config), args.out, layout=args.layout, overwrite=args.force, shard_format=args.shard_format
+        generate(config),
+        args.out,
+        layout=args.layout,
+        overwrite=args.force,
+        shard_format=args.shard_format,
     )
     summary = {
         "out": str(args.out),
@@ -309,9 +377,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"config: {config_origin(config_path)}")
     metrics = train(config, args.run_dir, resume=args.resume).metrics
     print()
-    print(f"run {args.run_dir}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
-          f"train {metrics['train_s']:.0f} s")
-    print(metrics_markdown({metrics["model"]: metrics["holdout"]["metrics"]}, metrics["dataset"], metrics["split"]))
+    print(
+        f"run {args.run_dir}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
+        f"train {metrics['train_s']:.0f} s"
+    )
+    print(
+        metrics_markdown(
+            {metrics["model"]: metrics["holdout"]["metrics"]}, metrics["dataset"], metrics["split"]
+        )
+    )
     return 0
 
 
@@ -325,13 +399,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     seed = model_seed_metric(run.model, data)
     model_name = f"{config.model.kind}_{config.model.feature_set}"
     if args.json:
-        print(json.dumps({"dataset": data.dataset.schema.name, "split": data.split.name,
-                          "model": model_name, **result.to_dict(), "seed_metric": seed},
-                         indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "dataset": data.dataset.schema.name,
+                    "split": data.split.name,
+                    "model": model_name,
+                    **result.to_dict(),
+                    "seed_metric": seed,
+                },
+                indent=2,
+                default=str,
+            )
+        )
     else:
         print(metrics_markdown({model_name: result}, data.dataset.schema.name, data.split.name))
         if seed is not None:
-            print(f"\nseed metric (the notebooks' mean p of one holdout positive per user): {seed:.4f}")
+            print(
+                f"\nseed metric (the notebooks' mean p of one holdout positive per user): {seed:.4f}"
+            )
         print(f"\nevaluated {result.users} users in {result.eval_s:.2f} s")
     return 0
 
@@ -344,13 +430,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     models = parse_models(args.models)
     # Progress and Keras' epoch lines go to stderr; stdout gets the table.
     with contextlib.redirect_stdout(sys.stderr):
-        report = compare(args.data, models, args.out, config_dir=args.config_dir, overrides=args.overrides)
+        report = compare(
+            args.data, models, args.out, config_dir=args.config_dir, overrides=args.overrides
+        )
     if args.json is not None:
         keep = (*COMPARISON_KEYS, "train_s", "eval_s", "recall@10_vs_oracle")
         summary = {
             "dataset": report["dataset"],
             "split": report["split"],
-            "models": {name: {k: v for k, v in m.items() if k in keep} for name, m in report["models"].items()},
+            "models": {
+                name: {k: v for k, v in m.items() if k in keep}
+                for name, m in report["models"].items()
+            },
         }
         write_json_atomic(args.json, summary)
     print(comparison_markdown(report))
@@ -360,28 +451,52 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_build_text_encoder(args: argparse.Namespace) -> int:
     from tfrs_recsys.text_encoder.convert import (
-        MINILM, build_minilm, convert_checkpoint, default_encoder_dir, is_complete, load_converted,
+        MINILM,
+        build_minilm,
+        convert_checkpoint,
+        default_encoder_dir,
+        is_complete,
+        load_converted,
     )
 
     started = time.perf_counter()
     reused = False
     if args.from_dir is None:
         target = args.out if args.out is not None else default_encoder_dir(MINILM.name)
-        reused = not args.force and is_complete(target) and load_converted(target).seq_length == args.seq_length
+        reused = (
+            not args.force
+            and is_complete(target)
+            and load_converted(target).seq_length == args.seq_length
+        )
         converted = build_minilm(args.out, seq_length=args.seq_length, force=args.force)
     else:
-        out = args.out if args.out is not None else default_encoder_dir(args.from_dir.resolve().name)
-        converted = convert_checkpoint(args.from_dir, out, seq_length=args.seq_length, overwrite=args.force)
+        out = (
+            args.out if args.out is not None else default_encoder_dir(args.from_dir.resolve().name)
+        )
+        converted = convert_checkpoint(
+            args.from_dir, out, seq_length=args.seq_length, overwrite=args.force
+        )
     print(converted.path)
-    print(f"preprocessor {converted.preprocessor}, encoder {converted.encoder}: {converted.dim}-d, "
-          f"seq length {converted.seq_length}, pooling {converted.pooling}, normalize {converted.normalize}")
-    built = "already built (--force rebuilds)" if reused else f"build {time.perf_counter() - started:.1f} s"
+    print(
+        f"preprocessor {converted.preprocessor}, encoder {converted.encoder}: {converted.dim}-d, "
+        f"seq length {converted.seq_length}, pooling {converted.pooling}, normalize {converted.normalize}"
+    )
+    built = (
+        "already built (--force rebuilds)"
+        if reused
+        else f"build {time.perf_counter() - started:.1f} s"
+    )
     print(f"{built}, {converted.size_bytes() / 1e6:.1f} MB on disk")
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from tfrs_recsys.reporting import dataset_summary, format_summary, metrics_markdown, segment_markdown
+    from tfrs_recsys.reporting import (
+        dataset_summary,
+        format_summary,
+        metrics_markdown,
+        segment_markdown,
+    )
     from tfrs_recsys.training.demo import run_demo
 
     result = run_demo(
@@ -412,11 +527,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             profile = ", ".join(f"{k} {v}" for k, v in user.profile.items())
             print(f"  {user.user_id} ({profile})")
             for rec in user.items:
-                extra = ", ".join(f"{k} {v}" for k, v in rec.items() if k not in ("item_id", "score", "description"))
+                extra = ", ".join(
+                    f"{k} {v}"
+                    for k, v in rec.items()
+                    if k not in ("item_id", "score", "description")
+                )
                 print(f"    {rec['item_id']}  score {rec['score']:.3f}  {extra}")
     if result.export is not None:
         exported = result.export
-        print(f"\nExported version {exported.version} to {exported.path} (TF Serving config {exported.models_config});")
+        print(
+            f"\nExported version {exported.version} to {exported.path} (TF Serving config {exported.models_config});"
+        )
         first_user = data.dataset.users["user_id"].iloc[0]
         print(f"try: tfrs-recsys recommend --model {exported.path.parent} --user {first_user} -n 5")
     print(f"\nMain job done in {result.seconds:.0f} s; run directory {result.run.run_dir}")
@@ -452,15 +573,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"exported {result.model_name} version {result.version} to {result.path} ({result.seconds:.1f} s)")
+    print(
+        f"exported {result.model_name} version {result.version} to {result.path} ({result.seconds:.1f} s)"
+    )
     for name, signature in result.signatures.items():
         inputs = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in signature["inputs"].items())
-        outputs = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in signature["outputs"].items())
+        outputs = ", ".join(
+            f"{k} {v['dtype']}{v['shape']}" for k, v in signature["outputs"].items()
+        )
         print(f"  {name}: {inputs} -> {outputs}")
     for name, ops in result.custom_ops.items():
         print(f"  note: {name} uses ops outside stock TensorFlow ({', '.join(ops)})")
     if result.custom_ops_to_load:
-        print(f"  note: loading the SavedModel needs ops outside stock TensorFlow ({', '.join(result.custom_ops_to_load)})")
+        print(
+            f"  note: loading the SavedModel needs ops outside stock TensorFlow ({', '.join(result.custom_ops_to_load)})"
+        )
     print(f"warm-up requests: {result.warmup_requests}; TF Serving config: {result.models_config}")
     return 0
 
@@ -487,11 +614,18 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
             answer["profile"] = {k: v for k, v in profile.items() if k != "user_id"}
             output.append(answer)
     if args.json:
-        print(json.dumps({"model": str(args.model), "version": recommender.version, "users": output},
-                         indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"model": str(args.model), "version": recommender.version, "users": output},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return 0
-    print(f"{args.model} version {recommender.version}: top-{args.n} (train items excluded: "
-          f"{'yes' if recommender.manifest.get('exclude_train') else 'no'})")
+    print(
+        f"{args.model} version {recommender.version}: top-{args.n} (train items excluded: "
+        f"{'yes' if recommender.manifest.get('exclude_train') else 'no'})"
+    )
     current = None
     for answer in output:
         if answer["group"] != current and answer["group"] != "requested":

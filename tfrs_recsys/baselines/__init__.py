@@ -20,3 +20,22 @@ ranks the rest; scorers never mask anything.
 All of them are numpy only at import time (ALS imports ``implicit`` when fitted,
 the tuning metric imports TensorFlow when first used).
 """
+
+from tfrs_recsys.baselines.als import ALSScorer
+from tfrs_recsys.baselines.ease import EASEScorer
+from tfrs_recsys.baselines.oracle import OracleScorer
+from tfrs_recsys.baselines.popularity import PopularityScorer
+from tfrs_recsys.baselines.random_scorer import RandomScorer
+from tfrs_recsys.baselines.tuning import tune_als, tune_ease
+from tfrs_recsys.baselines.user_items import UserItems
+
+__all__ = [
+    "ALSScorer",
+    "EASEScorer",
+    "OracleScorer",
+    "PopularityScorer",
+    "RandomScorer",
+    "UserItems",
+    "tune_als",
+    "tune_ease",
+]

@@ -6,6 +6,8 @@ Generated tech-products data only. The ceiling of the headline
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from tfrs_recsys.baselines.rows import check_user_rows
@@ -30,6 +32,24 @@ class OracleScorer:
                 "the oracle needs the generator's true model (truth.npz); this dataset has none"
             )
         self.truth = truth
+
+    @classmethod
+    def for_dataset(cls, dataset: RecDataset) -> OracleScorer:
+        """The oracle of a generated dataset, from the ``truth.npz`` in its directory.
+
+        Raises:
+            ConfigError: The dataset has no true model (only generated data has
+                one), or its sizes differ from the true model's.
+        """
+        from tfrs_recsys.data.techproducts import load_truth
+
+        truth = load_truth(Path(dataset.source)) if dataset.source else None
+        if truth is None:
+            raise ConfigError(
+                f"the oracle needs the generator's true model: {dataset.source or 'this dataset'} "
+                "has no truth.npz (only generated data has one)"
+            )
+        return cls(truth).check_dataset(dataset)
 
     @property
     def n_items(self) -> int:

@@ -101,7 +101,7 @@ def tune_ease(
             an argument on purpose.
         lambdas: Candidate ``l2`` values.
         metric_fn: ``metric_fn(scorer, fit_train, validation) -> float``, higher is
-            better; default the shared evaluator's recall@10 on the validation split.
+            better; default the package evaluator's recall@10 on the validation split.
 
     Returns:
         ``(scorer refitted on train, {"l2": best}, table)`` with one table row per

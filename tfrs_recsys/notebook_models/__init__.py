@@ -12,3 +12,9 @@
 They are kept as written, flaws included, so comparisons measure the notebooks
 and not an improved version of them. Importing these modules imports TensorFlow.
 """
+
+from tfrs_recsys.notebook_models.negatives import notebook_negatives
+from tfrs_recsys.notebook_models.seed_all import SeedAllModel
+from tfrs_recsys.notebook_models.seed_subset import SeedSubsetModel
+
+__all__ = ["SeedAllModel", "SeedSubsetModel", "notebook_negatives"]

@@ -107,7 +107,9 @@ def model_config(
         origin = f"built-in defaults because there is no {path}"
     else:
         found = stem if stem in config_names() else None
-        origin = f"built-in defaults because no config named {stem} ships for dataset {dataset_name}"
+        origin = (
+            f"built-in defaults because no config named {stem} ships for dataset {dataset_name}"
+        )
     if found is None:
         base_overrides += [f'model.kind="{kind}"', f'model.feature_set="{feature_set}"']
     else:
@@ -169,7 +171,9 @@ def compare(
                 logger.warning("%s: %s", name, origin)
             progress.info("%s: training with %s ...", step, origin)
             if config.data.split != split.name:
-                config = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split.name))
+                config = dataclasses.replace(
+                    config, data=dataclasses.replace(config.data, split=split.name)
+                )
             metrics = train_run(config, runs_dir / name, verbose=verbose).metrics
             result = EvaluationResult.from_dict(metrics["holdout"])
             details = {
@@ -182,14 +186,20 @@ def compare(
                 # Training time includes the refit on the whole train split.
                 details["refit_epochs"] = metrics["refit"]["epochs"]
                 train_s += metrics["refit"]["train_s"]
-            results.append(ModelRun(name, result, train_s, details, metrics.get("holdout_seed_metric")))
+            results.append(
+                ModelRun(name, result, train_s, details, metrics.get("holdout_seed_metric"))
+            )
         else:
             progress.info("%s: fitting ...", step)
-            model, details = _fit_peer(name, dataset, split, source, verbose)
+            model, details = _fit_peer(name, dataset, split, verbose)
             train_s = time.perf_counter() - start
             result = evaluate(model.scorer(), task)
             probabilities = probability_fn(model)
-            seed = None if probabilities is None else float(seed_metric(probabilities, dataset, split.holdout))
+            seed = (
+                None
+                if probabilities is None
+                else float(seed_metric(probabilities, dataset, split.holdout))
+            )
             results.append(ModelRun(name, result, train_s, details, seed))
         progress.info(
             "%s: recall@10 %.4f (train %.1f s, evaluation %.1f s)",
@@ -210,9 +220,7 @@ def compare(
     return report
 
 
-def _fit_peer(
-    name: str, dataset, split, source: str, verbose: int
-) -> tuple[Recommender, dict[str, Any]]:
+def _fit_peer(name: str, dataset, split, verbose: int) -> tuple[Recommender, dict[str, Any]]:
     """Fits the non-TFRS model ``name`` on ``split.train``: ``(model, report details)``."""
     if name == "popularity":
         from tfrs_recsys.baselines.popularity import PopularityScorer
@@ -220,12 +228,8 @@ def _fit_peer(
         return PopularityScorer.fit(dataset, split.train), {}
     if name == "oracle":
         from tfrs_recsys.baselines.oracle import OracleScorer
-        from tfrs_recsys.data.techproducts import load_truth
 
-        truth = load_truth(Path(dataset.source)) if dataset.source else None
-        if truth is None:
-            raise ConfigError(f"oracle: {source} has no true model (truth.npz); only generated data has one")
-        return OracleScorer(truth), {}
+        return OracleScorer.for_dataset(dataset), {}
     if name == "seed_subset":
         from tfrs_recsys.notebook_models.seed_subset import SeedSubsetModel
 
@@ -248,7 +252,9 @@ def _fit_peer(
         from tfrs_recsys.baselines.tuning import tune_als
 
         scorer, best, _ = tune_als(dataset, split.train)
-        return scorer, {"tuned": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in best.items()}}
+        return scorer, {
+            "tuned": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in best.items()}
+        }
     raise ConfigError(f"unknown model {name!r}")  # pragma: no cover
 
 
@@ -267,7 +273,9 @@ def _report(dataset_name: str, split_name: str, runs: Sequence[ModelRun]) -> dic
             }
         )
         if oracle is not None:
-            entry["recall@10_vs_oracle"] = entry["recall@10"] / float(oracle.result.metrics["recall@10"])
+            entry["recall@10_vs_oracle"] = entry["recall@10"] / float(
+                oracle.result.metrics["recall@10"]
+            )
         if run.result.per_segment:
             entry["per_segment_recall@10"] = {
                 seg: float(values["recall@10"]) for seg, values in run.result.per_segment.items()

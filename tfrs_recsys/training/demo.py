@@ -131,14 +131,24 @@ def run_demo(
 
     loaded = load_config(config, [f'data.source="{data_dir}"'])
     origin = config_origin(config)
-    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = (
+        Path(run_dir)
+        if run_dir is not None
+        else Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     progress.info(
-        "Training %s_%s (%s) into %s ...", loaded.model.kind, loaded.model.feature_set, origin, run_dir
+        "Training %s_%s (%s) into %s ...",
+        loaded.model.kind,
+        loaded.model.feature_set,
+        origin,
+        run_dir,
     )
     run = train(loaded, run_dir)
     metrics, data, model = run.metrics, run.data, run.model
 
-    task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout, split_name=data.split.name)
+    task = EvaluationTask.build(
+        data.dataset, data.split.train, data.split.holdout, split_name=data.split.name
+    )
     truth = load_truth(data_dir)
     results = {
         "popularity": evaluate(PopularityScorer.fit(data.dataset, data.split.train), task),
@@ -151,8 +161,12 @@ def run_demo(
     scorer = model.scorer()
     users = data.dataset.users.set_index("user_id")
     recommendations = {}
-    for value, user_ids in representative_users(data.dataset, per_segment=USERS_PER_SEGMENT).items():
-        tops = recommend(scorer, data.dataset, user_ids, n=RECOMMENDATIONS, exclude=data.split.train)
+    for value, user_ids in representative_users(
+        data.dataset, per_segment=USERS_PER_SEGMENT
+    ).items():
+        tops = recommend(
+            scorer, data.dataset, user_ids, n=RECOMMENDATIONS, exclude=data.split.train
+        )
         recommendations[value] = [
             UserRecommendations(user_id, dict(users.loc[user_id].items()), items)
             for user_id, items in zip(user_ids, tops)
