@@ -3,6 +3,7 @@ reader of sharded ``(user_id, item_id[, label])`` files."""
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pandas as pd
@@ -71,6 +72,28 @@ def test_long_layout_unknown_user_is_a_validation_error(make_tech_dir, write_csv
     assert "part-00000.csv" in message
 
 
+def test_long_layout_unknown_item_names_the_shard_and_line(make_tech_dir, write_csv):
+    directory = make_tech_dir(omit=("matrix",))
+    shards = directory / INTERACTIONS_DIR
+    write_csv("part-00000.csv", "user_id,item_id\ntec_0001,item_0001\n", shards)
+    write_csv("part-00001.csv", "user_id,item_id\nbud_0001,item_0002\ncre_0001,item_0042\n", shards)
+    with pytest.raises(DataValidationError) as excinfo:
+        load_tech_products(directory)
+    assert excinfo.value.file == str(shards / "part-00001.csv")
+    assert (excinfo.value.line, excinfo.value.column) == (3, "item_id")
+    assert "'item_0042'" in str(excinfo.value)
+
+
+def test_unknown_id_after_dropped_labels_keeps_its_line(make_tech_dir, write_csv):
+    """Rows with label 0 are dropped, yet the unknown user is reported on its own line 4."""
+    directory = make_tech_dir(omit=("matrix",))
+    text = "user_id,item_id,label\ntec_0001,item_0001,0\nbud_0001,item_0002,0\nzzz,item_0003,1\n"
+    write_csv("part-00000.csv", text, directory / INTERACTIONS_DIR)
+    with pytest.raises(DataValidationError) as excinfo:
+        load_tech_products(directory)
+    assert (excinfo.value.line, excinfo.value.column) == (4, "user_id")
+
+
 # --- read_interactions ------------------------------------------------------------------
 
 
@@ -134,6 +157,16 @@ def test_parquet_label_not_binary_names_the_row(tmp_path):
         read_interactions(tmp_path / "s")
     assert excinfo.value.line == 2 and excinfo.value.column == "label"
     assert "part-00000.parquet" in str(excinfo.value)
+    assert str(excinfo.value).endswith("expected 0 or 1, got 5")  # the value, not a numpy repr
+
+
+def test_gzipped_csv_shard_errors_name_the_line(tmp_path):
+    path = tmp_path / "inter.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("user_id,item_id\na,1\nb,2,9\n")
+    with pytest.raises(DataValidationError) as excinfo:
+        read_interactions(path)
+    assert excinfo.value.line == 3 and "found 3" in str(excinfo.value)
 
 
 def test_empty_id_names_line_and_column(tmp_path, write_csv):

@@ -518,6 +518,17 @@ def test_ml100k_bad_ratings(
     assert f"line {line}" in str(error)
 
 
+def test_blank_first_lines_are_named(tmp_path: Path) -> None:
+    """A blank line before the data is reported at its line, not as an empty file."""
+    error = _error(load_ml100k, write_ml100k(tmp_path / "a", data=["", *U_DATA]))
+    assert (Path(error.file).name, error.line) == ("u.data", 1)
+    assert "blank line" in str(error)
+    ratings = [LATEST_RATINGS[0], "", *LATEST_RATINGS[1:]]
+    error = _error(load_ml_latest, write_latest(tmp_path / "b", ratings=ratings))
+    assert (Path(error.file).name, error.line) == ("ratings.csv", 2)
+    assert "blank line" in str(error)
+
+
 def test_trailing_blank_lines_are_fine(tmp_path: Path) -> None:
     directory = write_ml100k(tmp_path, data=U_DATA + ["", ""], users=_u_user_lines() + [""])
     assert load_ml100k(directory).n_raw_interactions == len(U_DATA)

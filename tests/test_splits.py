@@ -16,6 +16,7 @@ from tfrs_recsys.data.splits import (
     leave_last_out,
     make_split,
     per_user_random,
+    split_dataset,
 )
 from tfrs_recsys.data.techproducts import MATRIX_FILE
 from tfrs_recsys.errors import ConfigError, DataValidationError
@@ -262,3 +263,30 @@ def test_make_split_dispatches_with_kwargs():
     split = make_split("holdout-80-20", frame, seed=5)
     assert _row_keys(split.holdout) == _row_keys(holdout_80_20(frame, seed=5).holdout)
     assert make_split("leave-last-out", _timed_frame()).holdout.index.tolist() == [1, 5, 7]
+
+
+# --- split_dataset (the public entry point) ------------------------------------------------
+
+
+def test_split_dataset_defaults_to_the_notebook_holdout(small_dataset):
+    """split_dataset(ds) is holdout-80-20 of ds.interactions: the notebooks' own code."""
+    split = split_dataset(small_dataset)
+    train, holdout = _notebook_split(small_dataset.interactions)
+    assert split.name == "holdout-80-20"
+    _assert_same_rows(split.train, train)
+    _assert_same_rows(split.holdout, holdout)
+    same = make_split("holdout-80-20", small_dataset.interactions)
+    assert _row_keys(split.holdout) == _row_keys(same.holdout)
+
+
+def test_split_dataset_by_name_passes_the_split_arguments(small_dataset):
+    split = split_dataset(small_dataset, "per-user-random", seed=3, fraction=0.5)
+    expected = per_user_random(small_dataset.interactions, seed=3, fraction=0.5)
+    assert split.name == "per-user-random"
+    assert _row_keys(split.train) == _row_keys(expected.train)
+    assert _row_keys(split.holdout) == _row_keys(expected.holdout)
+
+
+def test_split_dataset_unknown_name(small_dataset):
+    with pytest.raises(ConfigError, match="holdout-80-20"):
+        split_dataset(small_dataset, "random-50-50")

@@ -15,8 +15,10 @@ import pytest
 from tfrs_recsys.data.loading import load_dataset
 from tfrs_recsys.data.techproducts import (
     ITEMS_FILE,
+    MANIFEST_FILE,
     MATRIX_FILE,
     USERS_FILE,
+    generate_dataset,
     load_tech_products,
     write_tech_products,
 )
@@ -132,6 +134,35 @@ def test_encode_gives_table_rows(make_tech_dir):
     # (tec,1) (bud,2) (bud,3) (cre,3) -> user rows 0,1,1,2 and item rows 0,1,2,2.
     assert users.tolist() == [0, 1, 1, 2]
     assert items.tolist() == [0, 1, 2, 2]
+
+
+def test_generate_dataset_loads_back(tmp_path, small_generated, small_matrix):
+    """generate_dataset with the small fixture's sizes and seed writes that same data."""
+    out = generate_dataset(tmp_path / "gen", users=500, items=120)
+    assert out == tmp_path / "gen"
+    dataset = load_tech_products(out)
+    assert dataset.users["user_id"].tolist() == small_generated.users["user_id"].tolist()
+    assert dataset.items["item_id"].tolist() == small_generated.items["item_id"].tolist()
+    # Positives in melt order: column by column, users in file order.
+    item_pos, user_pos = np.nonzero(small_matrix.T)
+    expected = list(
+        zip(
+            small_generated.users["user_id"].to_numpy()[user_pos],
+            small_generated.items["item_id"].to_numpy()[item_pos],
+        )
+    )
+    assert list(dataset.interactions.itertuples(index=False, name=None)) == expected
+    assert (out / MANIFEST_FILE).is_file()
+
+
+def test_generate_dataset_replaces_only_when_asked(tmp_path):
+    out = generate_dataset(tmp_path / "gen", users=20, items=5, seed=1)
+    with pytest.raises(ConfigError, match="--force"):
+        generate_dataset(out, users=20, items=5, seed=2)
+    before = load_tech_products(out).users["age"].tolist()
+    generate_dataset(out, users=20, items=5, seed=2, overwrite=True)
+    assert load_tech_products(out).users["age"].tolist() != before
+    assert [p.name for p in tmp_path.iterdir()] == ["gen"]  # no staging left
 
 
 def test_write_rejects_unknown_layout(tmp_path, small_generated):
@@ -365,6 +396,42 @@ def test_zero_byte_file(make_tech_dir, key, name):
         load_tech_products(make_tech_dir(**{key: ""}))
     assert_names(excinfo.value, name)
     assert "empty" in str(excinfo.value)
+
+
+# --- Line-level errors ------------------------------------------------------------------------
+
+
+def test_extra_field_names_its_line(make_tech_dir, tiny_tables):
+    """pandas alone says "Error tokenizing data"; the error names line 3."""
+    users = tiny_tables["users"].replace("Budget Conscious", "Budget Conscious,extra")
+    with pytest.raises(DataValidationError) as excinfo:
+        load_tech_products(make_tech_dir(users=users))
+    assert_names(excinfo.value, USERS_FILE, line=3)
+    assert "expected 4 comma-separated fields, found 5" in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "name"), [("users", USERS_FILE), ("items", ITEMS_FILE), ("matrix", MATRIX_FILE)]
+)
+def test_undecodable_bytes_name_their_line(make_tech_dir, key, name):
+    directory = make_tech_dir()
+    path = directory / name
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = lines[2] + b"\xff"  # line 3
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataValidationError) as excinfo:
+        load_tech_products(directory)
+    assert_names(excinfo.value, name, line=3)
+    assert "utf-8" in str(excinfo.value)
+
+
+def test_line_numbers_count_line_breaks_inside_quotes(make_tech_dir, tiny_tables):
+    """item_0001's quoted description spans lines 2-3, so item_0003 is on line 5."""
+    items = tiny_tables["items"].replace("For gamers.", '"For\ngamers."')
+    items = items.replace("For designers.", "")
+    with pytest.raises(DataValidationError) as excinfo:
+        load_tech_products(make_tech_dir(items=items))
+    assert_names(excinfo.value, ITEMS_FILE, line=5, column="description")
 
 
 # --- Line numbers with blank lines ----------------------------------------------------------------
