@@ -164,6 +164,38 @@ def test_failed_extraction_leaves_nothing(
     assert list((tmp_path / "datasets").iterdir()) == []
 
 
+def test_another_process_finishing_first_keeps_its_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_pip: list[str]
+) -> None:
+    """Our rename fails because another process has just put a complete copy in place."""
+    from tfrs_recsys import atomic
+
+    def other_process_wins(source: Path, target: Path) -> None:
+        target.mkdir()
+        for name in SPEC.files:
+            (target / name).write_text("theirs")
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(atomic, "replace_directory", other_process_wins)
+    target = fetch_dataset("movielens-100k", tmp_path)
+    assert (target / "ml-100k.inter").read_text() == "theirs"
+    assert [p.name for p in (tmp_path / "datasets").iterdir()] == ["movielens-100k"]
+
+
+def test_failed_rename_without_a_complete_copy_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_pip: list[str]
+) -> None:
+    from tfrs_recsys import atomic
+
+    def rename_fails(source: Path, target: Path) -> None:
+        raise OSError(13, "Permission denied")
+
+    monkeypatch.setattr(atomic, "replace_directory", rename_fails)
+    with pytest.raises(OSError, match="Permission denied"):
+        fetch_dataset("movielens-100k", tmp_path)
+    assert list((tmp_path / "datasets").iterdir()) == []  # no staging directory left
+
+
 def test_missing_member_is_a_fetch_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wheel = tmp_path / "wheelhouse" / "recbole-1.2.1-py3-none-any.whl"
     wheel.parent.mkdir()

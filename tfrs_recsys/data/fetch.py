@@ -10,8 +10,8 @@ Fetching is atomic (:func:`tfrs_recsys.atomic.atomic_directory`): files are
 extracted into a hidden temporary directory next to the target and renamed into
 place only when complete, so an interrupted fetch never leaves a partial dataset
 directory (a killed process may leave a hidden ``.<name>.tmp-*`` directory
-behind, which is never read and can be deleted). When two processes fetch at
-once, the one that finishes second keeps the first one's complete copy.
+behind, which is never read and can be deleted). If another process renames
+its complete copy into place first, that copy is kept.
 """
 
 from __future__ import annotations
