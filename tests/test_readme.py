@@ -161,6 +161,9 @@ def test_quickstart_runs_again_in_the_same_directory(quickstart: BlockRun, cache
 
 
 _LINK = re.compile(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)")
+WRITTEN_BY_THE_PACKAGE = {"comparison.md"}  # compare's report, named in the docs
+_PARENT_PATH = re.compile(r"(?<![\w.])((?:\.\./)+[\w./-]*)")
+_MD_NAME = re.compile(r"(?<![\w./-])([\w./-]*\w\.md)\b")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*$", re.MULTILINE)
 DOC_FILES = [
     README,
@@ -196,6 +199,10 @@ def test_relative_links_resolve_inside_the_repository(doc: Path):
 
 @pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_docs_cite_no_file_outside_the_repository(doc: Path):
+    """Every ``../`` path stays inside the repository; every ``*.md`` named exists in it."""
     text = doc.read_text(encoding="utf-8")
-    assert "../shared" not in text
-    assert "shared/" not in text
+    for path in _PARENT_PATH.findall(text):
+        assert REPO in (doc.parent / path).resolve().parents, f"{doc.name}: {path} leaves the repo"
+    for name in set(_MD_NAME.findall(text)) - WRITTEN_BY_THE_PACKAGE:
+        candidates = [doc.parent / name, REPO / name]
+        assert any(c.is_file() for c in candidates), f"{doc.name}: names {name}, not in the repo"
