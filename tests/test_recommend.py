@@ -46,7 +46,9 @@ def test_top_n_with_train_items_excluded_matches_numpy(small_dataset, small_spli
         np.testing.assert_allclose([r["score"] for r in user_recs], scores[top], rtol=1e-6)
 
 
-def test_recommendations_exclude_train_items_even_when_they_score_highest(small_dataset, small_split):
+def test_recommendations_exclude_train_items_even_when_they_score_highest(
+    small_dataset, small_split
+):
     user_id = "bud_0007"
     seen = _train_items(small_split, small_dataset, user_id)
     assert seen
@@ -58,7 +60,9 @@ def test_recommendations_exclude_train_items_even_when_they_score_highest(small_
     assert len(recs) == 10
     assert not recommended & seen
     [unmasked] = recommend(scorer, small_dataset, [user_id], n=len(seen))
-    assert set(small_dataset.table("item").index_of([r["item_id"] for r in unmasked]).tolist()) == seen
+    assert (
+        set(small_dataset.table("item").index_of([r["item_id"] for r in unmasked]).tolist()) == seen
+    )
 
 
 def test_each_recommendation_has_the_item_columns_and_a_score_sorted_descending(small_dataset):
@@ -98,7 +102,9 @@ def test_users_are_answered_in_the_order_asked(small_dataset):
 
 def test_a_repeated_user_gets_the_same_masked_recommendations(small_dataset, small_split):
     scorer = MatrixScorer(small_dataset.n_users, small_dataset.n_items)
-    first, second = recommend(scorer, small_dataset, ["bud_0007", "bud_0007"], n=10, exclude=small_split.train)
+    first, second = recommend(
+        scorer, small_dataset, ["bud_0007", "bud_0007"], n=10, exclude=small_split.train
+    )
     assert first == second
 
 
@@ -117,8 +123,12 @@ def test_representative_users_per_personality(small_dataset):
 
 
 def test_representative_users_are_reproducible_and_seeded(small_dataset):
-    assert representative_users(small_dataset, seed=5) == representative_users(small_dataset, seed=5)
-    assert representative_users(small_dataset, seed=5) != representative_users(small_dataset, seed=6)
+    assert representative_users(small_dataset, seed=5) == representative_users(
+        small_dataset, seed=5
+    )
+    assert representative_users(small_dataset, seed=5) != representative_users(
+        small_dataset, seed=6
+    )
 
 
 def test_representative_users_takes_a_whole_small_segment(make_tech_dir):

@@ -7,16 +7,15 @@ attach the item's columns (type, price, description, ... on the default data).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tfrs_recsys.data.dataset import RecDataset
-from tfrs_recsys.data.schema import ITEM_ID, USER_ID
-
-Scorer = Callable[[np.ndarray], Any]
+from tfrs_recsys.data.schema import USER_ID
+from tfrs_recsys.recommender import Scorer
 
 
 def recommend(
@@ -84,4 +83,4 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-__all__ = ["recommend", "representative_users", "ITEM_ID"]
+__all__ = ["recommend", "representative_users"]
