@@ -30,16 +30,17 @@ from pathlib import Path
 
 import tfrs_recsys  # noqa: F401  (Keras 2 before TensorFlow)
 
+# isort: split
 import numpy as np
 import tensorflow as tf
 
 from benchmarks.machine import dataset_dir, describe
+from tfrs_recsys.baselines.oracle import OracleScorer
 from tfrs_recsys.config import ExperimentConfig, ModelConfig, TrainConfig
 from tfrs_recsys.data.schema import ITEM_ID
 from tfrs_recsys.data.splits import holdout_80_20
 from tfrs_recsys.data.techproducts import load_tech_products, load_truth
 from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
-from tfrs_recsys.baselines.oracle import OracleScorer
 from tfrs_recsys.features.preprocessing import fit_preprocessing
 from tfrs_recsys.models.factory import build_model, training_dataset
 
@@ -84,27 +85,41 @@ def main() -> None:
     split = holdout_80_20(dataset.interactions)
     item_ids = dataset.table("item").ids
     rng = np.random.default_rng(args.seed)
-    cold_rows = np.sort(rng.choice(len(item_ids), size=int(round(args.cold_fraction * len(item_ids))), replace=False))
+    cold_rows = np.sort(
+        rng.choice(
+            len(item_ids), size=int(round(args.cold_fraction * len(item_ids))), replace=False
+        )
+    )
     cold_mask = np.zeros(len(item_ids), dtype=bool)
     cold_mask[cold_rows] = True
     cold_ids = set(item_ids[cold_rows].astype(str))
     train = split.train[~split.train[ITEM_ID].astype(str).isin(cold_ids)].reset_index(drop=True)
-    holdout = split.holdout[split.holdout[ITEM_ID].astype(str).isin(cold_ids)].reset_index(drop=True)
-    task = EvaluationTask.build(dataset, train, holdout, split_name="holdout-80-20, cold items only")
-    print(f"data: {args.data}; {len(cold_rows)} cold items of {len(item_ids)}; warm train pairs {len(train):,}; "
-          f"cold holdout pairs {len(holdout):,}; {task.n_users:,} evaluated users; {args.epochs} epochs per model")
+    holdout = split.holdout[split.holdout[ITEM_ID].astype(str).isin(cold_ids)].reset_index(
+        drop=True
+    )
+    task = EvaluationTask.build(
+        dataset, train, holdout, split_name="holdout-80-20, cold items only"
+    )
+    print(
+        f"data: {args.data}; {len(cold_rows)} cold items of {len(item_ids)}; warm train pairs {len(train):,}; "
+        f"cold holdout pairs {len(holdout):,}; {task.n_users:,} evaluated users; {args.epochs} epochs per model"
+    )
     print()
     print("| model | recall@10 | ndcg@10 | recall@10 / oracle | train s |")
     print("|---|---:|---:|---:|---:|")
     truth = load_truth(args.data)
     oracle = evaluate(cold_only(OracleScorer(truth), cold_mask), task).metrics
-    print(f"| oracle (true probabilities) | {oracle['recall@10']:.4f} | {oracle['ndcg@10']:.4f} | 1.000 | - |")
+    print(
+        f"| oracle (true probabilities) | {oracle['recall@10']:.4f} | {oracle['ndcg@10']:.4f} | 1.000 | - |"
+    )
     variants = [("subset (ids + age + price)", dataclasses.replace(MODEL, feature_set="subset"))]
     for text in [t.strip() for t in args.text.split(",") if t.strip()]:
         variants.append((f"all, text {text}", dataclasses.replace(MODEL, text_encoder=text)))
     for name, model_config in variants:
         tf.keras.utils.set_random_seed(42)
-        experiment = ExperimentConfig(model=model_config, train=TrainConfig(batch_size=1024, learning_rate=0.005))
+        experiment = ExperimentConfig(
+            model=model_config, train=TrainConfig(batch_size=1024, learning_rate=0.005)
+        )
         model = build_model(model_config, fit_preprocessing(dataset, train, model_config), dataset)
         model.compile(optimizer=tf.keras.optimizers.Adam(experiment.train.learning_rate))
         pipeline = training_dataset(model, dataset, train, experiment)
@@ -112,8 +127,11 @@ def main() -> None:
         model.fit(pipeline, epochs=args.epochs, verbose=0)
         train_s = time.perf_counter() - start
         metrics = evaluate(cold_only(model.scorer(), cold_mask), task).metrics
-        print(f"| {name} | {metrics['recall@10']:.4f} | {metrics['ndcg@10']:.4f} | "
-              f"{metrics['recall@10'] / oracle['recall@10']:.3f} | {train_s:.0f} |", flush=True)
+        print(
+            f"| {name} | {metrics['recall@10']:.4f} | {metrics['ndcg@10']:.4f} | "
+            f"{metrics['recall@10'] / oracle['recall@10']:.3f} | {train_s:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

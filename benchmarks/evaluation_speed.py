@@ -23,15 +23,16 @@ from pathlib import Path
 
 import tfrs_recsys  # noqa: F401  (Keras 2 before TensorFlow)
 
+# isort: split
 import numpy as np
 import tensorflow as tf
 
 from benchmarks.machine import dataset_dir, describe
+from tfrs_recsys.baselines.oracle import OracleScorer
+from tfrs_recsys.baselines.popularity import PopularityScorer
 from tfrs_recsys.data.splits import holdout_80_20
 from tfrs_recsys.data.techproducts import load_tech_products, load_truth
 from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
-from tfrs_recsys.baselines.oracle import OracleScorer
-from tfrs_recsys.baselines.popularity import PopularityScorer
 from tfrs_recsys.notebook_models.seed_subset import notebook_network
 
 
@@ -48,13 +49,17 @@ def main() -> None:
     start = time.perf_counter()
     task = EvaluationTask.build(dataset, split.train, split.holdout)
     build_s = time.perf_counter() - start
-    print(f"data: {args.data}; {task.n_users} evaluated users x {dataset.n_items} items; task built in {build_s:.2f} s")
+    print(
+        f"data: {args.data}; {task.n_users} evaluated users x {dataset.n_items} items; task built in {build_s:.2f} s"
+    )
     print()
     rng = np.random.default_rng(0)
     users = tf.constant(rng.standard_normal((dataset.n_users, 64)).astype(np.float32))
     items = tf.constant(rng.standard_normal((dataset.n_items, 64)).astype(np.float32))
     scorers = {
-        "two-tower scorer (64-d dot products)": lambda rows: tf.matmul(tf.gather(users, rows), items, transpose_b=True),
+        "two-tower scorer (64-d dot products)": lambda rows: tf.matmul(
+            tf.gather(users, rows), items, transpose_b=True
+        ),
         "popularity": PopularityScorer.fit(dataset, split.train),
         "oracle (true probabilities)": OracleScorer(load_truth(args.data)),
     }

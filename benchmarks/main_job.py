@@ -29,18 +29,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--config", default="tech_all")
-    parser.add_argument("--warm-cache", action="store_true", help="reuse the user's cache (text encoder, embeddings)")
+    parser.add_argument(
+        "--warm-cache",
+        action="store_true",
+        help="reuse the user's cache (text encoder, embeddings)",
+    )
     args = parser.parse_args()
     print(describe())
     seconds = []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
             command = [
-                sys.executable, "-m", "tfrs_recsys", "demo",
-                "--data", str(Path(tmp) / "tech-products"),
-                "--run-dir", str(Path(tmp) / "run"),
-                "--config", args.config,
-                "--export", str(Path(tmp) / "exported_models" / "main_job"),
+                sys.executable,
+                "-m",
+                "tfrs_recsys",
+                "demo",
+                "--data",
+                str(Path(tmp) / "tech-products"),
+                "--run-dir",
+                str(Path(tmp) / "run"),
+                "--config",
+                args.config,
+                "--export",
+                str(Path(tmp) / "exported_models" / "main_job"),
             ]
             env = dict(os.environ)
             if not args.warm_cache:
@@ -49,8 +60,10 @@ def main() -> None:
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
             seconds.append(time.perf_counter() - start)
     cache = "warm cache" if args.warm_cache else "empty cache: encoder built, texts embedded"
-    print(f"main job (tfrs-recsys demo, {args.config}, {cache}): median {statistics.median(seconds):.0f} s "
-          f"over {len(seconds)} run(s): {', '.join(f'{s:.0f}' for s in seconds)}")
+    print(
+        f"main job (tfrs-recsys demo, {args.config}, {cache}): median {statistics.median(seconds):.0f} s "
+        f"over {len(seconds)} run(s): {', '.join(f'{s:.0f}' for s in seconds)}"
+    )
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import tfrs_recsys  # noqa: F401  (Keras 2 before TensorFlow)
 
+# isort: split
 import numpy as np
 
 from benchmarks.machine import dataset_dir, describe
@@ -48,8 +49,14 @@ from tfrs_recsys.data.techproducts import load_tech_products, load_truth
 from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
 
 
-def fit_user_taste(offsets: np.ndarray, labels: np.ndarray, item_taste: np.ndarray, prior_var: float,
-                   iterations: int = 30, tolerance: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+def fit_user_taste(
+    offsets: np.ndarray,
+    labels: np.ndarray,
+    item_taste: np.ndarray,
+    prior_var: float,
+    iterations: int = 30,
+    tolerance: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-user MAP logistic regression of the taste vector (and an offset).
 
     ``logit[u, i] = offsets[u, i] + w[u] . item_taste[i] + a[u]`` with the
@@ -78,8 +85,12 @@ def fit_user_taste(offsets: np.ndarray, labels: np.ndarray, item_taste: np.ndarr
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=None,
-                        help="tech-products directory with truth.npz (default: generate the default data)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="tech-products directory with truth.npz (default: generate the default data)",
+    )
     args = parser.parse_args(argv)
     print(describe())
     args.data, _tmp = dataset_dir(args.data)
@@ -87,15 +98,19 @@ def main(argv: list[str] | None = None) -> None:
     dataset = load_tech_products(args.data)
     truth = load_truth(args.data)
     if truth is None:
-        raise SystemExit(f"--data {args.data}: no truth.npz, the oracle ceiling needs the generator's true model")
+        raise SystemExit(
+            f"--data {args.data}: no truth.npz, the oracle ceiling needs the generator's true model"
+        )
     split = holdout_80_20(dataset.interactions)
     task = EvaluationTask.from_split(dataset, split)
     users, items = truth.n_users, truth.n_items
     labels = np.zeros((users, items), np.float64)
     user_rows, item_rows = dataset.encode(split.train)
     labels[user_rows, item_rows] = 1.0
-    print(f"data: {args.data}; split holdout-80-20: {len(split.train):,} train, {len(split.holdout):,} holdout pairs; "
-          f"{task.user_rows.size:,} evaluated users; taste rank {truth.item_taste.shape[1]}")
+    print(
+        f"data: {args.data}; split holdout-80-20: {len(split.train):,} train, {len(split.holdout):,} holdout pairs; "
+        f"{task.user_rows.size:,} evaluated users; taste rank {truth.item_taste.shape[1]}"
+    )
     print()
     print("| ranker (oracle-assisted, not a model) | recall@10 | ndcg@10 | recall@10 / oracle |")
     print("|---|---:|---:|---:|")
@@ -105,8 +120,11 @@ def main(argv: list[str] | None = None) -> None:
         nonlocal reference
         metrics = evaluate(scorer, task).metrics
         reference = reference or metrics["recall@10"]
-        print(f"| {name} | {metrics['recall@10']:.4f} | {metrics['ndcg@10']:.4f} | "
-              f"{metrics['recall@10'] / reference:.3f} |", flush=True)
+        print(
+            f"| {name} | {metrics['recall@10']:.4f} | {metrics['ndcg@10']:.4f} | "
+            f"{metrics['recall@10'] / reference:.3f} |",
+            flush=True,
+        )
 
     row("oracle (true probabilities)", truth.probabilities)
     no_noise = dataclasses.replace(truth, noise_scale=0.0)
@@ -117,19 +135,28 @@ def main(argv: list[str] | None = None) -> None:
     # Everything but the users' taste vectors and activity offsets is known.
     offsets = no_taste.logits(np.arange(users)).astype(np.float64) - truth.activity[:, None]
     prior_var = float(np.var(truth.user_taste))
-    weights, hessian = fit_user_taste(offsets, labels, truth.item_taste.astype(np.float64), prior_var)
+    weights, hessian = fit_user_taste(
+        offsets, labels, truth.item_taste.astype(np.float64), prior_var
+    )
     rank = truth.item_taste.shape[1]
     estimated = dataclasses.replace(no_taste, user_taste=weights[:, :rank].astype(np.float32))
     row("taste estimated (MAP), every other parameter known", estimated.probabilities)
     design = np.concatenate([truth.item_taste, np.ones((items, 1))], axis=1).astype(np.float64)
     mean = offsets + weights @ design.T
     variance = np.einsum("ij,ujk,ik->ui", design, np.linalg.inv(hessian), design)
-    predictive = (1.0 / (1.0 + np.exp(-mean / np.sqrt(1.0 + np.pi * variance / 8.0)))).astype(np.float32)
-    row("taste estimated (posterior predictive), every other parameter known", lambda rows: predictive[rows])
+    predictive = (1.0 / (1.0 + np.exp(-mean / np.sqrt(1.0 + np.pi * variance / 8.0)))).astype(
+        np.float32
+    )
+    row(
+        "taste estimated (posterior predictive), every other parameter known",
+        lambda rows: predictive[rows],
+    )
     correlation = np.corrcoef(weights[:, :rank].ravel(), truth.user_taste.ravel())[0, 1]
     print()
-    print(f"correlation of the estimated and true taste vectors: {correlation:.3f}; "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+        f"correlation of the estimated and true taste vectors: {correlation:.3f}; "
+        f"{time.perf_counter() - start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import tfrs_recsys  # noqa: F401  (routes tf.keras to Keras 2 before TensorFlow loads)
 
+# isort: split
 import numpy as np
 import tensorflow as tf
 
@@ -85,15 +86,23 @@ class InGraphNotebookModel(tf.keras.Model):
     def train_step(self, features):
         with tf.GradientTape() as tape:
             prediction = self(features, training=True)[:, 0]
-            loss = tf.reduce_mean(tf.keras.losses.binary_crossentropy(features["label"][:, None], prediction[:, None]))
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, self.trainable_variables), self.trainable_variables))
+            loss = tf.reduce_mean(
+                tf.keras.losses.binary_crossentropy(features["label"][:, None], prediction[:, None])
+            )
+        self.optimizer.apply_gradients(
+            zip(tape.gradient(loss, self.trainable_variables), self.trainable_variables)
+        )
         return {"loss": loss}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help="tech-products directory (default: generate)")
-    parser.add_argument("--examples", type=int, default=300_000, help="examples per training measurement")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="tech-products directory (default: generate)"
+    )
+    parser.add_argument(
+        "--examples", type=int, default=300_000, help="examples per training measurement"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
@@ -101,7 +110,9 @@ def main() -> None:
     args.data, _tmp = dataset_dir(args.data)
     dataset = load_tech_products(args.data)
     train = holdout_80_20(dataset.interactions).train
-    print(f"data: {args.data} ({dataset.n_users} users, {dataset.n_items} items), holdout-80-20 train {len(train)} pairs")
+    print(
+        f"data: {args.data} ({dataset.n_users} users, {dataset.n_items} items), holdout-80-20 train {len(train)} pairs"
+    )
     print()
     print("| what | batch | examples/s (median) | seconds per epoch |")
     print("|---|---:|---:|---:|")
@@ -111,7 +122,9 @@ def main() -> None:
         print(f"| retrieval pipeline, iterate only | {batch_size} | {rate:,.0f} | {secs:.2f} |")
         ranking = ranking_dataset(dataset, train, negatives_per_user=100, batch_size=batch_size)
         rate, secs = _median_rate(lambda: _iterate(ranking), args.repeats)
-        print(f"| ranking pipeline (+100 negatives/user), iterate only | {batch_size} | {rate:,.0f} | {secs:.2f} |")
+        print(
+            f"| ranking pipeline (+100 negatives/user), iterate only | {batch_size} | {rate:,.0f} | {secs:.2f} |"
+        )
 
     # Training: the notebook's numpy feeding vs the pipeline, same model, same examples.
     examples = args.examples
@@ -121,7 +134,9 @@ def main() -> None:
     neg_users = rng.integers(len(users), size=examples)
     pos = rng.integers(len(user_index), size=examples)
     u = np.where(np.arange(examples) % 2 == 0, user_index[pos], neg_users).astype(np.int32)
-    i = np.where(np.arange(examples) % 2 == 0, item_index[pos], rng.integers(len(items), size=examples)).astype(np.int32)
+    i = np.where(
+        np.arange(examples) % 2 == 0, item_index[pos], rng.integers(len(items), size=examples)
+    ).astype(np.int32)
     age, price = users.columns["age"], items.columns["price"]
     x = {
         "user_id": u,
@@ -142,7 +157,9 @@ def main() -> None:
         return examples
 
     rate, secs = _median_rate(numpy_fit, args.repeats, warmed_numpy_model)
-    print(f"| notebook 1 model, numpy arrays into fit (notebook's way) | 64 | {rate:,.0f} | {secs * 1_773_028 / examples:.0f} (est., 1,773,028 ex) |")
+    print(
+        f"| notebook 1 model, numpy arrays into fit (notebook's way) | 64 | {rate:,.0f} | {secs * 1_773_028 / examples:.0f} (est., 1,773,028 ex) |"
+    )
     for batch_size in (64, 1024):
         pipe = ranking_dataset(dataset, train, negatives_per_user=100, batch_size=batch_size)
 

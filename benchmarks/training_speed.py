@@ -28,6 +28,7 @@ from pathlib import Path
 
 import tfrs_recsys  # noqa: F401  (Keras 2 before TensorFlow)
 
+# isort: split
 import pandas as pd
 
 from benchmarks.machine import dataset_dir, describe
@@ -42,7 +43,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--config", default="tech_all", help="shipped config name or TOML file")
-    parser.add_argument("--notebook-epochs", type=int, default=1, help="epochs of the notebook's model to time")
+    parser.add_argument(
+        "--notebook-epochs", type=int, default=1, help="epochs of the notebook's model to time"
+    )
     args = parser.parse_args()
     print(describe())
     args.data, _tmp = dataset_dir(args.data)
@@ -54,9 +57,11 @@ def main() -> None:
     setup_s = time.perf_counter() - start - seed.train_s
     notebook_examples = len(split.train) + 100 * split.train["user_id"].nunique()
     notebook_rate = notebook_examples * args.notebook_epochs / seed.train_s
-    print(f"\nnotebook's way (numpy arrays into fit, batch 64): {notebook_examples:,} examples/epoch, "
-          f"{args.notebook_epochs} epoch(s) in {seed.train_s:.0f} s (+{setup_s:.0f} s negatives/setup) = "
-          f"{notebook_rate:,.0f} examples/s -> its 5 epochs take ~{5 * notebook_examples / notebook_rate:.0f} s")
+    print(
+        f"\nnotebook's way (numpy arrays into fit, batch 64): {notebook_examples:,} examples/epoch, "
+        f"{args.notebook_epochs} epoch(s) in {seed.train_s:.0f} s (+{setup_s:.0f} s negatives/setup) = "
+        f"{notebook_rate:,.0f} examples/s -> its 5 epochs take ~{5 * notebook_examples / notebook_rate:.0f} s"
+    )
 
     config = load_config(args.config, overrides=[f"data.source={args.data}"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,12 +71,16 @@ def main() -> None:
     to_best = float(history["epoch_s"].iloc[: metrics["best_epoch"]].sum())
     refit_s = metrics["refit"]["train_s"] if metrics.get("refit") else 0.0
     recall = metrics["holdout"]["metrics"]["recall@10"]
-    print(f"\n{args.config} ({config.model.loss} loss, batch {config.train.batch_size}): "
-          f"{metrics['examples_per_s']:,.0f} examples/s; best validation epoch {metrics['best_epoch']} "
-          f"of {metrics['epochs_run']} reached after {to_best:.0f} s; early-stopped training {metrics['train_s']:.0f} s"
-          f" + refit {refit_s:.0f} s = {metrics['train_s'] + refit_s:.0f} s; holdout recall@10 {recall:.4f}")
+    print(
+        f"\n{args.config} ({config.model.loss} loss, batch {config.train.batch_size}): "
+        f"{metrics['examples_per_s']:,.0f} examples/s; best validation epoch {metrics['best_epoch']} "
+        f"of {metrics['epochs_run']} reached after {to_best:.0f} s; early-stopped training {metrics['train_s']:.0f} s"
+        f" + refit {refit_s:.0f} s = {metrics['train_s'] + refit_s:.0f} s; holdout recall@10 {recall:.4f}"
+    )
     notebook_total = 5 * notebook_examples / notebook_rate
-    print(f"training time vs the notebook's 5 epochs: {(metrics['train_s'] + refit_s) / notebook_total:.2f}x")
+    print(
+        f"training time vs the notebook's 5 epochs: {(metrics['train_s'] + refit_s) / notebook_total:.2f}x"
+    )
 
 
 if __name__ == "__main__":

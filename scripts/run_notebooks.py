@@ -26,11 +26,16 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 def _client(path: Path, timeout: int | None) -> NotebookClient:
     nb = nbformat.read(path, as_version=4)
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        dict.fromkeys(filter(None, [str(REPO_ROOT), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]))
+        dict.fromkeys(
+            filter(None, [str(REPO_ROOT), *os.environ.get("PYTHONPATH", "").split(os.pathsep)])
+        )
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no CUDA or grappler noise in cell outputs
     return NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
     )
 
 
@@ -77,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="notebook names (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="write executed copies here instead")
     args = parser.parse_args(argv)
-    paths = [NOTEBOOKS / f"{n.removesuffix('.ipynb')}.ipynb" for n in args.names] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    paths = [NOTEBOOKS / f"{n.removesuffix('.ipynb')}.ipynb" for n in args.names] or sorted(
+        NOTEBOOKS.glob("[0-9]*.ipynb")
+    )
     for path in paths:
         target = path if args.out is None else args.out / path.name
         if args.out is not None:

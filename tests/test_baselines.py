@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tfrs_recsys  # noqa: F401  (routes tf.keras before anything imports TensorFlow)
 
+# isort: split
 import numpy as np
 import pandas as pd
 import pytest

@@ -299,7 +299,17 @@ def test_demo_trains_evaluates_and_recommends_on_small_data(small_dir, tmp_path,
     run_dir = tmp_path / "run"
     export = tmp_path / "exported" / "tiny"
     code = cli.main(
-        ["demo", "--data", str(small_dir), "--config", str(config), "--run-dir", str(run_dir), "--export", str(export)]
+        [
+            "demo",
+            "--data",
+            str(small_dir),
+            "--config",
+            str(config),
+            "--run-dir",
+            str(run_dir),
+            "--export",
+            str(export),
+        ]
     )
     out = capsys.readouterr().out
     assert code == 0

@@ -13,8 +13,17 @@ from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.training.compare import MODEL_NAMES, compare, model_config, parse_models
 
 MODELS = ["popularity", "oracle", "ease", "retrieval_ids"]
-SUMMARY = {"recall@10", "ndcg@10", "recall@50", "coverage@10", "train_s", "eval_s", "recall@10_vs_oracle"}
+SUMMARY = {
+    "recall@10",
+    "ndcg@10",
+    "recall@50",
+    "coverage@10",
+    "train_s",
+    "eval_s",
+    "recall@10_vs_oracle",
+}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
 
 @pytest.fixture
 def cli(monkeypatch):
@@ -31,7 +40,9 @@ def comparison(small_dir, tmp_path_factory):
     """``compare`` of MODELS with defaults (empty config dir), 1 epoch: ``(out, report)``."""
     out = tmp_path_factory.mktemp("compare") / "report"
     config_dir = tmp_path_factory.mktemp("no-configs")
-    report = compare(str(small_dir), MODELS, out, config_dir=config_dir, overrides=["train.epochs=1"])
+    report = compare(
+        str(small_dir), MODELS, out, config_dir=config_dir, overrides=["train.epochs=1"]
+    )
     return out, report
 
 
@@ -113,7 +124,11 @@ def test_ease_records_its_tuned_penalty(comparison):
 
 def test_markdown_table_has_a_row_per_model(comparison):
     text = (comparison[0] / "comparison.md").read_text(encoding="utf-8")
-    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| model")
+    ]
     assert [row.split("|")[1].strip() for row in rows] == MODELS
     oracle_row = rows[MODELS.index("oracle")]
     assert "1.000" in oracle_row
@@ -135,7 +150,11 @@ def test_oracle_needs_generated_data(make_tech_dir, tmp_path):
 
 
 def test_parse_models_trims_and_keeps_order():
-    assert parse_models(" oracle, popularity ,retrieval_ids") == ["oracle", "popularity", "retrieval_ids"]
+    assert parse_models(" oracle, popularity ,retrieval_ids") == [
+        "oracle",
+        "popularity",
+        "retrieval_ids",
+    ]
     assert set(parse_models(",".join(MODEL_NAMES))) == set(MODEL_NAMES)
 
 
@@ -152,7 +171,8 @@ def test_parse_models_names_the_unknown_model():
 
 def test_model_config_uses_the_shipped_file(tmp_path):
     (tmp_path / "tech_subset.toml").write_text(
-        '[data]\nsource = "elsewhere"\n[model]\nfeature_set = "subset"\noutput_dim = 8\n', encoding="utf-8"
+        '[data]\nsource = "elsewhere"\n[model]\nfeature_set = "subset"\noutput_dim = 8\n',
+        encoding="utf-8",
     )
     config, origin = model_config(
         "retrieval_subset", "tech-products", "my/data", tmp_path, ["train.epochs=2"]
@@ -171,7 +191,9 @@ def test_model_config_defaults_without_a_file(tmp_path):
 
 
 def test_model_config_without_a_config_dir_uses_the_shipped_config():
-    config, origin = model_config("retrieval_all", "movielens-100k", "d", overrides=["train.epochs=2"])
+    config, origin = model_config(
+        "retrieval_all", "movielens-100k", "d", overrides=["train.epochs=2"]
+    )
     shipped = load_config("ml100k_all")
     assert origin == "shipped config ml100k_all"
     assert config.model == shipped.model
@@ -213,8 +235,17 @@ def _one_error_line(text: str) -> str:
 def test_cli_compare_writes_the_json_summary(cli, small_dir, tmp_path, capsys):
     out, summary = tmp_path / "out", tmp_path / "summary.json"
     code = cli.main(
-        ["compare", "--data", str(small_dir), "--models", "popularity,oracle",
-         "--out", str(out), "--json", str(summary)]
+        [
+            "compare",
+            "--data",
+            str(small_dir),
+            "--models",
+            "popularity,oracle",
+            "--out",
+            str(out),
+            "--json",
+            str(summary),
+        ]
     )
     assert code == 0
     data = json.loads(summary.read_text(encoding="utf-8"))
@@ -231,7 +262,9 @@ def test_cli_compare_writes_the_json_summary(cli, small_dir, tmp_path, capsys):
 
 def test_cli_train_then_evaluate(cli, small_dir, tmp_path, capsys):
     config_path = tmp_path / "tiny.toml"
-    config_path.write_text(tiny_experiment(small_dir, train={"epochs": 1}).to_toml(), encoding="utf-8")
+    config_path.write_text(
+        tiny_experiment(small_dir, train={"epochs": 1}).to_toml(), encoding="utf-8"
+    )
     run_dir = tmp_path / "run"
     assert cli.main(["train", "--config", str(config_path), "--run-dir", str(run_dir)]) == 0
     assert "recall@10" in capsys.readouterr().out
@@ -241,8 +274,12 @@ def test_cli_train_then_evaluate(cli, small_dir, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["model"] == "retrieval_ids"
     assert printed["split"] == "holdout-80-20"
-    assert printed["metrics"]["recall@10"] == pytest.approx(metrics["holdout"]["metrics"]["recall@10"], abs=1e-6)
-    assert metrics["holdout_seed_metric"] is None and printed["seed_metric"] is None  # softmax: no probabilities
+    assert printed["metrics"]["recall@10"] == pytest.approx(
+        metrics["holdout"]["metrics"]["recall@10"], abs=1e-6
+    )
+    assert (
+        metrics["holdout_seed_metric"] is None and printed["seed_metric"] is None
+    )  # softmax: no probabilities
 
 
 def test_a_logistic_run_reports_the_seed_metric(cli, small_dir, tmp_path, capsys):
@@ -255,7 +292,10 @@ def test_a_logistic_run_reports_the_seed_metric(cli, small_dir, tmp_path, capsys
     seed = json.loads((run_dir / "metrics.json").read_text())["holdout_seed_metric"]
     assert 0.0 < seed < 1.0
     assert cli.main(["evaluate", "--run-dir", str(run_dir)]) == 0
-    assert f"seed metric (the notebooks' mean p of one holdout positive per user): {seed:.4f}" in capsys.readouterr().out
+    assert (
+        f"seed metric (the notebooks' mean p of one holdout positive per user): {seed:.4f}"
+        in capsys.readouterr().out
+    )
 
 
 @pytest.mark.parametrize(
@@ -264,7 +304,10 @@ def test_a_logistic_run_reports_the_seed_metric(cli, small_dir, tmp_path, capsys
         (["train", "--run-dir", "{tmp}/r", "--set", "model.kind=bogus"], "model.kind"),
         (["train", "--run-dir", "{tmp}/r", "--set", "model.temperature"], "--set"),
         (["train", "--run-dir", "{tmp}/r", "--config", "{tmp}/missing.toml"], "missing.toml"),
-        (["train", "--run-dir", "{tmp}/r", "--config", "tech_everything"], "shipped configs: ml100k_all"),
+        (
+            ["train", "--run-dir", "{tmp}/r", "--config", "tech_everything"],
+            "shipped configs: ml100k_all",
+        ),
         (["train", "--run-dir", "{tmp}/r", "--resume"], "config.toml"),
         (["evaluate", "--run-dir", "{tmp}"], "not a run directory"),
         (["compare", "--data", "{tmp}", "--models", "bogus", "--out", "{tmp}/o"], "bogus"),

@@ -20,14 +20,18 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-
 from test_movielens import ML100K_GENRES, write_ml100k
 from test_text_encoder import write_checkpoint
+
 from tfrs_recsys.text_encoder import convert_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["01_subset_attributes", "02_all_attributes_bert", "03_compare_and_serve", "04_movielens"]
-
+NOTEBOOKS = [
+    "01_subset_attributes",
+    "02_all_attributes_bert",
+    "03_compare_and_serve",
+    "04_movielens",
+]
 
 
 def _load(name: str, path: Path):
@@ -45,7 +49,9 @@ notebook_params = _load("notebook_params", REPO_ROOT / "notebooks" / "notebook_p
 @pytest.fixture(scope="session")
 def tiny_text_model(tmp_path_factory) -> Path:
     checkpoint = write_checkpoint(tmp_path_factory.mktemp("nb-bert") / "checkpoint")
-    return convert_checkpoint(checkpoint, tmp_path_factory.mktemp("nb-bert-pair") / "tiny", seq_length=16).path
+    return convert_checkpoint(
+        checkpoint, tmp_path_factory.mktemp("nb-bert-pair") / "tiny", seq_length=16
+    ).path
 
 
 @pytest.fixture(scope="session")
@@ -60,12 +66,20 @@ def small_movielens(tmp_path_factory) -> Path:
             rating = int(np.clip(np.round(3 + taste[u, i]), 1, 5))
             data.append(f"{u + 1}\t{i + 1}\t{rating}\t{880000000 + len(data)}")
     occupations = ["technician", "writer", "student", "executive"]
-    users = [f"{u + 1}|{18 + u % 50}|{'MF'[u % 2]}|{occupations[u % 4]}|{10000 + u:05d}" for u in range(n_users)]
+    users = [
+        f"{u + 1}|{18 + u % 50}|{'MF'[u % 2]}|{occupations[u % 4]}|{10000 + u:05d}"
+        for u in range(n_users)
+    ]
     items = []
     for i in range(n_items):
         flags = ["1" if (i + g) % 7 == 0 else "0" for g in range(len(ML100K_GENRES))]
-        items.append(f"{i + 1}|Movie {i + 1} (19{50 + i % 50})|01-Jan-19{50 + i % 50}||http://x/{i}|" + "|".join(flags))
-    return write_ml100k(tmp_path_factory.mktemp("nb-ml") / "ml-100k", data=data, users=users, items=items)
+        items.append(
+            f"{i + 1}|Movie {i + 1} (19{50 + i % 50})|01-Jan-19{50 + i % 50}||http://x/{i}|"
+            + "|".join(flags)
+        )
+    return write_ml100k(
+        tmp_path_factory.mktemp("nb-ml") / "ml-100k", data=data, users=users, items=items
+    )
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +105,9 @@ def executed(tmp_path_factory, tiny_text_model, small_movielens) -> dict:
         # Generated once before the kernels start, so that they do not race to write it.
         notebook_params.from_env().ensure_tech_products()
         out = tmp_path_factory.mktemp("nb-out")
-        jobs = {REPO_ROOT / "notebooks" / f"{name}.ipynb": out / f"{name}.ipynb" for name in NOTEBOOKS}
+        jobs = {
+            REPO_ROOT / "notebooks" / f"{name}.ipynb": out / f"{name}.ipynb" for name in NOTEBOOKS
+        }
         outcomes = run_notebooks.execute_concurrently(jobs, timeout=600)
         return {source.stem: (outcomes[source], out_path) for source, out_path in jobs.items()}
     finally:
@@ -110,7 +126,13 @@ def test_notebook_runs(name: str, executed: dict) -> None:
         raise outcome
     # Every notebook draws its figures inline (nothing switched the backend away).
     cells = nbformat.read(out, as_version=4).cells
-    images = [o for c in cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    images = [
+        o
+        for c in cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "image/png" in o.get("data", {})
+    ]
     assert images, f"{name}: no figure in the executed notebook"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tfrs_recsys  # noqa: F401  (routes tf.keras before anything imports TensorFlow)
 
+# isort: split
 import inspect
 import subprocess
 import sys
@@ -36,9 +37,7 @@ def toy_dataset(n_users: int, n_items: int, positives) -> RecDataset:
 
 
 def pairs_frame(positives) -> pd.DataFrame:
-    return pd.DataFrame(
-        [(f"u{u}", f"i{i}") for u, i in positives], columns=["user_id", "item_id"]
-    )
+    return pd.DataFrame([(f"u{u}", f"i{i}") for u, i in positives], columns=["user_id", "item_id"])
 
 
 def frame_pairs(frame: pd.DataFrame) -> set[tuple[str, str]]:
@@ -271,9 +270,7 @@ def test_tune_ease_picks_the_best_lambda_on_validation_and_refits():
 
     # Refit on the whole train with the chosen lambda.
     assert scorer.l2 == 10.0 and scorer.user_items.nnz == len(train_pairs)
-    np.testing.assert_array_equal(
-        scorer.weights, EASEScorer.fit(dataset, train, l2=10.0).weights
-    )
+    np.testing.assert_array_equal(scorer.weights, EASEScorer.fit(dataset, train, l2=10.0).weights)
 
 
 def test_tune_ease_with_the_default_metric_finds_the_blocks():
@@ -289,9 +286,7 @@ def test_tune_als_picks_the_best_setting_on_validation_and_refits():
     dataset, train, holdout = tuning_data()
     grid = {"factors": [2, 4], "regularization": [0.1], "alpha": [1.0, 10.0], "iterations": [3]}
     values = {(2, 1.0): 0.1, (2, 10.0): 0.3, (4, 1.0): 0.6, (4, 10.0): 0.5}
-    metric, calls = recording_metric(
-        values, lambda s: (s.params["factors"], s.params["alpha"])
-    )
+    metric, calls = recording_metric(values, lambda s: (s.params["factors"], s.params["alpha"]))
     scorer, best, table = tune_als(dataset, train, grid=grid, metric_fn=metric, random_state=1)
     assert best == {"factors": 4, "regularization": 0.1, "alpha": 1.0, "iterations": 3}
     assert len(table) == 4 and list(table["validation_metric"]) == [0.1, 0.3, 0.6, 0.5]

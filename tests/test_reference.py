@@ -135,7 +135,9 @@ def test_seed_model_scorer_equals_its_pairwise_probabilities(seed_model, small_d
 
 
 @pytest.mark.parametrize(("side", "attribute"), [("user", "user_codes"), ("item", "item_codes")])
-def test_label_codes_follow_sklearn_label_encoder(seed_model, small_dataset, training_frame, side, attribute):
+def test_label_codes_follow_sklearn_label_encoder(
+    seed_model, small_dataset, training_frame, side, attribute
+):
     encoder = LabelEncoder().fit(training_frame[f"{side}_id"].astype(str))
     ids = small_dataset.table(side).ids.astype(str)
     known = np.isin(ids, encoder.classes_)

@@ -60,7 +60,10 @@ def test_comparison_markdown_rows_oracle_ratio_and_missing_seed_metric():
         "| model | recall@10 | ndcg@10 | recall@50 | coverage@10 | recall@10 / oracle "
         "| seed metric | train s | eval s |"
     )
-    assert lines[4] == "| popularity | 0.2500 | 0.1250 | 0.5000 | 0.1000 | 0.500 | 0.062 | 0.0 | 0.12 |"
+    assert (
+        lines[4]
+        == "| popularity | 0.2500 | 0.1250 | 0.5000 | 0.1000 | 0.500 | 0.062 | 0.0 | 0.12 |"
+    )
     assert lines[5] == "| oracle | 0.5000 | 0.3750 | 0.7500 | 1.0000 | 1.000 | - | 12.3 | 0.50 |"
 
 
