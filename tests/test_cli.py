@@ -4,14 +4,16 @@ with exit status 2, and no half-written output."""
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from tfrs_recsys import cli
+from tfrs_recsys import cli, tensorflow_logs
 from tfrs_recsys.data import techproducts
 from tfrs_recsys.data.techproducts import (
     INTERACTIONS_DIR,
@@ -58,6 +60,54 @@ def test_module_help_exits_0(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "generate-data" in result.stdout and "inspect-data" in result.stdout
+
+
+# --- TensorFlow's log noise -------------------------------------------------------------------------
+
+NATIVE_NOISE = [
+    b"2026-12-01 23:29:25.959692: E external/local_xla/xla/stream_executor/cuda/cuda_platform.cc:51] "
+    b"failed call to cuInit: INTERNAL: CUDA error\n",
+    b"2026-12-01 23:29:14.258076: I tensorflow/core/platform/cpu_feature_guard.cc:210] This binary\n",
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+    b"W0000 00:00:1796169932.468428   27339 loop_optimizer.cc:934] Skipping loop optimization\n",
+    b"I0000 00:00:1796169932.468428   27339 some_file.cc:1] info\n",
+]
+KEPT = [
+    b"F0000 00:00:1796169932.468428   27339 check.cc:1] Check failed: fatal\n",
+    b"tfrs-recsys: error: something the user must see\n",
+    b"W0000 looks like a log line but is not one\n",
+]
+
+
+def test_native_noise_is_recognised_and_fatal_lines_are_not():
+    assert all(tensorflow_logs.is_native_noise(line) for line in NATIVE_NOISE)
+    assert not any(tensorflow_logs.is_native_noise(line) for line in KEPT)
+
+
+def test_commands_run_with_native_log_lines_dropped_from_stderr(monkeypatch, capfd):
+    def noisy(args):
+        for line in NATIVE_NOISE + KEPT:
+            os.write(2, line)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "fetch-data", noisy)
+    assert cli.main(["fetch-data", "x"]) == 0
+    assert capfd.readouterr().err.encode() == b"".join(KEPT)
+
+
+def test_verbose_keeps_native_log_lines(monkeypatch, capfd):
+    monkeypatch.setitem(cli.COMMANDS, "fetch-data", lambda args: os.write(2, NATIVE_NOISE[3]) and 0)
+    assert cli.main(["-v", "fetch-data", "x"]) == 0
+    assert capfd.readouterr().err.encode() == NATIVE_NOISE[3]
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_quiet_sets_the_native_level_before_tensorflow_loads(monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    monkeypatch.setattr(logging.getLogger("tensorflow"), "level", logging.NOTSET)
+    tensorflow_logs.quiet_tensorflow(verbose=False)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    assert logging.getLogger("tensorflow").level == logging.ERROR
 
 
 # --- generate-data ----------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -266,42 +265,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tfrs_recsys.progress import show_on_stderr
+    from tfrs_recsys.tensorflow_logs import filtered_native_stderr, quiet_tensorflow
+
     args = build_parser().parse_args(argv)
-    _quiet_tensorflow(args.verbose)
+    quiet_tensorflow(args.verbose)  # before anything imports TensorFlow
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s: %(message)s",
     )
-    from tfrs_recsys.progress import show_on_stderr
-
     show_on_stderr()
-    try:
-        return COMMANDS[args.command](args)
-    except RecsysError as exc:
-        print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-
-
-# Python loggers of TensorFlow and its dependencies, quiet (ERROR) unless -v.
-TENSORFLOW_LOGGERS = ("tensorflow", "absl", "tensorflow_hub", "h5py")
-
-
-def _quiet_tensorflow(verbose: bool) -> None:
-    """TensorFlow's C++ log (CUDA, grappler) and Python warnings off unless ``verbose``.
-
-    Must run before TensorFlow is imported: its C++ runtime reads
-    ``TF_CPP_MIN_LOG_LEVEL`` once, when it loads. A level already set in the
-    environment is kept (without ``-v``).
-    """
-    if verbose:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    for name in TENSORFLOW_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    with contextlib.nullcontext() if args.verbose else filtered_native_stderr():
+        try:
+            return COMMANDS[args.command](args)
+        except RecsysError as exc:
+            print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
 
 
 def _one_line(text: str) -> str:
