@@ -15,12 +15,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_fixtures import PROBE_PRELUDE, embedding_cache, new_user_columns, tiny_bert_pair, tiny_experiment
+from model_fixtures import (
+    PROBE_PRELUDE,
+    embedding_cache,
+    new_user_columns,
+    tiny_bert_pair,
+    tiny_experiment,
+)
 
 from tfrs_recsys import cli
 from tfrs_recsys.features.text import PrecomputedTextEncoder
@@ -55,8 +60,14 @@ def cache(tmp_path_factory):
 def bert_run(small_dir, pair_dir, cache, tmp_path_factory):
     config = tiny_experiment(
         small_dir,
-        model={"feature_set": "all", "text_encoder": "bert", "text_model": str(pair_dir),
-               "id_mode": "input", "item_bias": True, "normalize": False},
+        model={
+            "feature_set": "all",
+            "text_encoder": "bert",
+            "text_model": str(pair_dir),
+            "id_mode": "input",
+            "item_bias": True,
+            "normalize": False,
+        },
         train={"epochs": 1},
     )
     run_dir = tmp_path_factory.mktemp("cold-run") / "bert"
@@ -70,7 +81,9 @@ def exports(bert_run, cache, tmp_path_factory):
     notices = []
     plain = export_run(bert_run, root / "plain", n=N, warmup=False, notice=notices.append)
     assert notices == []
-    cold = export_run(bert_run, root / "cold", n=N, warmup=False, cold_start_text=True, notice=notices.append)
+    cold = export_run(
+        bert_run, root / "cold", n=N, warmup=False, cold_start_text=True, notice=notices.append
+    )
     return {"plain": plain, "cold": cold, "notices": notices}
 
 
@@ -79,7 +92,9 @@ def trained(bert_run, cache):
     return load_trained_model(bert_run)
 
 
-PROBE = PROBE_PRELUDE + r'''plain_dir, cold_dir, request_file, out_file = sys.argv[1:]
+PROBE = (
+    PROBE_PRELUDE
+    + r"""plain_dir, cold_dir, request_file, out_file = sys.argv[1:]
 requests = json.loads(open(request_file, encoding="utf-8").read())
 
 
@@ -111,7 +126,8 @@ out["modules"] = sorted(m for m in sys.modules
                         if m.split(".")[0] in ("tfrs_recsys", "tensorflow_recommenders", "tensorflow_hub"))
 out["tf_text_imported"] = "tensorflow_text" in sys.modules
 open(out_file, "w", encoding="utf-8").write(json.dumps(out))
-'''
+"""
+)
 
 
 def _item_columns(trained, rows, user_ids, new_item=False):
@@ -120,7 +136,9 @@ def _item_columns(trained, rows, user_ids, new_item=False):
     columns = {"user_id": list(user_ids)}
     for name in model.item_columns:
         values = np.asarray(table.columns[name])[rows]
-        columns[name] = [float(v) for v in values] if values.dtype.kind == "f" else [str(v) for v in values]
+        columns[name] = (
+            [float(v) for v in values] if values.dtype.kind == "f" else [str(v) for v in values]
+        )
     if new_item:
         columns["item_id"][0] = NEW_ITEM
         columns["description"][0] = UNSEEN_DESCRIPTION
@@ -132,8 +150,12 @@ def probe_requests(trained):
     _, data, model = trained
     users = [str(u) for u in data.dataset.users["user_id"].iloc[:4]]
     schema = data.dataset.schema
-    numeric = [c for side, names in (("user", model.user_columns), ("item", model.item_columns))
-               for c in names if schema.feature(side, c).kind == "numeric"]
+    numeric = [
+        c
+        for side, names in (("user", model.user_columns), ("item", model.item_columns))
+        for c in names
+        if schema.feature(side, c).kind == "numeric"
+    ]
     empty = {name: [] for name in new_user_columns(trained, users)}
     empty_items = {name: [] for name in _item_columns(trained, [0], users[:1])}
     return {
@@ -163,9 +185,21 @@ def probe(exports, probe_requests, pair_dir, tmp_path_factory):
     pair_dir.rename(hidden)
     try:
         result = subprocess.run(
-            [sys.executable, "-c", PROBE, str(exports["plain"].path), str(exports["cold"].path),
-             str(request_file), str(out_file)],
-            capture_output=True, text=True, cwd=work, env=TF_ENV, timeout=300, check=False,
+            [
+                sys.executable,
+                "-c",
+                PROBE,
+                str(exports["plain"].path),
+                str(exports["cold"].path),
+                str(request_file),
+                str(out_file),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=work,
+            env=TF_ENV,
+            timeout=300,
+            check=False,
         )
     finally:
         hidden.rename(pair_dir)
@@ -184,8 +218,9 @@ def _table_with(model, side, column, pair_dir, text):
     old = encoder.text_encoders[column]
     keys, rows = old.table.export()
     texts = [k.decode("utf-8") for k in keys.numpy()] + [text]
-    vectors = np.concatenate([tf.gather(old.vectors, rows).numpy(),
-                              embed_texts([text], str(pair_dir), use_cache=False)])
+    vectors = np.concatenate(
+        [tf.gather(old.vectors, rows).numpy(), embed_texts([text], str(pair_dir), use_cache=False)]
+    )
     encoder.text_encoders[column] = PrecomputedTextEncoder(texts, vectors)
     try:
         yield
@@ -194,9 +229,14 @@ def _table_with(model, side, column, pair_dir, text):
 
 
 def _top(model, columns, n=N):
-    features = {name: tf.constant(v, tf.float32 if name == "age" else tf.string) for name, v in columns.items()}
+    features = {
+        name: tf.constant(v, tf.float32 if name == "age" else tf.string)
+        for name, v in columns.items()
+    }
     features["user_id"] = tf.fill([len(columns["age"])], "")
-    scores = tf.matmul(model.query_vectors(features), model.item_embeddings(), transpose_b=True).numpy()
+    scores = tf.matmul(
+        model.query_vectors(features), model.item_embeddings(), transpose_b=True
+    ).numpy()
     top = np.argsort(-scores, axis=1, kind="stable")[:, :n]
     return top, np.take_along_axis(scores, top, axis=1)
 
@@ -214,10 +254,18 @@ def _assert_answer(answer, trained, expected):
 
 def test_the_cold_start_export_loads_with_tensorflow_text_alone(probe):
     assert probe["modules"] == [] and probe["tf_text_imported"]
-    assert probe["signatures"] == ["recommend_from_features", "recommend_k", "score_items", "serving_default"]
+    assert probe["signatures"] == [
+        "recommend_from_features",
+        "recommend_k",
+        "score_items",
+        "serving_default",
+    ]
     # All signatures share one function library: without TF Text nothing loads.
     assert probe["cold_without_tf_text"] != "loaded"
-    assert "not registered" in probe["cold_without_tf_text"] or "Op type" in probe["cold_without_tf_text"]
+    assert (
+        "not registered" in probe["cold_without_tf_text"]
+        or "Op type" in probe["cold_without_tf_text"]
+    )
 
 
 def test_manifest_custom_ops_and_notice(exports, pair_dir):
@@ -231,21 +279,36 @@ def test_manifest_custom_ops_and_notice(exports, pair_dir):
     assert manifest["cold_start_text"] is True and manifest["needs_tf_text_to_load"] is True
     encoder = manifest["text_encoder"]
     assert encoder["text_model"] == str(pair_dir)
-    assert encoder["preprocessor"].startswith(str(pair_dir)) and encoder["encoder"].startswith(str(pair_dir))
-    assert encoder["pooling"] == "mean" and encoder["seq_length"] == SEQ_LENGTH and encoder["normalize"] is True
+    assert encoder["preprocessor"].startswith(str(pair_dir)) and encoder["encoder"].startswith(
+        str(pair_dir)
+    )
+    assert (
+        encoder["pooling"] == "mean"
+        and encoder["seq_length"] == SEQ_LENGTH
+        and encoder["normalize"] is True
+    )
     assert encoder["columns"] == {"item": ["description", "features"], "user": ["profession"]}
     # The whole SavedModel's ops: the signatures' and the saved preprocessor's other functions.
     assert set(cold.custom_ops["recommend_from_features"]) <= set(manifest["custom_ops_to_load"])
     assert cold.custom_ops_to_load == manifest["custom_ops_to_load"]
     plain_manifest = json.loads((plain.path / "assets.extra" / "export.json").read_text())
-    assert plain_manifest["cold_start_text"] is False and plain_manifest["needs_tf_text_to_load"] is False
+    assert (
+        plain_manifest["cold_start_text"] is False
+        and plain_manifest["needs_tf_text_to_load"] is False
+    )
     assert plain_manifest["custom_ops"] == {} and plain_manifest["custom_ops_to_load"] == []
     assert plain_manifest["text_encoder"] == encoder
     [notice] = exports["notices"]
-    assert "TF Text" in notice and "TF Serving >= 2.20" in notice and "import tensorflow_text" in notice
+    assert (
+        "TF Text" in notice
+        and "TF Serving >= 2.20" in notice
+        and "import tensorflow_text" in notice
+    )
     # The export carries the encoder (the probe loads it with the pair's directory moved away):
     # the preprocessor's vocabulary asset and the encoder's weights.
-    assert (cold.path / "assets" / "vocab.txt").is_file() and not (plain.path / "assets" / "vocab.txt").exists()
+    assert (cold.path / "assets" / "vocab.txt").is_file() and not (
+        plain.path / "assets" / "vocab.txt"
+    ).exists()
     assert (cold.path / "variables" / "variables.data-00000-of-00001").stat().st_size > (
         plain.path / "variables" / "variables.data-00000-of-00001"
     ).stat().st_size
@@ -262,11 +325,16 @@ def test_an_unseen_profession_goes_through_the_encoder(probe, probe_requests, tr
     _assert_answer(probe["cold"]["features_unseen"], trained, expected)
     # Without the flag the unseen string gets the zero vector (the model's own behaviour).
     _assert_answer(probe["plain"]["features_unseen"], trained, _top(model, unseen))
-    assert not np.allclose(probe["cold"]["features_unseen"]["scores"]["value"],
-                           probe["plain"]["features_unseen"]["scores"]["value"], atol=1e-4)
+    assert not np.allclose(
+        probe["cold"]["features_unseen"]["scores"]["value"],
+        probe["plain"]["features_unseen"]["scores"]["value"],
+        atol=1e-4,
+    )
 
 
-def test_a_known_profession_gives_the_same_answer_with_and_without_the_flag(probe, probe_requests, trained):
+def test_a_known_profession_gives_the_same_answer_with_and_without_the_flag(
+    probe, probe_requests, trained
+):
     _, _, model = trained
     expected = _top(model, probe_requests["features"]["known"])
     _assert_answer(probe["cold"]["features_known"], trained, expected)
@@ -293,11 +361,16 @@ def test_score_items_of_known_items_are_the_models_scores(probe, probe_requests,
         np.testing.assert_allclose(answer["scores"]["value"], expected, rtol=1e-4, atol=1e-4)
 
 
-def test_score_items_of_a_new_item_with_an_unseen_description(probe, probe_requests, trained, pair_dir):
+def test_score_items_of_a_new_item_with_an_unseen_description(
+    probe, probe_requests, trained, pair_dir
+):
     _, data, model = trained
     columns = probe_requests["items"]["new"]
-    features = {name: tf.constant(v, tf.float32 if name in probe_requests["numeric"] else tf.string)
-                for name, v in columns.items() if name != "user_id"}
+    features = {
+        name: tf.constant(v, tf.float32 if name in probe_requests["numeric"] else tf.string)
+        for name, v in columns.items()
+        if name != "user_id"
+    }
     queries = model.user_embeddings(data.dataset.table("user").index_of(columns["user_id"][:2]))
     unknown = np.zeros((2, queries.shape[1]), np.float32)
     unknown[:, -1] = model.config.temperature  # the unknown user: item bias only
@@ -310,16 +383,28 @@ def test_score_items_of_a_new_item_with_an_unseen_description(probe, probe_reque
     np.testing.assert_allclose(cold["scores"]["value"], expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(plain["scores"]["value"], zero_text, rtol=1e-4, atol=1e-4)
     # Only the new item's column differs; unknown users score items by their bias alone.
-    assert not np.allclose(np.array(cold["scores"]["value"])[:2, 0], np.array(plain["scores"]["value"])[:2, 0], atol=1e-4)
-    np.testing.assert_allclose(np.array(cold["scores"]["value"])[:, 1:], np.array(plain["scores"]["value"])[:, 1:], atol=1e-4)
+    assert not np.allclose(
+        np.array(cold["scores"]["value"])[:2, 0],
+        np.array(plain["scores"]["value"])[:2, 0],
+        atol=1e-4,
+    )
+    np.testing.assert_allclose(
+        np.array(cold["scores"]["value"])[:, 1:],
+        np.array(plain["scores"]["value"])[:, 1:],
+        atol=1e-4,
+    )
     bias = model.item_bias(model.item_bias_lookup(features["item_id"])).numpy()[:, 0]
-    np.testing.assert_allclose(cold["scores"]["value"][2], model.config.temperature * bias, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        cold["scores"]["value"][2], model.config.temperature * bias, rtol=1e-4, atol=1e-5
+    )
 
 
 # --- Bad input -----------------------------------------------------------------------------------------------
 
 
-def test_cold_start_text_on_a_run_without_bert_text_is_one_line_and_exit_2(bert_run, tmp_path, capsys):
+def test_cold_start_text_on_a_run_without_bert_text_is_one_line_and_exit_2(
+    bert_run, tmp_path, capsys
+):
     config = (bert_run / "config.toml").read_text()
     assert 'text_encoder = "bert"' in config
     cases = {
@@ -331,7 +416,9 @@ def test_cold_start_text_on_a_run_without_bert_text_is_one_line_and_exit_2(bert_
         run_dir = tmp_path / message.replace(" ", "_").replace("'", "")
         run_dir.mkdir()
         (run_dir / "config.toml").write_text(text)
-        code = cli.main(["export", "--run-dir", str(run_dir), "--out", str(tmp_path / "m"), "--cold-start-text"])
+        code = cli.main(
+            ["export", "--run-dir", str(run_dir), "--out", str(tmp_path / "m"), "--cold-start-text"]
+        )
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert code == 2 and len(err) == 1, (message, err)
         assert "--cold-start-text" in err[0] and message in err[0], err

@@ -251,7 +251,7 @@ def _export_run(
     notice: Callable[[str], None],
     stack: contextlib.ExitStack,
 ) -> ExportResult:
-    from tfrs_recsys.training.run import load_trained_model
+    from tfrs_recsys.training.run import load_run
 
     start = time.perf_counter()
     if n < 1:
@@ -266,7 +266,8 @@ def _export_run(
     if cold_start_text:
         check_cold_start_config(run_dir)
     logger.info("export: loading the run %s", run_dir)
-    config, data, model = load_trained_model(run_dir)
+    run = load_run(run_dir)
+    config, data, model = run.config, run.data, run.model
     finetuned = install_finetuned_lookups(model, data.dataset, stack)
     logger.info(
         "export: vectors of %d users and %d items", data.dataset.n_users, data.dataset.n_items
