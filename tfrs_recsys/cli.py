@@ -6,6 +6,9 @@ files) is printed as one line on stderr with exit status 2; nothing is left
 half-written. Progress lines of long commands go to stderr
 (:mod:`tfrs_recsys.progress`); ``--json`` output on stdout is JSON only.
 TensorFlow's log noise is off unless ``-v`` is given.
+
+Longer than 500 lines: one argument parser and one short print-only function for
+each of the ten subcommands, kept together so the whole command line reads in one place.
 """
 
 from __future__ import annotations
