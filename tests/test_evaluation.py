@@ -1,4 +1,4 @@
-"""The evaluation protocol (shared/EVALUATION.md) against hand-worked examples
+"""The evaluation protocol (docs/evaluation.md) against hand-worked examples
 and a slow, obviously-correct reference implementation written below."""
 
 from __future__ import annotations
@@ -496,7 +496,7 @@ def test_seed_metric_hand_computed_with_one_pair_per_user():
 def test_seed_metric_uses_the_notebooks_groupby_sample():
     dataset = toy_dataset(4, 6)
     holdout = pairs({0: [1, 3, 4], 1: [0, 2], 2: [5], 3: [0, 2, 4, 5]})
-    # The notebooks' lines (EVALUATION.md section 6):
+    # The notebooks' lines (docs/evaluation.md, the seed metric):
     sampled = holdout.groupby("user_id").sample(n=1, random_state=42)
     users = sampled["user_id"].str[1:].astype(int).to_numpy()
     items = sampled["item_id"].str[1:].astype(int).to_numpy()

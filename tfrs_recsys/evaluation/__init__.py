@@ -1,4 +1,4 @@
-"""The shared evaluation protocol (shared/EVALUATION.md).
+"""The evaluation protocol (docs/evaluation.md).
 
 - :mod:`~tfrs_recsys.evaluation.metrics`: per-user ranking metrics from hit matrices;
 - :mod:`~tfrs_recsys.evaluation.protocol`: :class:`EvaluationTask` (the fixed

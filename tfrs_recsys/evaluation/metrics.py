@@ -6,7 +6,7 @@ holdout items. Empty ranking slots (fewer rankable items than ``depth``) are
 ``False``. ``n_relevant`` ``[users]`` is the size of each user's holdout set
 (always >= 1 for evaluated users).
 
-Definitions (shared/EVALUATION.md, section 5), per user:
+Definitions (docs/evaluation.md, the metrics), per user:
 
 - ``recall@K`` = hits in the top K / ``n_relevant``
 - ``precision@K`` = hits in the top K / K

@@ -1,4 +1,4 @@
-"""The shared evaluation protocol (shared/EVALUATION.md) for any scorer.
+"""The evaluation protocol (docs/evaluation.md) for any scorer.
 
 A *scorer* is any callable ``scorer(user_rows) -> scores`` that takes a
 ``[batch]`` int64 array of user row indices (row order of ``dataset.users``) and
@@ -479,7 +479,7 @@ def _score_matrix(raw: Any, task: EvaluationTask, start: int, stop: int) -> np.n
     return scores
 
 
-# --- The seed notebooks' metric (EVALUATION.md section 6) -------------------------
+# --- The seed notebooks' metric (docs/evaluation.md) -------------------------------
 
 
 def seed_metric(probability_fn: ProbabilityFn, dataset: RecDataset, holdout: pd.DataFrame) -> float:

@@ -16,7 +16,7 @@ Run directory layout:
   whole train split for the best epoch count (the model that is evaluated and
   exported);
 - ``metrics.json``: holdout metrics of the best weights (the protocol of
-  EVALUATION.md), validation history, timings, and ``holdout_seed_metric``
+  docs/evaluation.md), validation history, timings, and ``holdout_seed_metric``
   (the notebooks' mean probability of one holdout positive per user) for
   models that output probabilities (logistic losses, ranking; ``null``
   otherwise); written last, atomically.
