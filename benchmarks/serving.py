@@ -26,6 +26,7 @@ from pathlib import Path
 
 import tfrs_recsys  # noqa: F401  (Keras 2 before TensorFlow)
 
+# isort: split
 import numpy as np
 import tensorflow as tf
 
@@ -66,14 +67,19 @@ def default_catalog(args, tmp: Path) -> list[str]:
         )
         start = time.perf_counter()
         metrics = train(config, run_dir, verbose=0).metrics
-        print(f"trained tech_ids for {args.epochs} epochs in {time.perf_counter() - start:.0f} s "
-              f"(holdout recall@10 {metrics['holdout']['metrics']['recall@10']:.4f})")
-    result = export_run(run_dir, tmp / "exported_models" / "tech_ids", n=10, notice=lambda text: None)
+        print(
+            f"trained tech_ids for {args.epochs} epochs in {time.perf_counter() - start:.0f} s "
+            f"(holdout recall@10 {metrics['holdout']['metrics']['recall@10']:.4f})"
+        )
+    result = export_run(
+        run_dir, tmp / "exported_models" / "tech_ids", n=10, notice=lambda text: None
+    )
     print(f"exported in {result.seconds:.1f} s: {result.path}")
     loaded = tf.saved_model.load(str(result.path))
     serve = loaded.signatures["serving_default"]
     users = np.array(
-        [line.split(",", 1)[0] for line in (Path(data) / "users.csv").read_text().splitlines()[1:]], dtype=object
+        [line.split(",", 1)[0] for line in (Path(data) / "users.csv").read_text().splitlines()[1:]],
+        dtype=object,
     )
     rng = np.random.default_rng(0)
     lines = []
@@ -83,7 +89,14 @@ def default_catalog(args, tmp: Path) -> list[str]:
             lambda: tf.constant(rng.choice(users, size=batch)),
             args.repeats if batch == 1 else max(20, args.repeats // 4),
         )
-        lines.append(row("SavedModel `serving_default` (top 10, train items masked), 1,000 items", batch, p50, p99))
+        lines.append(
+            row(
+                "SavedModel `serving_default` (top 10, train items masked), 1,000 items",
+                batch,
+                p50,
+                p99,
+            )
+        )
 
     n_users, n_items = len(users), 1000
     network = notebook_network(n_users, n_items, 32)
@@ -99,14 +112,24 @@ def default_catalog(args, tmp: Path) -> list[str]:
             verbose=0,
         )
 
-    p50, p99 = latency(notebook_predict, lambda: int(rng.integers(n_users)), max(10, args.repeats // 5))
-    lines.append(row("notebooks: one `model.predict` over the 1,000 items of one user", 1, p50, p99,
-                     "scores only; no top-k, no mask"))
+    p50, p99 = latency(
+        notebook_predict, lambda: int(rng.integers(n_users)), max(10, args.repeats // 5)
+    )
+    lines.append(
+        row(
+            "notebooks: one `model.predict` over the 1,000 items of one user",
+            1,
+            p50,
+            p99,
+            "scores only; no top-k, no mask",
+        )
+    )
     return lines
 
 
 def synthetic_catalog(args, tmp: Path) -> list[str]:
-    from tfrs_recsys.serving.export import RecommenderModule, ServingTables
+    from tfrs_recsys.serving.module import RecommenderModule
+    from tfrs_recsys.serving.tables import ServingTables
 
     rng = np.random.default_rng(1)
     n_users = 10_000
@@ -131,7 +154,8 @@ def synthetic_catalog(args, tmp: Path) -> list[str]:
         module = RecommenderModule(tables, n=10, exclude=False, index=index)
         path = tmp / f"synthetic_{index}"
         tf.saved_model.save(
-            module, str(path),
+            module,
+            str(path),
             signatures={"serving_default": module.serving_default.get_concrete_function()},
         )
         del module
@@ -145,7 +169,15 @@ def synthetic_catalog(args, tmp: Path) -> list[str]:
                 args.repeats if batch == 1 else max(5, args.repeats // 20),
                 warmup=2,
             )
-            lines.append(row(label, batch, p50, p99, f"index built and saved in {build_s:.0f} s" if batch == 1 else ""))
+            lines.append(
+                row(
+                    label,
+                    batch,
+                    p50,
+                    p99,
+                    f"index built and saved in {build_s:.0f} s" if batch == 1 else "",
+                )
+            )
         sample = tf.constant(ids[:1000])
         answers[index] = np.concatenate(
             [serve(user_id=sample[s : s + 100])["item_ids"].numpy() for s in range(0, 1000, 100)]
@@ -161,8 +193,12 @@ def synthetic_catalog(args, tmp: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help="default tech-products data (default: generate)")
-    parser.add_argument("--run-dir", type=Path, default=None, help="a trained tech_ids run (default: train one)")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="default tech-products data (default: generate)"
+    )
+    parser.add_argument(
+        "--run-dir", type=Path, default=None, help="a trained tech_ids run (default: train one)"
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--items", type=int, default=1_000_000)
