@@ -6,13 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_fixtures import model_for, embedding_cache, first_batch, small_model_config, small_split, tiny_bert_pair  # noqa: F401
+from model_fixtures import (  # noqa: F401
+    embedding_cache,
+    first_batch,
+    model_for,
+    small_model_config,
+    small_split,
+    tiny_bert_pair,
+)
 
 from tfrs_recsys.config import ExperimentConfig, ModelConfig, TrainConfig
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.features.text import PrecomputedTextEncoder
-from tfrs_recsys.models.factory import build_model, training_dataset
 from tfrs_recsys.features.columns import text_model_spec
+from tfrs_recsys.features.text import PrecomputedTextEncoder
+from tfrs_recsys.models.factory import training_dataset
 from tfrs_recsys.text_encoder import embed_texts
 
 

@@ -3,9 +3,6 @@ and a slow, obviously-correct reference implementation written below."""
 
 from __future__ import annotations
 
-# Import the package first: it routes tf.keras to tf_keras before TensorFlow loads.
-import tfrs_recsys  # noqa: F401  (import for its side effect)
-
 import json
 import math
 from collections import defaultdict
@@ -15,6 +12,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+# Import the package first: it routes tf.keras to tf_keras before TensorFlow loads.
+import tfrs_recsys  # noqa: F401  (import for its side effect)
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.generator import GeneratorConfig, generate
 from tfrs_recsys.data.schema import DatasetSchema, Feature
@@ -582,7 +581,10 @@ def test_ten_thousand_users_by_a_thousand_items_is_fast():
     cells = rng.random((n_users, n_items))
     train_u, train_i = np.nonzero(cells < 0.077)
     hold_u, hold_i = np.nonzero(cells > 1 - 0.019)
-    offsets = lambda u: np.concatenate([[0], np.cumsum(np.bincount(u, minlength=n_users))])
+
+    def offsets(u):
+        return np.concatenate([[0], np.cumsum(np.bincount(u, minlength=n_users))])
+
     task = EvaluationTask(
         dataset_name="synthetic",
         split_name="random",

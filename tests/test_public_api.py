@@ -29,6 +29,10 @@ def test_every_public_name_resolves_to_an_object_of_its_own_name():
         assert getattr(value, "__name__", name) == name, name
 
 
+def test_all_lists_exactly_the_lazy_names():
+    assert sorted(tr.__all__) == sorted(["__version__", *tr._EXPORTS])
+
+
 def test_unknown_names_raise_attribute_error():
     try:
         tr.no_such_name  # noqa: B018

@@ -8,11 +8,11 @@ import functools
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_fixtures import model_for, first_batch, small_model_config, small_split  # noqa: F401
+from model_fixtures import first_batch, model_for, small_model_config, small_split  # noqa: F401
 
 from tfrs_recsys.config import ExperimentConfig, TrainConfig
 from tfrs_recsys.data.pipelines import LABEL
-from tfrs_recsys.models.factory import build_model, training_dataset
+from tfrs_recsys.models.factory import training_dataset
 from tfrs_recsys.models.ranking import RankingModel
 
 STEPS = 12

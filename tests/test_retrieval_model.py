@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from model_fixtures import (  # noqa: F401
-    model_for,
     NEW_USER,
     first_batch,
+    model_for,
     numpy_softmax_ce,
     small_model_config,
     small_split,
@@ -22,7 +22,7 @@ from model_fixtures import (  # noqa: F401
 from tfrs_recsys.config import ExperimentConfig, TrainConfig
 from tfrs_recsys.data.splits import holdout_80_20
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.models.factory import build_model, training_dataset
+from tfrs_recsys.models.factory import training_dataset
 from tfrs_recsys.models.retrieval import RetrievalModel
 from tfrs_recsys.serving.recommend import recommend
 

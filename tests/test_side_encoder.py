@@ -12,9 +12,9 @@ from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.pipelines import FeatureGather
 from tfrs_recsys.data.techproducts import TECH_PRODUCTS_SCHEMA
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
 from tfrs_recsys.features.columns import feature_columns
 from tfrs_recsys.features.preprocessing import fit_bag_of_words, fit_side
+from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
 from tfrs_recsys.features.text import BagOfWordsEncoder
 from tfrs_recsys.towers.build import text_encoders
 
@@ -297,7 +297,7 @@ def test_cached_text_encoder_matches_the_encoder_for_known_and_unknown_texts():
 
 def test_id_l2_penalises_only_the_rows_a_batch_looks_up(small_dataset, small_split):
     """loss = l2 * mean over the batch of ||e_id||^2; ids outside the batch do not count."""
-    from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
+    from tfrs_recsys.features.side_encoder import EncoderDims
 
     features = tuple(f for f in small_dataset.schema.user_features if f.kind == "id")
     user_rows, _ = small_dataset.encode(small_split.train)

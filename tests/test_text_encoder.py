@@ -27,7 +27,12 @@ from tfrs_recsys.data import fetch
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.features.text import CachedTextEncoder, PrecomputedTextEncoder
 from tfrs_recsys.text_encoder import cache as cache_module
-from tfrs_recsys.text_encoder.bert import BertConfig, BertModel, load_safetensors_weights, random_weights
+from tfrs_recsys.text_encoder.bert import (
+    BertConfig,
+    BertModel,
+    load_safetensors_weights,
+    random_weights,
+)
 from tfrs_recsys.text_encoder.cache import EmbeddingCache, embed_texts
 from tfrs_recsys.text_encoder.convert import (
     MANIFEST_FILE,

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from model_fixtures import (  # noqa: F401
-    model_for,
     embedding_cache,
     first_batch,
+    model_for,
     new_user_columns,
     small_model_config,
     small_split,
@@ -20,7 +20,7 @@ from model_fixtures import (  # noqa: F401
 from tfrs_recsys.config import ExperimentConfig, ModelConfig, TrainConfig, load_config
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.features.text import FineTunedTextEncoder, PrecomputedTextEncoder
-from tfrs_recsys.models.factory import build_model, training_dataset
+from tfrs_recsys.models.factory import training_dataset
 from tfrs_recsys.serving.export import export_run
 from tfrs_recsys.text_encoder import HubTextEncoder, embed_texts
 from tfrs_recsys.training.run import load_trained_model, train
@@ -102,8 +102,8 @@ def test_fine_tuning_trains_the_encoder(small_dataset, small_split, pair_dir, ca
     tf.keras.utils.set_random_seed(3)
     model = _model(small_dataset, small_split.train, pair_dir, True, kind=kind, **overrides)
     query_encoders = model.submodules
-    item_side = next(l for l in query_encoders if l.name == "item_features").text_encoders
-    user_side = next(l for l in query_encoders if l.name == "user_features").text_encoders
+    item_side = next(m for m in query_encoders if m.name == "item_features").text_encoders
+    user_side = next(m for m in query_encoders if m.name == "user_features").text_encoders
     assert all(isinstance(e, FineTunedTextEncoder) for e in [*item_side.values(), *user_side.values()])
     # One trainable encoder per side, shared by the side's text columns.
     assert item_side["description"].encoder is item_side["features"].encoder
@@ -128,8 +128,8 @@ def test_fine_tuning_trains_the_encoder(small_dataset, small_split, pair_dir, ca
 def test_without_it_the_encoder_is_not_in_the_model(small_dataset, small_split, pair_dir, cache):
     model = _model(small_dataset, small_split.train, pair_dir, False)
     assert _encoder_weights(model) == []
-    assert not any(isinstance(l, (HubTextEncoder, FineTunedTextEncoder)) for l in model.submodules)
-    encoders = next(l for l in model.submodules if l.name == "item_features").text_encoders
+    assert not any(isinstance(m, (HubTextEncoder, FineTunedTextEncoder)) for m in model.submodules)
+    encoders = next(m for m in model.submodules if m.name == "item_features").text_encoders
     assert all(isinstance(e, PrecomputedTextEncoder) for e in encoders.values())
 
 
@@ -188,7 +188,7 @@ def _answer(path, features):
 
 def test_the_fine_tuned_encoder_differs_from_the_frozen_one(trained, pair_dir, cache):
     _, data, model = trained
-    layer = next(l for l in model.submodules if l.name == "user_features").text_encoders["profession"]
+    layer = next(m for m in model.submodules if m.name == "user_features").text_encoders["profession"]
     assert isinstance(layer, FineTunedTextEncoder)
     texts = [str(t) for t in data.dataset.users["profession"].unique()[:4]]
     frozen = embed_texts(texts, str(pair_dir))

@@ -66,7 +66,31 @@ _EXPORTS: dict[str, str] = {
     "DataValidationError": "tfrs_recsys.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__",
+    "generate_dataset",
+    "fetch_dataset",
+    "load_dataset",
+    "split_dataset",
+    "RecDataset",
+    "Split",
+    "load_config",
+    "config_names",
+    "ExperimentConfig",
+    "train",
+    "load_run",
+    "TrainedRun",
+    "evaluate",
+    "EvaluationResult",
+    "compare",
+    "Recommender",
+    "export",
+    "load_exported",
+    "ExportedRecommender",
+    "RecsysError",
+    "ConfigError",
+    "DataValidationError",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,6 @@ from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID
 from tfrs_recsys.data.splits import Split
 from tfrs_recsys.errors import ConfigError, DataValidationError
-from tfrs_recsys.recommender import ProbabilityFn, Scorer
 from tfrs_recsys.evaluation.metrics import (
     COVERAGE_K,
     METRIC_NAMES,
@@ -60,6 +59,7 @@ from tfrs_recsys.evaluation.metrics import (
     per_user_metrics,
     recall_curve,
 )
+from tfrs_recsys.recommender import ProbabilityFn, Scorer
 
 logger = logging.getLogger(__name__)
 

@@ -31,12 +31,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from tfrs_recsys.atomic import write_json_atomic, write_text_atomic
