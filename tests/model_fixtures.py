@@ -184,11 +184,11 @@ def embedding_cache(tmp_path_factory, name: str):
 def new_user_columns(trained, users, profession=None) -> dict[str, list]:
     """Raw user columns (all but the id) of ``users`` of a loaded run, as plain lists.
 
-    ``trained`` is ``load_trained_model(run)``; numeric columns are floats, the
+    ``trained`` is ``load_run(run)`` (a TrainedRun); numeric columns are floats, the
     others strings; ``profession`` replaces every user's profession (an unseen
     string for cold-start checks).
     """
-    _, data, model = trained
+    data, model = trained.data, trained.model
     frame = data.dataset.users.set_index("user_id").loc[users]
     columns = {}
     for name in model.user_columns:

@@ -27,7 +27,7 @@ from tfrs_recsys.serving import tf_serving
 from tfrs_recsys.serving.export import export_run
 from tfrs_recsys.serving.exported import load_exported
 from tfrs_recsys.serving.recommend import recommend
-from tfrs_recsys.training.run import load_trained_model, train
+from tfrs_recsys.training.run import load_run, train
 
 N = 5
 REPO = Path(__file__).resolve().parents[1]
@@ -85,12 +85,12 @@ def ranking_export(ranking_run, exported_root):
 
 @pytest.fixture(scope="session")
 def retrieval_model(retrieval_run):
-    return load_trained_model(retrieval_run)
+    return load_run(retrieval_run)
 
 
 @pytest.fixture(scope="session")
 def ranking_model(ranking_run):
-    return load_trained_model(ranking_run)
+    return load_run(ranking_run)
 
 
 PROBE = (
@@ -133,7 +133,7 @@ open(out_file, "w", encoding="utf-8").write(json.dumps(out))
 
 @pytest.fixture(scope="session")
 def probe_requests(retrieval_model, tmp_path_factory):
-    _, data, model = retrieval_model
+    data, model = retrieval_model.data, retrieval_model.model
     dataset = data.dataset
     rng = np.random.default_rng(0)
     user_ids = dataset.table("user").ids
@@ -205,15 +205,15 @@ def probe(retrieval_export, ranking_export, probe_requests, tmp_path_factory):
     return json.loads(out_file.read_text(encoding="utf-8"))
 
 
-def _expected(model_triple, users, n=N, exclude=True):
-    _, data, model = model_triple
+def _expected(run, users, n=N, exclude=True):
+    data, model = run.data, run.model
     return recommend(
         model.scorer(), data.dataset, users, n=n, exclude=data.split.train if exclude else None
     )
 
 
-def _popular(model_triple, n=N) -> list[str]:
-    _, data, _ = model_triple
+def _popular(run, n=N) -> list[str]:
+    data = run.data
     _, items = data.dataset.encode(data.split.train)
     counts = np.bincount(items, minlength=data.dataset.n_items)
     return [str(i) for i in data.dataset.table("item").ids[np.argsort(-counts, kind="stable")[:n]]]
@@ -262,7 +262,7 @@ def test_known_users_get_the_in_process_top_n_with_train_items_excluded(
         np.testing.assert_allclose(
             answer["scores"]["value"][row], [r["score"] for r in recs], rtol=1e-4, atol=1e-5
         )
-    _, data, _ = retrieval_model
+    data = retrieval_model.data
     train = data.split.train
     for user, items in zip(users, answer["item_ids"]["value"]):
         assert not set(items) & set(train.loc[train["user_id"] == user, "item_id"])
@@ -302,7 +302,7 @@ def test_batch_sizes_0_1_and_10000(probe, probe_requests, retrieval_model):
 
 def test_recommend_k_clips_k_to_the_catalog(probe, probe_requests, retrieval_model):
     users = probe_requests["known"][:3]
-    _, data, _ = retrieval_model
+    data = retrieval_model.data
     n_items = data.dataset.n_items
     assert probe["k"]["0"]["item_ids"]["shape"] == [3, 0]
     assert probe["k"]["-1"]["item_ids"]["shape"] == [3, 0]
@@ -328,7 +328,7 @@ def test_recommend_from_features_runs_the_query_tower_in_graph(
 ):
     import tensorflow as tf
 
-    _, data, model = retrieval_model
+    data, model = retrieval_model.data, retrieval_model.model
     features = {
         name: tf.constant(values, tf.float32 if name in probe_requests["numeric"] else tf.string)
         for name, values in probe_requests["features"].items()
@@ -355,7 +355,7 @@ def test_score_items_scores_new_and_known_items_for_known_and_unknown_users(
 ):
     import tensorflow as tf
 
-    _, data, model = retrieval_model
+    data, model = retrieval_model.data, retrieval_model.model
     columns = probe_requests["items"]
     features = {
         name: tf.constant(v, tf.float32 if name in probe_requests["numeric"] else tf.string)
@@ -378,7 +378,7 @@ def test_score_items_scores_new_and_known_items_for_known_and_unknown_users(
 
 
 def test_ranking_export_scores_pairs_and_ranks_the_catalog(probe, probe_requests, ranking_model):
-    _, data, model = ranking_model
+    data, model = ranking_model.data, ranking_model.model
     pairs = probe_requests["pairs"]
     users = data.dataset.table("user").index_of(pairs["user_id"][:20])
     items = data.dataset.table("item").index_of(pairs["item_id"][:20])
@@ -775,7 +775,7 @@ def test_load_exported_recommend_from_features_runs_the_query_tower(
 ):
     import tensorflow as tf
 
-    _, data, model = retrieval_model
+    data, model = retrieval_model.data, retrieval_model.model
     columns = {name: values[:4] for name, values in probe_requests["features"].items()}
     answer = exported.recommend_from_features(k=3, **columns)
     features = {
@@ -803,7 +803,7 @@ def test_load_exported_recommend_from_features_runs_the_query_tower(
 
 
 def test_load_exported_score_items_scores_known_items_as_the_model(exported, retrieval_model):
-    _, data, model = retrieval_model
+    data, model = retrieval_model.data, retrieval_model.model
     table = data.dataset.table("item")
     columns = {}
     for name in model.item_columns:

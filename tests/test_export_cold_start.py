@@ -31,7 +31,7 @@ from tfrs_recsys import cli
 from tfrs_recsys.features.text import PrecomputedTextEncoder
 from tfrs_recsys.serving.export import export_run
 from tfrs_recsys.text_encoder import embed_texts
-from tfrs_recsys.training.run import load_trained_model, train
+from tfrs_recsys.training.run import load_run, train
 
 N = 5
 SEQ_LENGTH = 16
@@ -89,7 +89,7 @@ def exports(bert_run, cache, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(bert_run, cache):
-    return load_trained_model(bert_run)
+    return load_run(bert_run)
 
 
 PROBE = (
@@ -131,7 +131,7 @@ open(out_file, "w", encoding="utf-8").write(json.dumps(out))
 
 
 def _item_columns(trained, rows, user_ids, new_item=False):
-    _, data, model = trained
+    data, model = trained.data, trained.model
     table = data.dataset.table("item")
     columns = {"user_id": list(user_ids)}
     for name in model.item_columns:
@@ -147,7 +147,7 @@ def _item_columns(trained, rows, user_ids, new_item=False):
 
 @pytest.fixture(scope="module")
 def probe_requests(trained):
-    _, data, model = trained
+    data, model = trained.data, trained.model
     users = [str(u) for u in data.dataset.users["user_id"].iloc[:4]]
     schema = data.dataset.schema
     numeric = [
@@ -242,7 +242,7 @@ def _top(model, columns, n=N):
 
 
 def _assert_answer(answer, trained, expected):
-    _, data, _ = trained
+    data = trained.data
     top, scores = expected
     ids = data.dataset.table("item").ids
     assert answer["item_ids"]["value"] == [[str(ids[i]) for i in row] for row in top]
@@ -318,7 +318,7 @@ def test_manifest_custom_ops_and_notice(exports, pair_dir):
 
 
 def test_an_unseen_profession_goes_through_the_encoder(probe, probe_requests, trained, pair_dir):
-    _, _, model = trained
+    model = trained.model
     unseen = probe_requests["features"]["unseen"]
     with _table_with(model, "user", "profession", pair_dir, UNSEEN_PROFESSION):
         expected = _top(model, unseen)
@@ -335,7 +335,7 @@ def test_an_unseen_profession_goes_through_the_encoder(probe, probe_requests, tr
 def test_a_known_profession_gives_the_same_answer_with_and_without_the_flag(
     probe, probe_requests, trained
 ):
-    _, _, model = trained
+    model = trained.model
     expected = _top(model, probe_requests["features"]["known"])
     _assert_answer(probe["cold"]["features_known"], trained, expected)
     _assert_answer(probe["plain"]["features_known"], trained, expected)
@@ -352,7 +352,7 @@ def test_batch_0(probe):
 
 
 def test_score_items_of_known_items_are_the_models_scores(probe, probe_requests, trained):
-    _, data, model = trained
+    data, model = trained.data, trained.model
     users = probe_requests["users"][:3]
     expected = model.scorer()(data.dataset.table("user").index_of(users)).numpy()
     for export in ("plain", "cold"):
@@ -364,7 +364,7 @@ def test_score_items_of_known_items_are_the_models_scores(probe, probe_requests,
 def test_score_items_of_a_new_item_with_an_unseen_description(
     probe, probe_requests, trained, pair_dir
 ):
-    _, data, model = trained
+    data, model = trained.data, trained.model
     columns = probe_requests["items"]["new"]
     features = {
         name: tf.constant(v, tf.float32 if name in probe_requests["numeric"] else tf.string)

@@ -23,7 +23,7 @@ from tfrs_recsys.features.text import FineTunedTextEncoder, PrecomputedTextEncod
 from tfrs_recsys.models.factory import training_dataset
 from tfrs_recsys.serving.export import export_run
 from tfrs_recsys.text_encoder import HubTextEncoder, embed_texts
-from tfrs_recsys.training.run import load_trained_model, train
+from tfrs_recsys.training.run import load_run, train
 
 N = 5
 UNSEEN_PROFESSION = "deep sea welder and amateur astronomer"
@@ -160,11 +160,11 @@ def exports(finetuned_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(finetuned_run):
-    return load_trained_model(finetuned_run)
+    return load_run(finetuned_run)
 
 
 def _user_features(trained, users, profession=None):
-    schema = trained[1].dataset.schema
+    schema = trained.data.dataset.schema
     return {
         name: tf.constant(values, tf.float32 if schema.feature("user", name).kind == "numeric" else tf.string)
         for name, values in new_user_columns(trained, users, profession).items()
@@ -172,7 +172,7 @@ def _user_features(trained, users, profession=None):
 
 
 def _top(trained, features):
-    _, data, model = trained
+    data, model = trained.data, trained.model
     full = {**features, "user_id": tf.fill([len(next(iter(features.values())))], "")}
     scores = tf.matmul(model.query_vectors(full), model.item_embeddings(), transpose_b=True).numpy()
     top = np.argsort(-scores, axis=1, kind="stable")[:, :N]
@@ -187,7 +187,7 @@ def _answer(path, features):
 
 
 def test_the_fine_tuned_encoder_differs_from_the_frozen_one(trained, pair_dir, cache):
-    _, data, model = trained
+    data, model = trained.data, trained.model
     layer = next(m for m in model.submodules if m.name == "user_features").text_encoders["profession"]
     assert isinstance(layer, FineTunedTextEncoder)
     texts = [str(t) for t in data.dataset.users["profession"].unique()[:4]]
@@ -199,7 +199,7 @@ def test_the_default_export_is_stock_tensorflow_and_answers_as_the_model(exports
     plain = exports["plain"]
     assert plain.custom_ops == {} and plain.custom_ops_to_load == []
     assert not plain.cold_start_text
-    _, data, _ = trained
+    data = trained.data
     users = [str(u) for u in data.dataset.users["user_id"].iloc[:4]]
     features = _user_features(trained, users)
     ids, scores = _answer(plain.path, features)
@@ -209,7 +209,7 @@ def test_the_default_export_is_stock_tensorflow_and_answers_as_the_model(exports
 
 
 def test_the_cold_start_export_encodes_unseen_text_with_the_fine_tuned_encoder(exports, trained):
-    _, data, _ = trained
+    data = trained.data
     users = [str(u) for u in data.dataset.users["user_id"].iloc[:3]]
     features = _user_features(trained, users, profession=UNSEEN_PROFESSION)
     want_ids, want_scores = _top(trained, features)  # the in-process model runs its fine-tuned encoder

@@ -14,8 +14,10 @@ from model_fixtures import tiny_experiment
 
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
+from tfrs_recsys.features.preprocessing import Preprocessing
 from tfrs_recsys.training import run
-from tfrs_recsys.training.run import load_trained_model, train
+from tfrs_recsys.training.run import evaluate as evaluate_run
+from tfrs_recsys.training.run import load_run, train
 
 METRIC_KEYS = ("recall@10", "ndcg@10", "recall@50", "coverage@10", "precision@10", "hit_rate@10")
 
@@ -89,9 +91,10 @@ def test_a_second_run_into_the_same_directory_is_refused(basic_run):
     assert (run_dir / "metrics.json").read_bytes() == before
 
 
-def test_load_trained_model_restores_the_best_weights(basic_run):
+def test_load_run_restores_the_best_weights(basic_run):
     run_dir, config, metrics = basic_run
-    loaded_config, data, model = load_trained_model(run_dir)
+    loaded = load_run(run_dir)
+    loaded_config, data, model = loaded.config, loaded.data, loaded.model
     assert loaded_config == config
     task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout)
     result = evaluate(model.scorer(), task)
@@ -128,15 +131,30 @@ def test_a_ranking_run_restores_its_best_weights(small_dir, tmp_path):
     )
     metrics = train(config, tmp_path / "run", verbose=0).metrics
     assert metrics["model"] == "ranking_subset"
-    _, data, model = load_trained_model(tmp_path / "run")
+    loaded = load_run(tmp_path / "run")
+    data, model = loaded.data, loaded.model
     task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout)
     recall = evaluate(model.scorer(), task).metrics["recall@10"]
     assert recall == pytest.approx(metrics["holdout"]["metrics"]["recall@10"], abs=1e-6)
 
 
-def test_load_trained_model_needs_a_run_directory(tmp_path):
+def test_load_run_builds_the_model_from_the_saved_preprocessing_without_refitting(basic_run, monkeypatch):
+    run_dir, _, metrics = basic_run
+    assert (run_dir / "preprocessing" / "preprocessing.json").is_file()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_run refitted the preprocessing")
+
+    monkeypatch.setattr(run, "fit_preprocessing", refuse)
+    loaded = load_run(run_dir)
+    assert loaded.preprocessing.user.vocabularies == Preprocessing.load(run_dir / "preprocessing").user.vocabularies
+    assert loaded.metrics == metrics
+    assert evaluate_run(loaded).metrics["recall@10"] == pytest.approx(metrics["holdout"]["metrics"]["recall@10"], abs=1e-6)
+
+
+def test_load_run_needs_a_run_directory(tmp_path):
     with pytest.raises(ConfigError, match="not a run directory"):
-        load_trained_model(tmp_path)
+        load_run(tmp_path)
 
 
 # --- Resume errors -------------------------------------------------------------------------------
@@ -231,7 +249,7 @@ def test_kill_between_checkpoint_and_history_row_keeps_every_epoch_in_history(
 def test_early_stopping_stops_and_keeps_the_best_epoch(small_dir, tmp_path, monkeypatch):
     config = tiny_experiment(small_dir, train={"epochs": 5, "patience": 1})
     run_dir = tmp_path / "run"
-    real_evaluate = run.evaluate
+    real_evaluate = run.evaluate_scorer
     scripted = [0.5, 0.4, 0.3, 0.2, 0.1]  # validation never improves after epoch 1
     probe_rows = np.arange(0, 500, 25)
     scores_per_epoch: list[np.ndarray] = []
@@ -244,7 +262,7 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(small_dir, tmp_path, monk
         score = scripted[len(scores_per_epoch) - 1]
         return dataclasses.replace(result, metrics={**result.metrics, "recall@10": score})
 
-    monkeypatch.setattr(run, "evaluate", fake_evaluate)
+    monkeypatch.setattr(run, "evaluate_scorer", fake_evaluate)
     metrics = train(config, run_dir, verbose=0).metrics
     assert metrics["epochs_run"] == 2
     assert metrics["best_epoch"] == 1
@@ -252,7 +270,8 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(small_dir, tmp_path, monk
     assert len(_history(run_dir)) == 2
 
     # The kept weights are epoch 1's, not the last epoch's.
-    _, _, model = load_trained_model(run_dir)
+    loaded = load_run(run_dir)
+    model = loaded.model
     restored = np.asarray(model.scorer()(probe_rows))
     assert not np.allclose(scores_per_epoch[0], scores_per_epoch[1], atol=1e-4)
     np.testing.assert_allclose(restored, scores_per_epoch[0], rtol=1e-5, atol=1e-6)
@@ -260,7 +279,7 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(small_dir, tmp_path, monk
 
 def test_patience_zero_never_stops_early(small_dir, tmp_path, monkeypatch):
     config = tiny_experiment(small_dir, train={"epochs": 3, "patience": 0})
-    real_evaluate = run.evaluate
+    real_evaluate = run.evaluate_scorer
     calls = []
 
     def fake_evaluate(scorer, task, **kwargs):
@@ -270,7 +289,7 @@ def test_patience_zero_never_stops_early(small_dir, tmp_path, monkeypatch):
         calls.append(1)
         return dataclasses.replace(result, metrics={**result.metrics, "recall@10": 1.0 / len(calls)})
 
-    monkeypatch.setattr(run, "evaluate", fake_evaluate)
+    monkeypatch.setattr(run, "evaluate_scorer", fake_evaluate)
     metrics = train(config, tmp_path / "run", verbose=0).metrics
     assert metrics["epochs_run"] == 3
     assert metrics["best_epoch"] == 1
@@ -292,7 +311,8 @@ def test_refit_trains_on_the_whole_train_split_for_the_best_epoch_count(refit_ru
     assert metrics["refit"]["epochs"] == metrics["best_epoch"]
     assert metrics["refit"]["train_s"] > 0
     assert list((run_dir / run.REFIT_DIR).glob("weights.index"))
-    _, data, model = load_trained_model(run_dir)
+    loaded = load_run(run_dir)
+    data, model = loaded.data, loaded.model
     # The refit model's vocabulary covers the whole train split, not only the fit part.
     train_users = set(data.split.train["user_id"])
     fit_users = set(data.fit.train["user_id"])
@@ -301,18 +321,19 @@ def test_refit_trains_on_the_whole_train_split_for_the_best_epoch_count(refit_ru
     assert lookup.vocabulary_size() == len(train_users) + 1
 
 
-def test_load_trained_model_returns_the_refit_model_that_was_evaluated(refit_run):
+def test_load_run_returns_the_refit_model_that_was_evaluated(refit_run):
     run_dir, _, metrics = refit_run
-    _, data, model = load_trained_model(run_dir)
+    loaded = load_run(run_dir)
+    data, model = loaded.data, loaded.model
     task = EvaluationTask.build(data.dataset, data.split.train, data.split.holdout)
     result = evaluate(model.scorer(), task)
     for key in ("recall@10", "ndcg@10", "recall@50"):
         assert result.metrics[key] == pytest.approx(metrics["holdout"]["metrics"][key], abs=1e-6)
 
 
-def test_load_trained_model_refuses_an_unfinished_refit_run(refit_run, tmp_path):
+def test_load_run_refuses_an_unfinished_refit_run(refit_run, tmp_path):
     run_dir = tmp_path / "unfinished"
     shutil.copytree(refit_run[0], run_dir)
     (run_dir / "metrics.json").unlink()
     with pytest.raises(ConfigError, match="refit"):
-        load_trained_model(run_dir)
+        load_run(run_dir)

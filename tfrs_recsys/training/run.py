@@ -375,12 +375,6 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     )
 
 
-def load_trained_model(run_dir: Path):
-    """``(config, prepared_data, model)`` of :func:`load_run`."""
-    run = load_run(run_dir)
-    return run.config, run.data, run.model
-
-
 def evaluate(
     model: TrainedRun | Recommender,
     dataset: RecDataset | None = None,
