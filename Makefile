@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` (the main job on the default data)
-# and `make test` (the test suite). Each creates .venv and installs what it needs.
+# and `make test` (lint, then the test suite). Each creates .venv and installs what it needs.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(BIN)/tfrs-recsys demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 # Executes every notebook in notebooks/ in place at full size (TFRS_NB_* variables

@@ -55,14 +55,28 @@ def tower_for(dataset: RecDataset, side: str, train: pd.DataFrame, config: Model
     from tfrs_recsys.features.preprocessing import fit_preprocessing
     from tfrs_recsys.towers.build import build_tower
 
-    return build_tower(fit_preprocessing(dataset, train, config).side(side), dataset.table(side), config)
+    return build_tower(
+        fit_preprocessing(dataset, train, config).side(side), dataset.table(side), config
+    )
 
 
-def tiny_experiment(source, *, model: dict | None = None, train: dict | None = None,
-                    data: dict | None = None, name: str = "tiny") -> ExperimentConfig:
+def tiny_experiment(
+    source,
+    *,
+    model: dict | None = None,
+    train: dict | None = None,
+    data: dict | None = None,
+    name: str = "tiny",
+) -> ExperimentConfig:
     """A fast experiment on ``source``: ids-only retrieval, small widths, 2 epochs."""
     model_kw = {**SMALL_WIDTHS, "feature_set": "ids", **(model or {})}
-    train_kw = {"epochs": 2, "batch_size": 512, "learning_rate": 0.05, "patience": 0, **(train or {})}
+    train_kw = {
+        "epochs": 2,
+        "batch_size": 512,
+        "learning_rate": 0.05,
+        "patience": 0,
+        **(train or {}),
+    }
     data_kw = {"source": str(source), **(data or {})}
     return ExperimentConfig(
         name=name,
@@ -147,7 +161,7 @@ def numpy_softmax_ce(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 # Start of the probe scripts the export tests run in a fresh interpreter (which
 # must not import this package): the imports and ``plain(answer)``, a
 # signature's outputs as JSON-ready ``{"shape", "value"}`` (strings decoded).
-PROBE_PRELUDE = r'''
+PROBE_PRELUDE = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf
@@ -160,7 +174,7 @@ def plain(answer):
             value = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(value) if value.size else value
         result[key] = {"shape": list(value.shape), "value": value.tolist()}
     return result
-'''
+"""
 
 
 def tiny_bert_pair(tmp_path_factory, name: str, seq_length: int = 16) -> Path:
@@ -170,7 +184,9 @@ def tiny_bert_pair(tmp_path_factory, name: str, seq_length: int = 16) -> Path:
     from tfrs_recsys.text_encoder import convert_checkpoint
 
     checkpoint = write_checkpoint(tmp_path_factory.mktemp(f"{name}-bert") / "checkpoint")
-    return convert_checkpoint(checkpoint, tmp_path_factory.mktemp(f"{name}-pair") / "tiny", seq_length=seq_length).path
+    return convert_checkpoint(
+        checkpoint, tmp_path_factory.mktemp(f"{name}-pair") / "tiny", seq_length=seq_length
+    ).path
 
 
 def embedding_cache(tmp_path_factory, name: str):

@@ -41,7 +41,9 @@ def _model(dataset, train, pair_dir, kind="retrieval", **overrides):
     return model_for(dataset, train, config)
 
 
-def test_text_columns_are_looked_up_from_the_encoders_vectors(small_dataset, small_split, pair_dir, cache):
+def test_text_columns_are_looked_up_from_the_encoders_vectors(
+    small_dataset, small_split, pair_dir, cache
+):
     model = _model(small_dataset, small_split.train, pair_dir)
     encoders = model.candidate_tower.encoder.text_encoders
     assert set(encoders) == {"description", "features"}
@@ -63,7 +65,10 @@ def test_an_unknown_text_gets_the_zero_vector(small_dataset, small_split, pair_d
     np.testing.assert_array_equal(encoder(tf.constant(["never seen before"])).numpy(), 0.0)
 
 
-@pytest.mark.parametrize("kind,loss", [("retrieval", "catalog_sigmoid"), ("retrieval", "softmax"), ("ranking", "softmax")])
+@pytest.mark.parametrize(
+    "kind,loss",
+    [("retrieval", "catalog_sigmoid"), ("retrieval", "softmax"), ("ranking", "softmax")],
+)
 def test_models_with_bert_text_train(small_dataset, small_split, pair_dir, cache, kind, loss):
     tf.keras.utils.set_random_seed(3)
     model = _model(small_dataset, small_split.train, pair_dir, kind=kind, loss=loss)
@@ -97,7 +102,12 @@ def seed_all(small_dataset, small_split, pair_dir, cache):
     from tfrs_recsys.notebook_models.seed_all import SeedAllModel
 
     return SeedAllModel.fit(
-        small_dataset, small_split.train, small_split.holdout, text_model=str(pair_dir), rows=5000, epochs=1
+        small_dataset,
+        small_split.train,
+        small_split.holdout,
+        text_model=str(pair_dir),
+        rows=5000,
+        epochs=1,
     )
 
 
@@ -106,13 +116,21 @@ def test_seed_all_features_are_the_notebooks(seed_all, small_dataset, pair_dir, 
     profession = embed_texts(list(users["profession"].astype(str)), str(pair_dir))
     ages = users["age"].to_numpy(np.float64)
     np.testing.assert_allclose(seed_all.user_features[:, :-1], profession, atol=1e-6)
-    np.testing.assert_allclose(seed_all.user_features[:, -1], (ages - ages.min()) / (ages.max() - ages.min()), atol=1e-6)
+    np.testing.assert_allclose(
+        seed_all.user_features[:, -1], (ages - ages.min()) / (ages.max() - ages.min()), atol=1e-6
+    )
     assert seed_all.item_features.shape == (small_dataset.n_items, 2 * profession.shape[1] + 1)
     prices = items["price"].to_numpy(np.float64)
-    np.testing.assert_allclose(seed_all.item_features[:, -1], (prices - prices.min()) / (prices.max() - prices.min()), atol=1e-6)
+    np.testing.assert_allclose(
+        seed_all.item_features[:, -1],
+        (prices - prices.min()) / (prices.max() - prices.min()),
+        atol=1e-6,
+    )
 
 
-def test_seed_all_scorer_equals_the_keras_model_and_ranks_items_alike_for_everyone(seed_all, small_dataset):
+def test_seed_all_scorer_equals_the_keras_model_and_ranks_items_alike_for_everyone(
+    seed_all, small_dataset
+):
     users = np.array([0, 3, 7])
     scores = seed_all.scorer()(users)
     assert scores.shape == (3, small_dataset.n_items)

@@ -204,13 +204,22 @@ def test_worked_example_metrics(toy):
     # Every unmasked item is in someone's top 10 (u3 masks nothing): 6/6.
     assert m["coverage@10"] == pytest.approx(1.0)
     assert list(m) == [
-        "recall@2", "precision@2", "hit_rate@2", "ndcg@2",
-        "recall@4", "precision@4", "hit_rate@4", "ndcg@4", "coverage@10",
+        "recall@2",
+        "precision@2",
+        "hit_rate@2",
+        "ndcg@2",
+        "recall@4",
+        "precision@4",
+        "hit_rate@4",
+        "ndcg@4",
+        "coverage@10",
     ]
     # Curve, K = 1..6: u0 [.5 .5 .5 .5 1 1]; u1 [0 0 0 1 1 1]; u3 [0 .25 .25 .5 .75 1]
     np.testing.assert_allclose(
         result.recall_curve,
-        np.mean([[.5, .5, .5, .5, 1, 1], [0, 0, 0, 1, 1, 1], [0, .25, .25, .5, .75, 1]], axis=0),
+        np.mean(
+            [[0.5, 0.5, 0.5, 0.5, 1, 1], [0, 0, 0, 1, 1, 1], [0, 0.25, 0.25, 0.5, 0.75, 1]], axis=0
+        ),
     )
     assert result.dataset == "toy" and result.split == "toy-split" and result.segment == "group"
     assert result.eval_s >= result.scorer_s >= 0.0
@@ -559,6 +568,7 @@ def test_oracle_beats_random_and_matches_reference(tech_products):
 
 def test_seed_metric_of_the_oracle(tech_products):
     dataset, split, truth = tech_products
+
     def probability(user_rows, item_rows):
         return truth.probabilities(user_rows)[np.arange(len(user_rows)), item_rows]
 

@@ -61,7 +61,9 @@ def test_save_then_load_gives_the_same_preprocessing(small_dataset, small_split,
     assert not list(tmp_path.glob(".*")), "no staging directory left behind"
 
 
-def test_a_model_built_from_loaded_preprocessing_answers_like_the_original(small_dataset, small_split, tmp_path):
+def test_a_model_built_from_loaded_preprocessing_answers_like_the_original(
+    small_dataset, small_split, tmp_path
+):
     config = small_model_config(feature_set="all", text_encoder="bow", numeric_buckets=3)
     fitted = fit_preprocessing(small_dataset, small_split.train, config)
     loaded = Preprocessing.load(fitted.save(tmp_path / "preprocessing"))

@@ -16,7 +16,9 @@ def _run(code: str) -> str:
 
 
 def test_importing_the_package_loads_neither_tensorflow_nor_pandas():
-    out = _run("import sys, tfrs_recsys; print('tensorflow' in sys.modules, 'pandas' in sys.modules)")
+    out = _run(
+        "import sys, tfrs_recsys; print('tensorflow' in sys.modules, 'pandas' in sys.modules)"
+    )
     assert out.split() == ["False", "False"]
 
 
@@ -44,8 +46,18 @@ def test_unknown_names_raise_attribute_error():
 
 def test_help_lists_the_public_api():
     out = _run("import tfrs_recsys as tr; help(tr)")
-    for name in ("load_dataset", "split_dataset", "load_config", "train", "load_run", "evaluate",
-                 "export", "load_exported", "compare", "Recommender"):
+    for name in (
+        "load_dataset",
+        "split_dataset",
+        "load_config",
+        "train",
+        "load_run",
+        "evaluate",
+        "export",
+        "load_exported",
+        "compare",
+        "Recommender",
+    ):
         assert name in out, name
 
 

@@ -19,7 +19,9 @@ STEPS = 12
 
 
 def _config(**overrides):
-    return small_model_config(kind="ranking", feature_set="subset", negatives_per_user=5, **overrides)
+    return small_model_config(
+        kind="ranking", feature_set="subset", negatives_per_user=5, **overrides
+    )
 
 
 @dataclasses.dataclass
@@ -79,7 +81,9 @@ def test_loss_is_binary_cross_entropy_of_the_logits(trained):
 
 
 @pytest.mark.parametrize("cross_layer", [False, True])
-def test_probabilities_have_one_value_per_pair_in_unit_interval(trained, small_dataset, cross_layer):
+def test_probabilities_have_one_value_per_pair_in_unit_interval(
+    trained, small_dataset, cross_layer
+):
     model = trained(cross_layer).model
     rng = np.random.default_rng(0)
     users = rng.integers(0, small_dataset.n_users, size=37)
@@ -94,7 +98,9 @@ def test_probabilities_in_small_batches_equal_one_batch(trained):
     model = trained(False).model
     users, items = np.arange(10), np.arange(10, 20)
     np.testing.assert_allclose(
-        model.probabilities(users, items, batch_size=3), model.probabilities(users, items), rtol=1e-6
+        model.probabilities(users, items, batch_size=3),
+        model.probabilities(users, items),
+        rtol=1e-6,
     )
 
 

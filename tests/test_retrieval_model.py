@@ -52,7 +52,9 @@ def _config(negatives, feature_set, item_bias, **overrides):
 
 
 def _pipeline(model, dataset, train, batch_size=256, seed=42):
-    experiment = ExperimentConfig(model=model.config, train=TrainConfig(batch_size=batch_size, seed=seed))
+    experiment = ExperimentConfig(
+        model=model.config, train=TrainConfig(batch_size=batch_size, seed=seed)
+    )
     return training_dataset(model, dataset, train, experiment)
 
 
@@ -125,7 +127,10 @@ def test_embedding_widths(trained, small_dataset, case):
 
 def test_user_embeddings_of_no_rows_is_empty(trained):
     model = trained(CASES[2]).model
-    assert model.user_embeddings(np.zeros(0, dtype=np.int64)).shape == (0, model.config.output_dim + 1)
+    assert model.user_embeddings(np.zeros(0, dtype=np.int64)).shape == (
+        0,
+        model.config.output_dim + 1,
+    )
 
 
 @pytest.mark.parametrize("case", BIAS_CASES, ids=[CASE_IDS[CASES.index(c)] for c in BIAS_CASES])
@@ -144,7 +149,9 @@ def test_item_bias_adds_temperature_times_bias_to_the_cosine(trained, small_data
     users = model.user_gather(tf.constant(rows))
     items = model.item_gather(tf.range(small_dataset.n_items))
     q_raw = model.query_tower({c: users[c] for c in model.user_columns}).numpy().astype(np.float64)
-    c_raw = model.candidate_tower({c: items[c] for c in model.item_columns}).numpy().astype(np.float64)
+    c_raw = (
+        model.candidate_tower({c: items[c] for c in model.item_columns}).numpy().astype(np.float64)
+    )
     ids = tf.constant(small_dataset.table("item").ids.astype(str))
     bias = model.item_bias(model.item_bias_lookup(ids)).numpy()[:, 0].astype(np.float64)
     assert np.abs(bias).max() > 1e-4, "training should have moved the item biases"
@@ -160,7 +167,9 @@ def _item_rows(dataset, batch) -> np.ndarray:
     return dataset.table("item").index_of(ids)
 
 
-def test_catalog_loss_is_the_mean_softmax_cross_entropy_over_the_catalog(small_dataset, small_split):
+def test_catalog_loss_is_the_mean_softmax_cross_entropy_over_the_catalog(
+    small_dataset, small_split
+):
     tf.keras.utils.set_random_seed(5)
     model = model_for(small_dataset, small_split.train, _config("catalog", "subset", False))
     batch = first_batch(_pipeline(model, small_dataset, small_split.train, batch_size=64))
@@ -186,7 +195,11 @@ def logq_models(small_dataset, small_split):
     """Two in-batch models with identical weights, with and without logQ correction."""
     tf.keras.utils.set_random_seed(6)
     models = {
-        logq: model_for(small_dataset, small_split.train, _config("in_batch", "ids", False, logq_correction=logq))
+        logq: model_for(
+            small_dataset,
+            small_split.train,
+            _config("in_batch", "ids", False, logq_correction=logq),
+        )
         for logq in (True, False)
     }
     batch = first_batch(_pipeline(models[True], small_dataset, small_split.train, batch_size=64))
@@ -228,7 +241,10 @@ def test_item_log_probability_comes_from_train_counts(small_dataset, small_split
     # A train subset that leaves some items without any positive.
     train = small_split.train.iloc[:150]
     counts = (
-        train["item_id"].value_counts().reindex(small_dataset.items["item_id"], fill_value=0).to_numpy()
+        train["item_id"]
+        .value_counts()
+        .reindex(small_dataset.items["item_id"], fill_value=0)
+        .to_numpy()
     ).astype(np.float64)
     assert (counts == 0).any() and (counts > 1).any()
     expected = np.log(np.maximum(counts, 1.0) / counts.sum())
@@ -239,7 +255,9 @@ def test_item_log_probability_comes_from_train_counts(small_dataset, small_split
 def test_vocabularies_come_from_train_not_holdout(small_dataset, small_split):
     model = model_for(small_dataset, small_split.train, _config("catalog", "ids", False))
     lookup = model.query_tower.encoder.lookups["user_id"]
-    assert [str(v) for v in lookup.get_vocabulary()[1:]] == sorted(set(small_split.train["user_id"]))
+    assert [str(v) for v in lookup.get_vocabulary()[1:]] == sorted(
+        set(small_split.train["user_id"])
+    )
 
 
 # --- OOV users ------------------------------------------------------------------------------------
@@ -265,14 +283,20 @@ def test_users_unseen_in_train_get_finite_scores_and_recommendations(small_datas
         assert all(np.isfinite(r["score"]) for r in recs)
 
 
-def test_sigmoid_loss_is_binary_cross_entropy_of_dot_products_plus_biases(small_dataset, small_split):
+def test_sigmoid_loss_is_binary_cross_entropy_of_dot_products_plus_biases(
+    small_dataset, small_split
+):
     """loss = mean BCE(label, q.c / T + user bias), the item bias inside q.c."""
     tf.keras.utils.set_random_seed(8)
-    model = model_for(small_dataset, small_split.train, _config("catalog", "subset", True, loss="sigmoid"))
+    model = model_for(
+        small_dataset, small_split.train, _config("catalog", "subset", True, loss="sigmoid")
+    )
     batch = first_batch(_pipeline(model, small_dataset, small_split.train, batch_size=128))
     assert set(np.unique(batch["label"].numpy())) == {0.0, 1.0}  # trains on the ranking pipeline
     model.compute_loss(batch)  # creates the weights
-    model.user_bias.set_weights([np.random.default_rng(0).normal(size=model.user_bias.get_weights()[0].shape)])
+    model.user_bias.set_weights(
+        [np.random.default_rng(0).normal(size=model.user_bias.get_weights()[0].shape)]
+    )
     queries = model.query_vectors(batch).numpy().astype(np.float64)
     candidates = model.candidate_vectors(batch).numpy().astype(np.float64)
     user_bias = model.user_bias(model.user_bias_lookup(batch["user_id"])).numpy()[:, 0]
@@ -284,7 +308,9 @@ def test_sigmoid_loss_is_binary_cross_entropy_of_dot_products_plus_biases(small_
 
 def test_sigmoid_loss_training_lowers_the_loss(small_dataset, small_split):
     tf.keras.utils.set_random_seed(9)
-    model = model_for(small_dataset, small_split.train, _config("catalog", "ids", True, loss="sigmoid"))
+    model = model_for(
+        small_dataset, small_split.train, _config("catalog", "ids", True, loss="sigmoid")
+    )
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     pipeline = _pipeline(model, small_dataset, small_split.train)
     batch = first_batch(pipeline)
@@ -296,7 +322,9 @@ def test_sigmoid_loss_training_lowers_the_loss(small_dataset, small_split):
 def test_catalog_sigmoid_loss_is_bce_over_every_catalog_cell(small_dataset, small_split):
     """loss = mean over users x items of BCE(train row, q.C / T + user bias)."""
     tf.keras.utils.set_random_seed(10)
-    model = model_for(small_dataset, small_split.train, _config("catalog", "subset", True, loss="catalog_sigmoid"))
+    model = model_for(
+        small_dataset, small_split.train, _config("catalog", "subset", True, loss="catalog_sigmoid")
+    )
     batch = first_batch(_pipeline(model, small_dataset, small_split.train, batch_size=32))
     labels = batch["label"].numpy()
     assert labels.shape == (32, small_dataset.n_items)
@@ -311,7 +339,9 @@ def test_catalog_sigmoid_loss_is_bce_over_every_catalog_cell(small_dataset, smal
 
 def test_catalog_sigmoid_training_lowers_the_loss(small_dataset, small_split):
     tf.keras.utils.set_random_seed(12)
-    model = model_for(small_dataset, small_split.train, _config("catalog", "ids", True, loss="catalog_sigmoid"))
+    model = model_for(
+        small_dataset, small_split.train, _config("catalog", "ids", True, loss="catalog_sigmoid")
+    )
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     pipeline = _pipeline(model, small_dataset, small_split.train, batch_size=64)
     batch = first_batch(pipeline)
@@ -320,8 +350,13 @@ def test_catalog_sigmoid_training_lowers_the_loss(small_dataset, small_split):
     assert float(model.compute_loss(batch)) < 0.95 * before
 
 
-@pytest.mark.parametrize("loss,negatives", [("catalog_sigmoid", "catalog"), ("softmax", "catalog"), ("softmax", "in_batch")])
-def test_vector_l2_adds_the_mf_penalty_on_the_final_vectors(small_dataset, small_split, loss, negatives):
+@pytest.mark.parametrize(
+    "loss,negatives",
+    [("catalog_sigmoid", "catalog"), ("softmax", "catalog"), ("softmax", "in_batch")],
+)
+def test_vector_l2_adds_the_mf_penalty_on_the_final_vectors(
+    small_dataset, small_split, loss, negatives
+):
     """vector_l2 * (mean ||q||^2 + catalog sum ||c||^2 / train users), or batch means."""
     weight = 0.05
     plain = _config(negatives, "subset", True, loss=loss)
@@ -341,7 +376,9 @@ def test_vector_l2_adds_the_mf_penalty_on_the_final_vectors(small_dataset, small
     else:
         candidates = model.candidate_vectors(batch).numpy().astype(np.float64)
         candidate_term = np.mean(np.sum(candidates**2, axis=1))
-    np.testing.assert_allclose(with_penalty - without, weight * (query_term + candidate_term), rtol=1e-4)
+    np.testing.assert_allclose(
+        with_penalty - without, weight * (query_term + candidate_term), rtol=1e-4
+    )
     assert with_penalty - without > 0
 
 
@@ -353,12 +390,19 @@ def test_vector_l2_must_not_be_negative():
         ModelConfig(vector_l2=-0.1)
 
 
-def test_logistic_model_probabilities_are_the_sigmoid_of_its_trained_logits(small_dataset, small_split):
+def test_logistic_model_probabilities_are_the_sigmoid_of_its_trained_logits(
+    small_dataset, small_split
+):
     """p(u, i) = sigmoid(q_u . c_i / T + user bias), pair by pair, as the catalog loss trains it."""
     tf.keras.utils.set_random_seed(15)
-    model = model_for(small_dataset, small_split.train, _config("catalog", "subset", True, loss="catalog_sigmoid"))
+    model = model_for(
+        small_dataset, small_split.train, _config("catalog", "subset", True, loss="catalog_sigmoid")
+    )
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
-    model.fit(_pipeline(model, small_dataset, small_split.train, batch_size=64).repeat().take(5), verbose=0)
+    model.fit(
+        _pipeline(model, small_dataset, small_split.train, batch_size=64).repeat().take(5),
+        verbose=0,
+    )
     rng = np.random.default_rng(0)
     users = rng.integers(0, small_dataset.n_users, 50)
     items = rng.integers(0, small_dataset.n_items, 50)

@@ -29,11 +29,15 @@ def _vocabulary(lookup) -> list[str]:
 def _side_encoder(features, table, rows, dims: EncoderDims, text_encoders=None) -> SideEncoder:
     """A SideEncoder of ``features``, its preprocessing fitted on the table ``rows``."""
     config = small_model_config(feature_set="subset", numeric_buckets=dims.numeric_buckets)
-    return SideEncoder(features, fit_side(table, tuple(features), rows, config), dims, text_encoders=text_encoders)
+    return SideEncoder(
+        features, fit_side(table, tuple(features), rows, config), dims, text_encoders=text_encoders
+    )
 
 
 def _bow(texts, max_tokens, ngrams=2) -> BagOfWordsEncoder:
-    return BagOfWordsEncoder(fit_bag_of_words([str(t) for t in texts], max_tokens=max_tokens, ngrams=ngrams))
+    return BagOfWordsEncoder(
+        fit_bag_of_words([str(t) for t in texts], max_tokens=max_tokens, ngrams=ngrams)
+    )
 
 
 def _encode(encoder: SideEncoder, table, rows) -> np.ndarray:
@@ -45,11 +49,15 @@ def _encode(encoder: SideEncoder, table, rows) -> np.ndarray:
 
 
 @pytest.mark.parametrize("numeric_buckets", [0, 4])
-def test_user_encoder_width_is_the_sum_of_the_encodings(small_dataset, small_split, numeric_buckets):
+def test_user_encoder_width_is_the_sum_of_the_encodings(
+    small_dataset, small_split, numeric_buckets
+):
     table = small_dataset.table("user")
     user_rows, _ = small_dataset.encode(small_split.train)
     dims = EncoderDims(id_dim=5, categorical_dim=3, numeric_buckets=numeric_buckets)
-    encoder = _side_encoder(table.features, table, user_rows, dims)  # id, age, profession, personality
+    encoder = _side_encoder(
+        table.features, table, user_rows, dims
+    )  # id, age, profession, personality
     # id 5 + age 1 (+ 3 bucket embedding) + profession 3 + personality 3
     expected = 5 + 1 + (3 if numeric_buckets else 0) + 3 + 3
     assert _encode(encoder, table, [0, 1, 2, 3, 4, 5, 6]).shape == (7, expected)
@@ -172,8 +180,12 @@ def test_bucket_boundaries_come_from_train_values():
 def test_text_vocabulary_is_learnt_from_train_items_only():
     # A tech-products dataset with a fourth item that nobody likes: its words stay out.
     users = pd.DataFrame(
-        {"user_id": ["u1", "u2"], "age": [30.0, 40.0], "profession": ["arts", "law"],
-         "personality": ["Tech Enthusiast", "Budget Conscious"]}
+        {
+            "user_id": ["u1", "u2"],
+            "age": [30.0, 40.0],
+            "profession": ["arts", "law"],
+            "personality": ["Tech Enthusiast", "Budget Conscious"],
+        }
     )
     items = pd.DataFrame(
         {
@@ -195,7 +207,9 @@ def test_text_vocabulary_is_learnt_from_train_items_only():
     description = {str(w) for w in encoders["description"].encoder.vectorizer.get_vocabulary()}
     assert {"fast", "laptop", "quiet", "mouse"} <= description
     assert not {"zebra", "unicorn"} & description
-    assert "glitter" not in {str(w) for w in encoders["features"].encoder.vectorizer.get_vocabulary()}
+    assert "glitter" not in {
+        str(w) for w in encoders["features"].encoder.vectorizer.get_vocabulary()
+    }
 
 
 # --- Pooling, transforms, OOV at inference ---------------------------------------------------
@@ -301,7 +315,9 @@ def test_id_l2_penalises_only_the_rows_a_batch_looks_up(small_dataset, small_spl
 
     features = tuple(f for f in small_dataset.schema.user_features if f.kind == "id")
     user_rows, _ = small_dataset.encode(small_split.train)
-    encoder = _side_encoder(features, small_dataset.table("user"), user_rows, EncoderDims(id_dim=4, embeddings_l2=0.5))
+    encoder = _side_encoder(
+        features, small_dataset.table("user"), user_rows, EncoderDims(id_dim=4, embeddings_l2=0.5)
+    )
     ids = tf.constant(small_dataset.table("user").ids[:3].astype(str))
     vectors = encoder({"user_id": ids}).numpy()
     assert len(encoder.losses) == 1

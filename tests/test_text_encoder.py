@@ -51,10 +51,46 @@ FIXTURE = Path(__file__).parent / "fixtures" / "minilm_reference.json"
 PARITY_TOLERANCE = 1e-5
 
 TINY_VOCAB = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
-    "a", "b", "c", "ab", "##c", "cafe", "creme", "light", "##weight", "laptop", "with", "long",
-    "battery", "life", "hello", "world", "##s", "great", "straße", "οδοσ", "ａｂｃ", "你", "好",
-    ",", ".", "!", "-", "?", "the", "for", "gamers", "software", "engineer", "x", "y",
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "a",
+    "b",
+    "c",
+    "ab",
+    "##c",
+    "cafe",
+    "creme",
+    "light",
+    "##weight",
+    "laptop",
+    "with",
+    "long",
+    "battery",
+    "life",
+    "hello",
+    "world",
+    "##s",
+    "great",
+    "straße",
+    "οδοσ",
+    "ａｂｃ",
+    "你",
+    "好",
+    ",",
+    ".",
+    "!",
+    "-",
+    "?",
+    "the",
+    "for",
+    "gamers",
+    "software",
+    "engineer",
+    "x",
+    "y",
 ]
 TINY_CONFIG = {
     "architectures": ["BertModel"],
@@ -69,22 +105,34 @@ TINY_CONFIG = {
     "layer_norm_eps": 1e-12,
     "hidden_act": "gelu",
 }
-TEXTS = ["Lightweight laptop with long battery life", "hello worlds", "", "for gamers!", "café crème"]
+TEXTS = [
+    "Lightweight laptop with long battery life",
+    "hello worlds",
+    "",
+    "for gamers!",
+    "café crème",
+]
 
 
-def write_checkpoint(directory: Path, *, prefix: str = "bert.", config: dict | None = None, seed: int = 0) -> Path:
+def write_checkpoint(
+    directory: Path, *, prefix: str = "bert.", config: dict | None = None, seed: int = 0
+) -> Path:
     """A tiny random BERT checkpoint as Hugging Face writes one."""
     directory.mkdir(parents=True, exist_ok=True)
     config = dict(TINY_CONFIG if config is None else config)
     (directory / "config.json").write_text(json.dumps(config), encoding="utf-8")
     (directory / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
-    (directory / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}), encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text(
+        json.dumps({"do_lower_case": True}), encoding="utf-8"
+    )
     weights = random_weights(BertConfig.from_dict(TINY_CONFIG), seed=seed)
     # Non-trivial LayerNorm parameters, so a mix-up of gamma and beta would show.
     rng = np.random.default_rng(seed + 1)
     for name in weights:
         if "LayerNorm" in name:
-            weights[name] = weights[name] + rng.normal(0, 0.1, weights[name].shape).astype(np.float32)
+            weights[name] = weights[name] + rng.normal(0, 0.1, weights[name].shape).astype(
+                np.float32
+            )
     save_file({prefix + k: v for k, v in weights.items()}, str(directory / "model.safetensors"))
     return directory
 
@@ -96,7 +144,9 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_pair(tmp_path_factory, tiny_checkpoint):
-    return convert_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("tiny-pair") / "tiny", seq_length=16)
+    return convert_checkpoint(
+        tiny_checkpoint, tmp_path_factory.mktemp("tiny-pair") / "tiny", seq_length=16
+    )
 
 
 @pytest.fixture(scope="session")
@@ -187,7 +237,9 @@ def test_tokenize_follows_the_reference_normalisation(tiny_preprocessor, text, t
 
 
 def test_pack_adds_cls_sep_truncates_and_pads(tiny_preprocessor):
-    tokenized = tiny_preprocessor.tokenize(tf.constant(["hello world", "a b c a b c a b c a b c", ""]))
+    tokenized = tiny_preprocessor.tokenize(
+        tf.constant(["hello world", "a b c a b c a b c a b c", ""])
+    )
     packed = tiny_preprocessor.bert_pack_inputs([tokenized], 6)
     cls, sep = TINY_VOCAB.index("[CLS]"), TINY_VOCAB.index("[SEP]")
     hello, world, a, b, c = (TINY_VOCAB.index(t) for t in ("hello", "world", "a", "b", "c"))
@@ -236,7 +288,9 @@ def test_weights_with_a_wrong_shape_or_missing_are_rejected(tmp_path, tiny_check
     config = BertConfig.from_dict({**TINY_CONFIG, "intermediate_size": 48})
     with pytest.raises(ConfigError, match="intermediate.dense.weight' has shape"):
         load_safetensors_weights(tiny_checkpoint / "model.safetensors", config)
-    save_file({"cls.predictions.bias": np.zeros(3, np.float32)}, str(tmp_path / "other.safetensors"))
+    save_file(
+        {"cls.predictions.bias": np.zeros(3, np.float32)}, str(tmp_path / "other.safetensors")
+    )
     with pytest.raises(ConfigError, match="no BERT embeddings"):
         load_safetensors_weights(tmp_path / "other.safetensors", BertConfig.from_dict(TINY_CONFIG))
 
@@ -247,7 +301,9 @@ def test_convert_rejects_bad_checkpoints(tmp_path, tiny_checkpoint):
         for name in ("config.json", "vocab.txt"):
             (tmp_path / "empty" / name).write_bytes((tiny_checkpoint / name).read_bytes())
         convert_checkpoint(tmp_path / "empty", tmp_path / "out")
-    roberta = write_checkpoint(tmp_path / "roberta", config={**TINY_CONFIG, "model_type": "roberta"})
+    roberta = write_checkpoint(
+        tmp_path / "roberta", config={**TINY_CONFIG, "model_type": "roberta"}
+    )
     with pytest.raises(ConfigError, match="not a BERT checkpoint"):
         convert_checkpoint(roberta, tmp_path / "out")
     with pytest.raises(ConfigError, match="max_position_embeddings"):
@@ -271,8 +327,12 @@ def test_converted_pair_has_the_tf_hub_interface(tiny_pair, tiny_modules, tiny_c
     assert list(enc.regularization_losses) == []
     # Same numbers as the in-memory model built from the checkpoint.
     config = BertConfig.from_file(tiny_checkpoint / "config.json")
-    model = BertModel(config, load_safetensors_weights(tiny_checkpoint / "model.safetensors", config))
-    np.testing.assert_allclose(model(inputs)["sequence_output"], outputs["sequence_output"], atol=1e-6)
+    model = BertModel(
+        config, load_safetensors_weights(tiny_checkpoint / "model.safetensors", config)
+    )
+    np.testing.assert_allclose(
+        model(inputs)["sequence_output"], outputs["sequence_output"], atol=1e-6
+    )
     manifest = tiny_pair.manifest
     assert manifest["dim"] == 16 and manifest["seq_length"] == 16 and manifest["pooling"] == "mean"
     assert is_complete(tiny_pair.path)
@@ -357,7 +417,9 @@ def _reference_vectors(modules, texts, seq_length, pooling="mean", normalize=Tru
     return vectors
 
 
-def test_layer_cuts_batches_to_their_longest_sequence_without_changing_vectors(tiny_modules, tiny_layer):
+def test_layer_cuts_batches_to_their_longest_sequence_without_changing_vectors(
+    tiny_modules, tiny_layer
+):
     inputs = tiny_layer.encoder_inputs(tf.constant(["hello", "hello world"]))
     assert inputs["input_word_ids"].shape == (2, 4)
     vectors = tiny_layer(tf.constant(TEXTS)).numpy()
@@ -370,9 +432,13 @@ def test_layer_cuts_batches_to_their_longest_sequence_without_changing_vectors(t
 
 
 def test_layer_pooled_output_unnormalised_and_seq_length(tiny_pair, tiny_modules):
-    layer = HubTextEncoder(tiny_pair.preprocessor, tiny_pair.encoder, pooling="pooled", seq_length=4, normalize=False)
+    layer = HubTextEncoder(
+        tiny_pair.preprocessor, tiny_pair.encoder, pooling="pooled", seq_length=4, normalize=False
+    )
     np.testing.assert_allclose(
-        layer(tf.constant(TEXTS)), _reference_vectors(tiny_modules, TEXTS, 4, "pooled", False), atol=1e-6
+        layer(tf.constant(TEXTS)),
+        _reference_vectors(tiny_modules, TEXTS, 4, "pooled", False),
+        atol=1e-6,
     )
     assert layer.encoder_inputs(tf.constant(TEXTS))["input_word_ids"].shape == (len(TEXTS), 4)
     assert layer.get_config()["pooling"] == "pooled"
@@ -380,7 +446,9 @@ def test_layer_pooled_output_unnormalised_and_seq_length(tiny_pair, tiny_modules
         HubTextEncoder(tiny_pair.preprocessor, tiny_pair.encoder, pooling="max")
 
 
-def test_layer_works_with_a_preprocessor_without_tokenize(tmp_path, tiny_pair, tiny_modules, tiny_layer):
+def test_layer_works_with_a_preprocessor_without_tokenize(
+    tmp_path, tiny_pair, tiny_modules, tiny_layer
+):
     """A preprocessor with only the default call (no tokenize / bert_pack_inputs)."""
     import tensorflow_text  # noqa: F401
 
@@ -417,8 +485,11 @@ def test_vectors_feed_the_in_graph_text_encoders(tiny_pair, tiny_layer, tmp_path
     lookup = PrecomputedTextEncoder(TEXTS, vectors)
     np.testing.assert_allclose(lookup(tf.constant(TEXTS[::-1])), vectors[::-1])
     cached = CachedTextEncoder(tiny_layer, TEXTS)
-    np.testing.assert_allclose(cached(tf.constant(["a new text", TEXTS[0]])),
-                               tiny_layer(tf.constant(["a new text", TEXTS[0]])), atol=1e-6)
+    np.testing.assert_allclose(
+        cached(tf.constant(["a new text", TEXTS[0]])),
+        tiny_layer(tf.constant(["a new text", TEXTS[0]])),
+        atol=1e-6,
+    )
 
 
 def test_the_layer_exports_self_contained(tmp_path, tiny_pair):
@@ -441,19 +512,27 @@ def test_the_layer_exports_self_contained(tmp_path, tiny_pair):
     expected = model(batch).numpy()
     tf.saved_model.save(Serving(model), str(tmp_path / "export"))
     shutil.rmtree(copy)  # the export must not need the handles' directories
-    np.testing.assert_allclose(tf.saved_model.load(str(tmp_path / "export"))(batch), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        tf.saved_model.load(str(tmp_path / "export"))(batch), expected, atol=1e-6
+    )
 
 
 def test_resolve_encoder_forms(tiny_pair):
     from_dir = resolve_encoder(str(tiny_pair.path))
     assert (from_dir.preprocessor, from_dir.encoder) == (tiny_pair.preprocessor, tiny_pair.encoder)
     assert from_dir.weights_id == tiny_pair.fingerprint
-    pair = resolve_encoder((tiny_pair.preprocessor, tiny_pair.encoder), pooling="pooled", normalize=False)
+    pair = resolve_encoder(
+        (tiny_pair.preprocessor, tiny_pair.encoder), pooling="pooled", normalize=False
+    )
     assert (pair.pooling, pair.normalize, pair.seq_length) == ("pooled", False, 128)
-    mapping = resolve_encoder({"preprocessor": tiny_pair.preprocessor, "encoder": tiny_pair.encoder, "seq_length": 32})
+    mapping = resolve_encoder(
+        {"preprocessor": tiny_pair.preprocessor, "encoder": tiny_pair.encoder, "seq_length": 32}
+    )
     assert mapping.seq_length == 32
     assert resolve_encoder(from_dir) is from_dir
-    fingerprints = {s.fingerprint() for s in (from_dir, pair, mapping, resolve_encoder(from_dir, seq_length=64))}
+    fingerprints = {
+        s.fingerprint() for s in (from_dir, pair, mapping, resolve_encoder(from_dir, seq_length=64))
+    }
     assert len(fingerprints) == 4
     with pytest.raises(ConfigError, match="unknown text encoder"):
         resolve_encoder("no-such-encoder")
@@ -477,7 +556,10 @@ def test_embed_texts_embeds_each_distinct_string_once_and_caches(tiny_pair, tiny
     np.testing.assert_allclose(again[[0, 2]], vectors[[1, 0]], atol=0)
     assert len(store) == 4 and len(store.shards()) == 2
     # The layer itself is accepted and shares the cache of its spec.
-    assert tiny_layer.spec.fingerprint() == resolve_encoder(tiny_pair.path, seq_length=16).fingerprint()
+    assert (
+        tiny_layer.spec.fingerprint()
+        == resolve_encoder(tiny_pair.path, seq_length=16).fingerprint()
+    )
     assert embed_texts([], tiny_pair.path, cache=tmp_path).shape == (0, 16)
 
 
@@ -505,7 +587,17 @@ def test_damaged_shards_are_ignored_and_shards_are_merged(tiny_pair, tmp_path, m
 
 def test_cli_converts_a_checkpoint_directory(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "encoders" / "tiny"
-    code = cli.main(["build-text-encoder", "--from-dir", str(tiny_checkpoint), "--out", str(out), "--seq-length", "32"])
+    code = cli.main(
+        [
+            "build-text-encoder",
+            "--from-dir",
+            str(tiny_checkpoint),
+            "--out",
+            str(out),
+            "--seq-length",
+            "32",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     lines = captured.out.splitlines()
@@ -525,12 +617,16 @@ def test_cli_converts_a_checkpoint_directory(tmp_path, tiny_checkpoint, capsys):
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, tiny_checkpoint, capsys, extra, message):
-    roberta = write_checkpoint(tmp_path / "roberta", config={**TINY_CONFIG, "model_type": "roberta"})
+    roberta = write_checkpoint(
+        tmp_path / "roberta", config={**TINY_CONFIG, "model_type": "roberta"}
+    )
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "file").write_text("x")
     values = {"tmp": tmp_path, "roberta": roberta, "tiny": tiny_checkpoint, "occupied": occupied}
-    argv = ["build-text-encoder", "--out", str(tmp_path / "out")] + [a.format(**values) for a in extra]
+    argv = ["build-text-encoder", "--out", str(tmp_path / "out")] + [
+        a.format(**values) for a in extra
+    ]
     try:
         code = cli.main(argv)
     except SystemExit as exc:  # argparse errors
@@ -552,7 +648,9 @@ def test_minilm_token_ids_match_the_reference_tokenizer(minilm_cache, reference)
     assert len(reference["sentences"]) >= 20
     mismatched = []
     for record in reference["sentences"]:
-        packed = pre.bert_pack_inputs([pre.tokenize(tf.constant([record["text"]]))], seq_length=record["seq_length"])
+        packed = pre.bert_pack_inputs(
+            [pre.tokenize(tf.constant([record["text"]]))], seq_length=record["seq_length"]
+        )
         ids = packed["input_word_ids"].numpy()[0][: packed["input_mask"].numpy()[0].sum()].tolist()
         if ids != record["ids"]:
             mismatched.append((record["text"][:40], record["tokens"], ids))
@@ -575,7 +673,10 @@ def test_minilm_vectors_match_sentence_transformers(minilm_cache, reference, mon
     got[at_128] = embed_texts([texts[i] for i in at_128], spec, cache=minilm_cache, batch_size=8)
     for i, record in enumerate(records):
         if record["seq_length"] != 128:
-            got[i] = embed_texts([texts[i]], resolve_encoder(spec, seq_length=record["seq_length"]),
-                                 cache=minilm_cache)[0]
+            got[i] = embed_texts(
+                [texts[i]],
+                resolve_encoder(spec, seq_length=record["seq_length"]),
+                cache=minilm_cache,
+            )[0]
     worst = np.abs(got - expected).max()
     assert worst < PARITY_TOLERANCE, f"max abs difference {worst:.2e}"

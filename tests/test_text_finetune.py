@@ -69,7 +69,9 @@ def test_duplicate_strings_are_encoded_once_each_and_gathered_back(pair_dir):
     got = layer(tf.constant(texts), training=False).numpy()
     assert got.shape == (len(texts), encoder.dim) and layer.dim == encoder.dim
     for i, text in enumerate(texts):
-        np.testing.assert_allclose(got[i], encoder(tf.constant([text]), training=False).numpy()[0], atol=1e-5)
+        np.testing.assert_allclose(
+            got[i], encoder(tf.constant([text]), training=False).numpy()[0], atol=1e-5
+        )
     # The installed lookup: known strings as the encoder gives them, unknown ones zero.
     lookup = layer.precompute(texts)
     with layer.use_lookup(lookup):
@@ -84,27 +86,40 @@ def test_duplicate_strings_are_encoded_once_each_and_gathered_back(pair_dir):
 
 def _model(dataset, train_pairs, pair_dir, trainable, kind="retrieval", **overrides):
     config = small_model_config(
-        kind=kind, feature_set="all", text_encoder="bert", text_model=str(pair_dir),
-        text_trainable=trainable, **overrides,
+        kind=kind,
+        feature_set="all",
+        text_encoder="bert",
+        text_model=str(pair_dir),
+        text_trainable=trainable,
+        **overrides,
     )
     return model_for(dataset, train_pairs, config)
 
 
 def _encoder_weights(model):
-    return [v for layer in model.submodules if isinstance(layer, HubTextEncoder) for v in layer.trainable_weights]
+    return [
+        v
+        for layer in model.submodules
+        if isinstance(layer, HubTextEncoder)
+        for v in layer.trainable_weights
+    ]
 
 
 @pytest.mark.parametrize(
     "kind,overrides",
     [("retrieval", {"loss": "softmax", "negatives": "in_batch"}), ("ranking", {})],
 )
-def test_fine_tuning_trains_the_encoder(small_dataset, small_split, pair_dir, cache, kind, overrides):
+def test_fine_tuning_trains_the_encoder(
+    small_dataset, small_split, pair_dir, cache, kind, overrides
+):
     tf.keras.utils.set_random_seed(3)
     model = _model(small_dataset, small_split.train, pair_dir, True, kind=kind, **overrides)
     query_encoders = model.submodules
     item_side = next(m for m in query_encoders if m.name == "item_features").text_encoders
     user_side = next(m for m in query_encoders if m.name == "user_features").text_encoders
-    assert all(isinstance(e, FineTunedTextEncoder) for e in [*item_side.values(), *user_side.values()])
+    assert all(
+        isinstance(e, FineTunedTextEncoder) for e in [*item_side.values(), *user_side.values()]
+    )
     # One trainable encoder per side, shared by the side's text columns.
     assert item_side["description"].encoder is item_side["features"].encoder
     assert item_side["description"].encoder is not user_side["profession"].encoder
@@ -140,8 +155,15 @@ def test_without_it_the_encoder_is_not_in_the_model(small_dataset, small_split, 
 def finetuned_run(small_dir, pair_dir, cache, tmp_path_factory):
     config = tiny_experiment(
         small_dir,
-        model={"feature_set": "all", "text_encoder": "bert", "text_model": str(pair_dir), "text_trainable": True,
-               "id_mode": "input", "loss": "softmax", "negatives": "in_batch"},
+        model={
+            "feature_set": "all",
+            "text_encoder": "bert",
+            "text_model": str(pair_dir),
+            "text_trainable": True,
+            "id_mode": "input",
+            "loss": "softmax",
+            "negatives": "in_batch",
+        },
         train={"epochs": 1, "batch_size": 256, "learning_rate": 0.01},
     )
     run_dir = tmp_path_factory.mktemp("finetune-run") / "bert"
@@ -154,7 +176,9 @@ def exports(finetuned_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("finetune-exports") / "exported_models"
     notices = []
     plain = export_run(finetuned_run, root / "plain", n=N, warmup=False, notice=notices.append)
-    cold = export_run(finetuned_run, root / "cold", n=N, warmup=False, cold_start_text=True, notice=notices.append)
+    cold = export_run(
+        finetuned_run, root / "cold", n=N, warmup=False, cold_start_text=True, notice=notices.append
+    )
     return {"plain": plain, "cold": cold}
 
 
@@ -166,7 +190,9 @@ def trained(finetuned_run):
 def _user_features(trained, users, profession=None):
     schema = trained.data.dataset.schema
     return {
-        name: tf.constant(values, tf.float32 if schema.feature("user", name).kind == "numeric" else tf.string)
+        name: tf.constant(
+            values, tf.float32 if schema.feature("user", name).kind == "numeric" else tf.string
+        )
         for name, values in new_user_columns(trained, users, profession).items()
     }
 
@@ -188,7 +214,9 @@ def _answer(path, features):
 
 def test_the_fine_tuned_encoder_differs_from_the_frozen_one(trained, pair_dir, cache):
     data, model = trained.data, trained.model
-    layer = next(m for m in model.submodules if m.name == "user_features").text_encoders["profession"]
+    layer = next(m for m in model.submodules if m.name == "user_features").text_encoders[
+        "profession"
+    ]
     assert isinstance(layer, FineTunedTextEncoder)
     texts = [str(t) for t in data.dataset.users["profession"].unique()[:4]]
     frozen = embed_texts(texts, str(pair_dir))
@@ -212,11 +240,15 @@ def test_the_cold_start_export_encodes_unseen_text_with_the_fine_tuned_encoder(e
     data = trained.data
     users = [str(u) for u in data.dataset.users["user_id"].iloc[:3]]
     features = _user_features(trained, users, profession=UNSEEN_PROFESSION)
-    want_ids, want_scores = _top(trained, features)  # the in-process model runs its fine-tuned encoder
+    want_ids, want_scores = _top(
+        trained, features
+    )  # the in-process model runs its fine-tuned encoder
     ids, scores = _answer(exports["cold"].path, features)
     assert ids == want_ids
     np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-4)
     # Without the flag the unseen string gets the zero vector.
     _, plain_scores = _answer(exports["plain"].path, features)
     assert not np.allclose(plain_scores, want_scores, atol=1e-4)
-    assert exports["cold"].custom_ops_to_load  # TF Text ops, as for a frozen --cold-start-text export
+    assert exports[
+        "cold"
+    ].custom_ops_to_load  # TF Text ops, as for a frozen --cold-start-text export

@@ -141,5 +141,8 @@ def test_normalize_false_leaves_the_rows_unnormalised(small_dataset, small_split
     # The same tower with normalisation switched on gives the rows divided by their norms.
     tower.normalize = True
     np.testing.assert_allclose(
-        tower(inputs).numpy(), out / np.linalg.norm(out, axis=1, keepdims=True), rtol=1e-5, atol=1e-6
+        tower(inputs).numpy(),
+        out / np.linalg.norm(out, axis=1, keepdims=True),
+        rtol=1e-5,
+        atol=1e-6,
     )

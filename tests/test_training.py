@@ -120,7 +120,9 @@ def test_the_same_config_trains_to_the_same_metrics(basic_run, tmp_path):
     again = train(config, tmp_path / "again", verbose=0).metrics
     assert again["best_epoch"] == metrics["best_epoch"]
     for key in ("recall@10", "ndcg@10", "recall@50"):
-        assert again["holdout"]["metrics"][key] == pytest.approx(metrics["holdout"]["metrics"][key], abs=1e-6)
+        assert again["holdout"]["metrics"][key] == pytest.approx(
+            metrics["holdout"]["metrics"][key], abs=1e-6
+        )
 
 
 def test_a_ranking_run_restores_its_best_weights(small_dir, tmp_path):
@@ -138,7 +140,9 @@ def test_a_ranking_run_restores_its_best_weights(small_dir, tmp_path):
     assert recall == pytest.approx(metrics["holdout"]["metrics"]["recall@10"], abs=1e-6)
 
 
-def test_load_run_builds_the_model_from_the_saved_preprocessing_without_refitting(basic_run, monkeypatch):
+def test_load_run_builds_the_model_from_the_saved_preprocessing_without_refitting(
+    basic_run, monkeypatch
+):
     run_dir, _, metrics = basic_run
     assert (run_dir / "preprocessing" / "preprocessing.json").is_file()
 
@@ -147,9 +151,14 @@ def test_load_run_builds_the_model_from_the_saved_preprocessing_without_refittin
 
     monkeypatch.setattr(run, "fit_preprocessing", refuse)
     loaded = load_run(run_dir)
-    assert loaded.preprocessing.user.vocabularies == Preprocessing.load(run_dir / "preprocessing").user.vocabularies
+    assert (
+        loaded.preprocessing.user.vocabularies
+        == Preprocessing.load(run_dir / "preprocessing").user.vocabularies
+    )
     assert loaded.metrics == metrics
-    assert evaluate_run(loaded).metrics["recall@10"] == pytest.approx(metrics["holdout"]["metrics"]["recall@10"], abs=1e-6)
+    assert evaluate_run(loaded).metrics["recall@10"] == pytest.approx(
+        metrics["holdout"]["metrics"]["recall@10"], abs=1e-6
+    )
 
 
 def test_load_run_needs_a_run_directory(tmp_path):
@@ -287,7 +296,9 @@ def test_patience_zero_never_stops_early(small_dir, tmp_path, monkeypatch):
         if task.split_name != "validation":
             return result
         calls.append(1)
-        return dataclasses.replace(result, metrics={**result.metrics, "recall@10": 1.0 / len(calls)})
+        return dataclasses.replace(
+            result, metrics={**result.metrics, "recall@10": 1.0 / len(calls)}
+        )
 
     monkeypatch.setattr(run, "evaluate_scorer", fake_evaluate)
     metrics = train(config, tmp_path / "run", verbose=0).metrics

@@ -517,8 +517,7 @@ def seed_metric(probability_fn: ProbabilityFn, dataset: RecDataset, holdout: pd.
     n = len(user_rows)
     if probabilities.shape not in ((n,), (n, 1)):
         raise ConfigError(
-            f"probability_fn returned shape {probabilities.shape} for {n} pair(s); "
-            f"expected ({n},)"
+            f"probability_fn returned shape {probabilities.shape} for {n} pair(s); expected ({n},)"
         )
     probabilities = probabilities.reshape(n)
     bad = np.flatnonzero(~((probabilities >= 0.0) & (probabilities <= 1.0)))  # NaN included

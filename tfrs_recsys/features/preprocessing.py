@@ -139,7 +139,8 @@ class Preprocessing:
                 "normalization": sorted(side.normalization),
                 "bucket_boundaries": {k: list(v) for k, v in side.bucket_boundaries.items()},
                 "bag_of_words": {
-                    k: {"max_tokens": v.max_tokens, "ngrams": v.ngrams} for k, v in side.bag_of_words.items()
+                    k: {"max_tokens": v.max_tokens, "ngrams": v.ngrams}
+                    for k, v in side.bag_of_words.items()
                 },
                 "text_tables": sorted(side.text_tables),
             }
@@ -158,7 +159,9 @@ class Preprocessing:
         with atomic_directory(Path(directory), overwrite=True) as staging:
             with open(staging / ARRAYS_FILE, "wb") as handle:
                 np.savez(handle, **arrays)
-            (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            (staging / MANIFEST_FILE).write_text(
+                json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
+            )
         return Path(directory)
 
     @classmethod
@@ -176,13 +179,17 @@ class Preprocessing:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{directory}: no readable fitted preprocessing ({exc})") from None
         if manifest.get("format") != FORMAT:
-            raise ConfigError(f"{directory}: preprocessing format {manifest.get('format')!r}, expected {FORMAT}")
+            raise ConfigError(
+                f"{directory}: preprocessing format {manifest.get('format')!r}, expected {FORMAT}"
+            )
         sides = {}
         for prefix, entry in manifest["sides"].items():
             sides[prefix] = SidePreprocessing(
                 side=prefix,
                 features=tuple(Feature(**f) for f in entry["features"]),
-                vocabularies={n: _tuple(arrays[f"{prefix}/vocabulary/{n}"]) for n in entry["vocabularies"]},
+                vocabularies={
+                    n: _tuple(arrays[f"{prefix}/vocabulary/{n}"]) for n in entry["vocabularies"]
+                },
                 normalization={
                     n: (arrays[f"{prefix}/mean/{n}"], arrays[f"{prefix}/variance/{n}"])
                     for n in entry["normalization"]
@@ -198,7 +205,10 @@ class Preprocessing:
                     for n, v in entry["bag_of_words"].items()
                 },
                 text_tables={
-                    n: TextTable(_tuple(arrays[f"{prefix}/text_texts/{n}"]), arrays[f"{prefix}/text_vectors/{n}"])
+                    n: TextTable(
+                        _tuple(arrays[f"{prefix}/text_texts/{n}"]),
+                        arrays[f"{prefix}/text_vectors/{n}"],
+                    )
                     for n in entry["text_tables"]
                 },
                 train_ids=_tuple(arrays[f"{prefix}/train_ids"]),
@@ -222,7 +232,9 @@ class Untracked:
 
 def _strings(values) -> np.ndarray:
     # Fixed-width unicode: no pickle needed to read it back.
-    return np.asarray([str(v) for v in values], dtype=str) if len(values) else np.zeros(0, dtype="<U1")
+    return (
+        np.asarray([str(v) for v in values], dtype=str) if len(values) else np.zeros(0, dtype="<U1")
+    )
 
 
 def _tuple(values: np.ndarray) -> tuple[str, ...]:
@@ -232,7 +244,9 @@ def _tuple(values: np.ndarray) -> tuple[str, ...]:
 # --- Fitting -----------------------------------------------------------------------------------
 
 
-def fit_preprocessing(dataset: RecDataset, train: pd.DataFrame, config: ModelConfig) -> Preprocessing:
+def fit_preprocessing(
+    dataset: RecDataset, train: pd.DataFrame, config: ModelConfig
+) -> Preprocessing:
     """Fits both sides' preprocessing of ``config``'s columns from the ``train`` positives.
 
     Args:
@@ -245,8 +259,18 @@ def fit_preprocessing(dataset: RecDataset, train: pd.DataFrame, config: ModelCon
     user_rows, item_rows = dataset.encode(train)
     counts = np.bincount(item_rows, minlength=dataset.n_items).astype(np.float64)
     return Preprocessing(
-        user=fit_side(dataset.table("user"), feature_columns(dataset.schema, "user", config), user_rows, config),
-        item=fit_side(dataset.table("item"), feature_columns(dataset.schema, "item", config), item_rows, config),
+        user=fit_side(
+            dataset.table("user"),
+            feature_columns(dataset.schema, "user", config),
+            user_rows,
+            config,
+        ),
+        item=fit_side(
+            dataset.table("item"),
+            feature_columns(dataset.schema, "item", config),
+            item_rows,
+            config,
+        ),
         item_counts=counts,
         n_train_users=max(len(np.unique(user_rows)), 1),
     )
@@ -266,7 +290,9 @@ def fit_side(
             vocabularies[feature.name] = tuple(sorted(set(_labels(feature, values))))
         elif feature.kind == "numeric":
             numbers = numeric_transform(feature, np.asarray(values, dtype=np.float32))
-            normalization[feature.name], buckets = _numeric_statistics(numbers, config.numeric_buckets)
+            normalization[feature.name], buckets = _numeric_statistics(
+                numbers, config.numeric_buckets
+            )
             if buckets is not None:
                 boundaries[feature.name] = buckets
     bag_of_words: dict[str, BagOfWords] = {}
@@ -284,7 +310,9 @@ def fit_side(
                 # The encoder is fixed: every distinct string of the table is embedded once.
                 texts = sorted({str(t) for t in column})
                 vectors = embed_texts(texts, text_model_spec(config.text_model))
-                text_tables[feature.name] = TextTable(tuple(texts), np.asarray(vectors, dtype=np.float32))
+                text_tables[feature.name] = TextTable(
+                    tuple(texts), np.asarray(vectors, dtype=np.float32)
+                )
     return SidePreprocessing(
         side=table.side,
         features=tuple(features),
@@ -321,7 +349,10 @@ def _numeric_statistics(numbers: np.ndarray, buckets: int):
 
     normalizer = tf.keras.layers.Normalization(axis=None)
     normalizer.adapt(numbers)
-    stats = (normalizer.mean.numpy().astype(np.float32), normalizer.variance.numpy().astype(np.float32))
+    stats = (
+        normalizer.mean.numpy().astype(np.float32),
+        normalizer.variance.numpy().astype(np.float32),
+    )
     if buckets <= 0:
         return stats, None
     discretizer = tf.keras.layers.Discretization(num_bins=buckets)
@@ -329,18 +360,24 @@ def _numeric_statistics(numbers: np.ndarray, buckets: int):
     return stats, tuple(float(b) for b in discretizer.bin_boundaries)
 
 
-def fit_bag_of_words(train_texts: list[str], max_tokens: int = BOW_MAX_TOKENS, ngrams: int = BOW_NGRAMS) -> BagOfWords:
+def fit_bag_of_words(
+    train_texts: list[str], max_tokens: int = BOW_MAX_TOKENS, ngrams: int = BOW_NGRAMS
+) -> BagOfWords:
     """TF-IDF vocabulary and IDF weights adapted on the train entities' texts."""
     import tensorflow as tf
 
     texts = [str(t) for t in train_texts]
     if not texts:
         raise ConfigError("a bag-of-words encoder needs at least one train text")
-    vectorizer = tf.keras.layers.TextVectorization(max_tokens=max_tokens, output_mode="tf_idf", ngrams=ngrams)
+    vectorizer = tf.keras.layers.TextVectorization(
+        max_tokens=max_tokens, output_mode="tf_idf", ngrams=ngrams
+    )
     vectorizer.adapt(tf.constant(texts))
     return BagOfWords(
         vocabulary=tuple(str(v) for v in vectorizer.get_vocabulary()),
-        idf_weights=vectorizer.get_weights()[0].astype(np.float32),  # [vocabulary] incl. the OOV token
+        idf_weights=vectorizer.get_weights()[0].astype(
+            np.float32
+        ),  # [vocabulary] incl. the OOV token
         max_tokens=max_tokens,
         ngrams=ngrams,
     )

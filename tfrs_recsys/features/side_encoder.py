@@ -126,7 +126,9 @@ class SideEncoder(tf.keras.layers.Layer):
                         bin_boundaries=list(boundaries), name=f"{name}_buckets"
                     )
                     self.bucket_embeddings[name] = tf.keras.layers.Embedding(
-                        dims.numeric_buckets + 1, dims.categorical_dim, name=f"{name}_bucket_embedding"
+                        dims.numeric_buckets + 1,
+                        dims.categorical_dim,
+                        name=f"{name}_bucket_embedding",
                     )
             elif feature.kind == "text":
                 if name not in text_encoders:

@@ -154,18 +154,30 @@ class CachedTextEncoder(tf.keras.layers.Layer):
         batch_size: Strings per encoder call while precomputing.
     """
 
-    def __init__(self, encoder: tf.keras.layers.Layer, known_texts: Sequence[str], batch_size: int = 4096, **kwargs) -> None:
+    def __init__(
+        self,
+        encoder: tf.keras.layers.Layer,
+        known_texts: Sequence[str],
+        batch_size: int = 4096,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         texts = sorted({str(t) for t in known_texts})
         if not texts:
             raise ConfigError("a cached text encoder needs at least one known text")
         self.encoder = encoder
         vectors = tf.concat(
-            [encoder(tf.constant(texts[s : s + batch_size])) for s in range(0, len(texts), batch_size)], 0
+            [
+                encoder(tf.constant(texts[s : s + batch_size]))
+                for s in range(0, len(texts), batch_size)
+            ],
+            0,
         )
         self.vectors = tf.constant(vectors.numpy())
         self.table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(texts), tf.range(len(texts), dtype=tf.int64)),
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(texts), tf.range(len(texts), dtype=tf.int64)
+            ),
             default_value=-1,
         )
 

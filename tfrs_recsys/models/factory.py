@@ -11,7 +11,9 @@ from tfrs_recsys.data.pipelines import ranking_dataset, retrieval_dataset, user_
 from tfrs_recsys.features.preprocessing import Preprocessing
 
 
-def build_model(config: ModelConfig, preprocessing: Preprocessing, dataset: RecDataset) -> tf.keras.Model:
+def build_model(
+    config: ModelConfig, preprocessing: Preprocessing, dataset: RecDataset
+) -> tf.keras.Model:
     """A retrieval or ranking model of ``config`` on ``dataset``'s feature tables.
 
     The model fits nothing: every vocabulary and statistic comes in

@@ -47,8 +47,12 @@ class RankingModel(tfrs.Model):
             item_features = tuple(f for f in item_features if f.kind != "id")
         self.user_columns = preprocessing.user.columns
         self.item_columns = preprocessing.item.columns
-        self.user_encoder = build_side_encoder(preprocessing.user, user_features, users, config, name="user_features")
-        self.item_encoder = build_side_encoder(preprocessing.item, item_features, items, config, name="item_features")
+        self.user_encoder = build_side_encoder(
+            preprocessing.user, user_features, users, config, name="user_features"
+        )
+        self.item_encoder = build_side_encoder(
+            preprocessing.item, item_features, items, config, name="item_features"
+        )
         self.cross = tfrs.layers.dcn.Cross() if config.cross_layer else None
         self.hidden_layers = [tf.keras.layers.Dense(w, activation="relu") for w in config.hidden]
         self.logit = tf.keras.layers.Dense(1)
@@ -70,11 +74,15 @@ class RankingModel(tfrs.Model):
         """A ranking model's sigmoid output is p(user likes item)."""
         return True
 
-    def encode_users(self, features: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
+    def encode_users(
+        self, features: Mapping[str, tf.Tensor], training: bool | None = None
+    ) -> tf.Tensor:
         """User feature vectors ``[batch, width]``."""
         return self.user_encoder({c: features[c] for c in self.user_columns}, training=training)
 
-    def encode_items(self, features: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
+    def encode_items(
+        self, features: Mapping[str, tf.Tensor], training: bool | None = None
+    ) -> tf.Tensor:
         """Item feature vectors ``[batch, width]``."""
         return self.item_encoder({c: features[c] for c in self.item_columns}, training=training)
 
@@ -89,13 +97,17 @@ class RankingModel(tfrs.Model):
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         """Logits ``[batch, 1]`` of user-item pairs given as one feature dict."""
-        return self.head(self.encode_users(features, training), self.encode_items(features, training))
+        return self.head(
+            self.encode_users(features, training), self.encode_items(features, training)
+        )
 
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         logits = self(features, training=training)
         return self.task(labels=features[LABEL][:, None], predictions=logits)
 
-    def probabilities(self, user_rows: np.ndarray, item_rows: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+    def probabilities(
+        self, user_rows: np.ndarray, item_rows: np.ndarray, batch_size: int = 65536
+    ) -> np.ndarray:
         """p(like) ``[n]`` of the pairs ``(user_rows[k], item_rows[k])``."""
         parts = []
         for s in range(0, len(user_rows), batch_size):
@@ -128,7 +140,8 @@ class RankingModel(tfrs.Model):
             rows = np.asarray(user_rows, dtype=np.int64)
             vectors = self.encode_users(self.user_gather(tf.constant(rows)), training=False)
             parts = [
-                score_chunk(vectors[s : s + users_per_chunk]) for s in range(0, len(rows), users_per_chunk)
+                score_chunk(vectors[s : s + users_per_chunk])
+                for s in range(0, len(rows), users_per_chunk)
             ]
             return tf.concat(parts, 0).numpy() if parts else np.zeros((0, self.n_items), np.float32)
 

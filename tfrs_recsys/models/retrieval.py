@@ -82,14 +82,18 @@ class RetrievalModel(tfrs.Model):
             vocabulary = list(preprocessing.user.train_ids)
             self._user_id_column = preprocessing.user.id_column
             self._user_ids = np.asarray([str(u) for u in users.ids], dtype=object)
-            self.user_bias_lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, name="user_bias_lookup")
+            self.user_bias_lookup = tf.keras.layers.StringLookup(
+                vocabulary=vocabulary, name="user_bias_lookup"
+            )
             self.user_bias = tf.keras.layers.Embedding(
                 len(vocabulary) + 1, 1, embeddings_initializer="zeros", name="user_bias"
             )
         self.item_bias = None
         if config.item_bias:
             vocabulary = list(preprocessing.item.train_ids)
-            self.item_bias_lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, name="item_bias_lookup")
+            self.item_bias_lookup = tf.keras.layers.StringLookup(
+                vocabulary=vocabulary, name="item_bias_lookup"
+            )
             self.item_bias = tf.keras.layers.Embedding(
                 len(vocabulary) + 1, 1, embeddings_initializer="zeros", name="item_bias"
             )
@@ -108,12 +112,18 @@ class RetrievalModel(tfrs.Model):
         queries = self.query_tower({c: features[c] for c in self.user_columns}, training=training)
         if self.item_bias is None:
             return queries
-        constant = tf.fill([tf.shape(queries)[0], 1], tf.constant(self.config.temperature, queries.dtype))
+        constant = tf.fill(
+            [tf.shape(queries)[0], 1], tf.constant(self.config.temperature, queries.dtype)
+        )
         return tf.concat([queries, constant], axis=-1)
 
-    def candidate_vectors(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+    def candidate_vectors(
+        self, features: Mapping[str, tf.Tensor], training: bool = False
+    ) -> tf.Tensor:
         """Candidate embeddings ``[batch, dim]``, the bias last when configured."""
-        candidates = self.candidate_tower({c: features[c] for c in self.item_columns}, training=training)
+        candidates = self.candidate_tower(
+            {c: features[c] for c in self.item_columns}, training=training
+        )
         if self.item_bias is None:
             return candidates
         bias = self.item_bias(self.item_bias_lookup(features[self._id_column]))
@@ -122,7 +132,9 @@ class RetrievalModel(tfrs.Model):
     def _item_rows(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         return self.item_row_table.lookup(features[self._id_column])
 
-    def _vector_penalty(self, queries: tf.Tensor, candidates: tf.Tensor, whole_catalog: bool) -> tf.Tensor:
+    def _vector_penalty(
+        self, queries: tf.Tensor, candidates: tf.Tensor, whole_catalog: bool
+    ) -> tf.Tensor:
         """``model.vector_l2`` on the vectors a step used (see the config)."""
         weight = self.config.vector_l2
         query_norms = tf.reduce_mean(tf.reduce_sum(tf.square(queries), axis=-1))
@@ -136,7 +148,9 @@ class RetrievalModel(tfrs.Model):
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_vectors(features, training=training)
         if self.config.loss == "catalog_sigmoid":
-            candidates = self.candidate_vectors(self.item_gather(tf.range(self.n_items)), training=training)
+            candidates = self.candidate_vectors(
+                self.item_gather(tf.range(self.n_items)), training=training
+            )
             logits = tf.matmul(queries, candidates, transpose_b=True) / self.config.temperature
             logits += self.user_bias(self.user_bias_lookup(features[self._user_id_column]))
             loss = tf.reduce_mean(
@@ -155,7 +169,9 @@ class RetrievalModel(tfrs.Model):
             whole_catalog = False
         elif self.config.negatives == "catalog":
             rows = self._item_rows(features)
-            candidates = self.candidate_vectors(self.item_gather(tf.range(self.n_items)), training=training)
+            candidates = self.candidate_vectors(
+                self.item_gather(tf.range(self.n_items)), training=training
+            )
             logits = tf.matmul(queries, candidates, transpose_b=True) / self.config.temperature
             loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=rows, logits=logits)
@@ -203,7 +219,9 @@ class RetrievalModel(tfrs.Model):
         """Whether the model is a probability model (logistic losses)."""
         return self.user_bias is not None
 
-    def probabilities(self, user_rows: np.ndarray, item_rows: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+    def probabilities(
+        self, user_rows: np.ndarray, item_rows: np.ndarray, batch_size: int = 65536
+    ) -> np.ndarray:
         """p(like) ``[n]`` of the pairs ``(user_rows[k], item_rows[k])``: the sigmoid
         of ``q . c / temperature`` plus the user's bias, as the logistic losses train it.
 
@@ -226,7 +244,9 @@ class RetrievalModel(tfrs.Model):
         for s in range(0, len(user_rows), batch_size):
             users = self.user_gather(tf.constant(user_rows[s : s + batch_size]))
             items = self.item_gather(tf.constant(item_rows[s : s + batch_size]))
-            logits = tf.reduce_sum(self.query_vectors(users) * self.candidate_vectors(items), axis=-1)
+            logits = tf.reduce_sum(
+                self.query_vectors(users) * self.candidate_vectors(items), axis=-1
+            )
             logits = logits / self.config.temperature
             ids = tf.constant(self._user_ids[user_rows[s : s + batch_size]])
             logits += self.user_bias(self.user_bias_lookup(ids))[:, 0]

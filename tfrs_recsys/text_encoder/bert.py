@@ -71,10 +71,14 @@ class BertConfig:
             )
         position = config.get("position_embedding_type", "absolute")
         if position != "absolute":
-            raise ConfigError(f"{source}: position_embedding_type {position!r} is not supported (only 'absolute')")
+            raise ConfigError(
+                f"{source}: position_embedding_type {position!r} is not supported (only 'absolute')"
+            )
         act = config.get("hidden_act", "gelu")
         if act not in ACTIVATIONS:
-            raise ConfigError(f"{source}: hidden_act {act!r} is not supported ({', '.join(ACTIVATIONS)})")
+            raise ConfigError(
+                f"{source}: hidden_act {act!r} is not supported ({', '.join(ACTIVATIONS)})"
+            )
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
             if field.name not in config:
@@ -89,8 +93,15 @@ class BertConfig:
                 raise ConfigError(f"{source}: {field.name} must be a number, got {value!r}")
             values[field.name] = float(value) if field.type == "float" else int(value)
         result = cls(**values)
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
             if getattr(result, name) <= 0:
                 raise ConfigError(f"{source}: {name} must be positive, got {getattr(result, name)}")
         if result.hidden_size % result.num_attention_heads:
@@ -174,7 +185,9 @@ def load_safetensors_weights(path: str | Path, config: BertConfig) -> dict[str, 
         None,
     )
     if prefix is None:
-        raise ConfigError(f"{path}: no BERT embeddings.word_embeddings.weight (with prefix '', 'bert.' or 'model.')")
+        raise ConfigError(
+            f"{path}: no BERT embeddings.word_embeddings.weight (with prefix '', 'bert.' or 'model.')"
+        )
     weights: dict[str, np.ndarray] = {}
     for name, shape in expected.items():
         candidates = [prefix + name]
@@ -186,12 +199,18 @@ def load_safetensors_weights(path: str | Path, config: BertConfig) -> dict[str, 
         if key is None:
             if name.startswith("pooler."):
                 h = config.hidden_size
-                weights[name] = np.eye(h, dtype=np.float32) if name.endswith("weight") else np.zeros(h, np.float32)
+                weights[name] = (
+                    np.eye(h, dtype=np.float32)
+                    if name.endswith("weight")
+                    else np.zeros(h, np.float32)
+                )
                 continue
             raise ConfigError(f"{path}: missing weight {prefix + name!r}")
         value = np.asarray(raw[key])
         if tuple(value.shape) != shape:
-            raise ConfigError(f"{path}: weight {key!r} has shape {tuple(value.shape)}, config.json implies {shape}")
+            raise ConfigError(
+                f"{path}: weight {key!r} has shape {tuple(value.shape)}, config.json implies {shape}"
+            )
         weights[name] = value.astype(np.float32)
     return weights
 
@@ -206,7 +225,9 @@ def random_weights(config: BertConfig, seed: int = 0) -> dict[str, np.ndarray]:
         elif name.endswith("bias") and "LayerNorm" in name:
             weights[name] = np.zeros(shape, np.float32)
         else:
-            weights[name] = (rng.standard_normal(shape) * config.initializer_range).astype(np.float32)
+            weights[name] = (rng.standard_normal(shape) * config.initializer_range).astype(
+                np.float32
+            )
     return weights
 
 
@@ -225,8 +246,13 @@ class BertModel(tf.Module):
         seed: Seed of the random weights.
     """
 
-    def __init__(self, config: BertConfig, weights: Mapping[str, np.ndarray] | None = None, seed: int = 0,
-                 name: str | None = "bert") -> None:
+    def __init__(
+        self,
+        config: BertConfig,
+        weights: Mapping[str, np.ndarray] | None = None,
+        seed: int = 0,
+        name: str | None = "bert",
+    ) -> None:
         super().__init__(name=name)
         self.config = config
         weights = dict(weights) if weights is not None else random_weights(config, seed)
@@ -234,30 +260,55 @@ class BertModel(tf.Module):
 
         def var(key: str, transpose: bool = False) -> tf.Variable:
             value = weights[key].T if transpose else weights[key]
-            return tf.Variable(np.ascontiguousarray(value, dtype=np.float32), name=key.replace(".", "/"))
+            return tf.Variable(
+                np.ascontiguousarray(value, dtype=np.float32), name=key.replace(".", "/")
+            )
 
         with self.name_scope:
             self.word_embeddings = var("embeddings.word_embeddings.weight")
             self.position_embeddings = var("embeddings.position_embeddings.weight")
             self.token_type_embeddings = var("embeddings.token_type_embeddings.weight")
-            self.embeddings_ln = (var("embeddings.LayerNorm.weight"), var("embeddings.LayerNorm.bias"))
+            self.embeddings_ln = (
+                var("embeddings.LayerNorm.weight"),
+                var("embeddings.LayerNorm.bias"),
+            )
             self.layers = []
             for n in range(config.num_hidden_layers):
                 p = f"encoder.layer.{n}."
                 self.layers.append(
                     {
-                        "query": (var(p + "attention.self.query.weight", True), var(p + "attention.self.query.bias")),
-                        "key": (var(p + "attention.self.key.weight", True), var(p + "attention.self.key.bias")),
-                        "value": (var(p + "attention.self.value.weight", True), var(p + "attention.self.value.bias")),
+                        "query": (
+                            var(p + "attention.self.query.weight", True),
+                            var(p + "attention.self.query.bias"),
+                        ),
+                        "key": (
+                            var(p + "attention.self.key.weight", True),
+                            var(p + "attention.self.key.bias"),
+                        ),
+                        "value": (
+                            var(p + "attention.self.value.weight", True),
+                            var(p + "attention.self.value.bias"),
+                        ),
                         "attention_output": (
-                            var(p + "attention.output.dense.weight", True), var(p + "attention.output.dense.bias")
+                            var(p + "attention.output.dense.weight", True),
+                            var(p + "attention.output.dense.bias"),
                         ),
                         "attention_ln": (
-                            var(p + "attention.output.LayerNorm.weight"), var(p + "attention.output.LayerNorm.bias")
+                            var(p + "attention.output.LayerNorm.weight"),
+                            var(p + "attention.output.LayerNorm.bias"),
                         ),
-                        "intermediate": (var(p + "intermediate.dense.weight", True), var(p + "intermediate.dense.bias")),
-                        "output": (var(p + "output.dense.weight", True), var(p + "output.dense.bias")),
-                        "output_ln": (var(p + "output.LayerNorm.weight"), var(p + "output.LayerNorm.bias")),
+                        "intermediate": (
+                            var(p + "intermediate.dense.weight", True),
+                            var(p + "intermediate.dense.bias"),
+                        ),
+                        "output": (
+                            var(p + "output.dense.weight", True),
+                            var(p + "output.dense.bias"),
+                        ),
+                        "output_ln": (
+                            var(p + "output.LayerNorm.weight"),
+                            var(p + "output.LayerNorm.bias"),
+                        ),
                     }
                 )
             self.pooler = (var("pooler.dense.weight", True), var("pooler.dense.bias"))
@@ -311,7 +362,9 @@ class BertModel(tf.Module):
             probs = dropout(tf.nn.softmax(logits, axis=-1), config.attention_probs_dropout_prob)
             context = tf.transpose(tf.linalg.matmul(probs, v), [0, 2, 1, 3])
             context = tf.reshape(context, tf.shape(h))
-            attended = dropout(dense(context, layer["attention_output"]), config.hidden_dropout_prob)
+            attended = dropout(
+                dense(context, layer["attention_output"]), config.hidden_dropout_prob
+            )
             h = _layer_norm(attended + h, *layer["attention_ln"], eps)
             inner = tf.nn.gelu(dense(h, layer["intermediate"]), approximate=self._gelu_approximate)
             out = dropout(dense(inner, layer["output"]), config.hidden_dropout_prob)

@@ -111,7 +111,9 @@ class EmbeddingCache:
         """Adds a shard with ``vectors[i]`` under ``keys[i]``; returns its path (None if empty)."""
         vectors = np.asarray(vectors, np.float32)
         if vectors.ndim != 2 or len(vectors) != len(keys):
-            raise ConfigError(f"expected one vector per key: {len(keys)} keys, vectors of shape {vectors.shape}")
+            raise ConfigError(
+                f"expected one vector per key: {len(keys)} keys, vectors of shape {vectors.shape}"
+            )
         if not len(keys):
             return None
         key_array = np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), 32)
@@ -199,7 +201,9 @@ def embed_texts(
     texts = [str(t) for t in texts]
     if isinstance(encoder, HubTextEncoder):
         if use_cache and encoder.trainable_weights:
-            raise ConfigError("a trainable text encoder's vectors change as it trains: pass use_cache=False")
+            raise ConfigError(
+                "a trainable text encoder's vectors change as it trains: pass use_cache=False"
+            )
         layer, spec = encoder, encoder.spec
     else:
         layer, spec = None, resolve_encoder(encoder, cache=cache)
@@ -208,7 +212,13 @@ def embed_texts(
     store = EmbeddingCache.for_fingerprint(spec.fingerprint(), cache) if use_cache else None
     found = store.lookup(keys) if store is not None else {}
     missing = [i for i, key in enumerate(keys) if key not in found]
-    logger.info("%d strings, %d distinct, %d cached, %d to embed", len(texts), len(distinct), len(found), len(missing))
+    logger.info(
+        "%d strings, %d distinct, %d cached, %d to embed",
+        len(texts),
+        len(distinct),
+        len(found),
+        len(missing),
+    )
     if missing or not texts:
         if layer is None:
             layer = _layer(spec)
@@ -265,7 +275,8 @@ def _embed_function(layer: Any) -> Any:
     if function is None:
         layer_ref = weakref.ref(layer)  # the cached function must not keep the layer alive
         function = tf.function(
-            lambda batch: layer_ref()(batch, training=False), input_signature=[tf.TensorSpec([None], tf.string)]
+            lambda batch: layer_ref()(batch, training=False),
+            input_signature=[tf.TensorSpec([None], tf.string)],
         )
         _FUNCTIONS[layer] = function
     return function

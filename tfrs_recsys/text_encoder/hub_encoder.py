@@ -164,14 +164,22 @@ def resolve_encoder(
                 "a text encoder mapping needs 'preprocessor' and 'encoder' and only EncoderSpec fields, "
                 f"got keys {sorted(spec)}"
             )
-        resolved = EncoderSpec(**{k: (str(v) if k in ("preprocessor", "encoder") else v) for k, v in spec.items()})
-    elif isinstance(spec, Sequence) and len(spec) == 2 and all(isinstance(h, (str, Path)) for h in spec):
+        resolved = EncoderSpec(
+            **{k: (str(v) if k in ("preprocessor", "encoder") else v) for k, v in spec.items()}
+        )
+    elif (
+        isinstance(spec, Sequence)
+        and len(spec) == 2
+        and all(isinstance(h, (str, Path)) for h in spec)
+    ):
         preprocessor, encoder = (str(h) for h in spec)
         resolved = EncoderSpec(preprocessor, encoder, name=Path(encoder).name)
     else:
         raise ConfigError(f"cannot interpret {spec!r} as a text encoder")
     changes = {
-        k: v for k, v in (("pooling", pooling), ("normalize", normalize), ("seq_length", seq_length)) if v is not None
+        k: v
+        for k, v in (("pooling", pooling), ("normalize", normalize), ("seq_length", seq_length))
+        if v is not None
     }
     return dataclasses.replace(resolved, **changes) if changes else resolved
 
@@ -229,8 +237,12 @@ class HubTextEncoder(tf.keras.layers.Layer):
         try:
             self._preprocessor_module = hub.load(self.preprocessor_handle)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load the text preprocessor {self.preprocessor_handle}: {exc}") from None
-        if hasattr(self._preprocessor_module, "tokenize") and hasattr(self._preprocessor_module, "bert_pack_inputs"):
+            raise ConfigError(
+                f"cannot load the text preprocessor {self.preprocessor_handle}: {exc}"
+            ) from None
+        if hasattr(self._preprocessor_module, "tokenize") and hasattr(
+            self._preprocessor_module, "bert_pack_inputs"
+        ):
             self._tokenize = hub.KerasLayer(self._preprocessor_module.tokenize, name="tokenize")
             self._pack = hub.KerasLayer(
                 self._preprocessor_module.bert_pack_inputs,
@@ -244,7 +256,9 @@ class HubTextEncoder(tf.keras.layers.Layer):
         try:
             self._encoder = hub.KerasLayer(self.encoder_handle, trainable=trainable, name="encoder")
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load the text encoder {self.encoder_handle}: {exc}") from None
+            raise ConfigError(
+                f"cannot load the text encoder {self.encoder_handle}: {exc}"
+            ) from None
         self.dim = int(self._embed(tf.constant([""]), training=False).shape[-1])
 
     def encoder_inputs(self, texts: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -269,7 +283,9 @@ class HubTextEncoder(tf.keras.layers.Layer):
         else:
             sequence = outputs["sequence_output"]
             mask = tf.cast(inputs["input_mask"], sequence.dtype)[:, :, tf.newaxis]
-            vectors = tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)
+            vectors = tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(
+                tf.reduce_sum(mask, axis=1), 1e-9
+            )
         if self.normalize:
             vectors = vectors / tf.maximum(tf.norm(vectors, axis=-1, keepdims=True), 1e-12)
         return vectors
@@ -294,7 +310,9 @@ class HubTextEncoder(tf.keras.layers.Layer):
         return config
 
     @classmethod
-    def from_spec(cls, spec: EncoderLike = "minilm", *, trainable: bool = False, **kwargs: Any) -> HubTextEncoder:
+    def from_spec(
+        cls, spec: EncoderLike = "minilm", *, trainable: bool = False, **kwargs: Any
+    ) -> HubTextEncoder:
         """The layer of :func:`resolve_encoder`'s spec (``"minilm"`` by default)."""
         return resolve_encoder(spec).layer(trainable=trainable, **kwargs)
 
@@ -302,7 +320,11 @@ class HubTextEncoder(tf.keras.layers.Layer):
     def spec(self) -> EncoderSpec:
         """The :class:`EncoderSpec` of this layer (fingerprinted by its handles)."""
         return EncoderSpec(
-            self.preprocessor_handle, self.encoder_handle, self.pooling, self.normalize, self.seq_length,
+            self.preprocessor_handle,
+            self.encoder_handle,
+            self.pooling,
+            self.normalize,
+            self.seq_length,
             name=Path(self.encoder_handle).name,
             weights_id=_converted_weights_id(self.encoder_handle),
         )

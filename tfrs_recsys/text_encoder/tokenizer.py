@@ -180,7 +180,9 @@ class BertPreprocessor(tf.Module):
             flat = tf.cast(chars.flat_values, tf.int64)
             lowered = self._lower_table.lookup(flat)
             flat = tf.where(lowered >= 0, lowered, flat)
-            texts = tf.strings.unicode_encode(chars.with_flat_values(tf.cast(flat, tf.int32)), "UTF-8")
+            texts = tf.strings.unicode_encode(
+                chars.with_flat_values(tf.cast(flat, tf.int32)), "UTF-8"
+            )
         return texts
 
     def split_words(self, texts: tf.Tensor) -> tf.RaggedTensor:
@@ -207,8 +209,12 @@ class BertPreprocessor(tf.Module):
         round-robin to fit ``seq_length`` (default: the preprocessor's
         default length), then zero-padded to it.
         """
-        segments = [tf.cast(s.merge_dims(-2, -1) if s.ragged_rank > 1 else s, tf.int32) for s in inputs]
-        seq_length = tf.cast(self.default_seq_length if seq_length is None else seq_length, tf.int32)
+        segments = [
+            tf.cast(s.merge_dims(-2, -1) if s.ragged_rank > 1 else s, tf.int32) for s in inputs
+        ]
+        seq_length = tf.cast(
+            self.default_seq_length if seq_length is None else seq_length, tf.int32
+        )
         budget = seq_length - len(segments) - 1
         if len(segments) == 1:
             segments = [segments[0][:, :budget]]
@@ -226,7 +232,9 @@ class BertPreprocessor(tf.Module):
 
         def pad(values: tf.RaggedTensor, fill: int) -> tf.Tensor:
             dense = values.to_tensor(default_value=fill)
-            return tf.pad(dense, [[0, 0], [0, seq_length - tf.shape(dense)[1]]], constant_values=fill)
+            return tf.pad(
+                dense, [[0, 0], [0, seq_length - tf.shape(dense)[1]]], constant_values=fill
+            )
 
         return {
             "input_word_ids": pad(ids, self.pad_id),

@@ -64,7 +64,9 @@ def text_encoders(
         name = feature.name
         if config.text_encoder == "bow":
             bow = BagOfWordsEncoder(preprocessing.bag_of_words[name], name=f"{name}_bow")
-            encoders[name] = CachedTextEncoder(bow, list(table.columns[name]), name=f"{name}_bow_cache")
+            encoders[name] = CachedTextEncoder(
+                bow, list(table.columns[name]), name=f"{name}_bow_cache"
+            )
         elif config.text_trainable:
             if shared is None:
                 from tfrs_recsys.text_encoder import resolve_encoder
@@ -98,7 +100,9 @@ def build_side_encoder(
     )
 
 
-def build_tower(preprocessing: SidePreprocessing, table: FeatureTable, config: ModelConfig) -> Tower:
+def build_tower(
+    preprocessing: SidePreprocessing, table: FeatureTable, config: ModelConfig
+) -> Tower:
     """The retrieval tower of one side (``preprocessing.side``)."""
     side = preprocessing.side
     features = preprocessing.features
@@ -117,7 +121,9 @@ def build_tower(preprocessing: SidePreprocessing, table: FeatureTable, config: M
             name=f"{side}_residual_embedding",
         )
         residual = (id_feature.name, lookup, embedding)
-    encoder = build_side_encoder(preprocessing, encoder_features, table, config, name=f"{side}_features")
+    encoder = build_side_encoder(
+        preprocessing, encoder_features, table, config, name=f"{side}_features"
+    )
     return Tower(
         encoder,
         config.hidden,

@@ -40,7 +40,9 @@ class Tower(tf.keras.Model):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.hidden_layers = [tf.keras.layers.Dense(width, activation="relu") for width in hidden]
-        self.dropout_layers = [tf.keras.layers.Dropout(dropout) for _ in hidden] if dropout > 0 else []
+        self.dropout_layers = (
+            [tf.keras.layers.Dropout(dropout) for _ in hidden] if dropout > 0 else []
+        )
         self.output_layer = tf.keras.layers.Dense(output_dim)
         self.id_residual = id_residual
         if id_residual is not None:

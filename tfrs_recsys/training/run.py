@@ -148,7 +148,11 @@ def _truncate_history(path: Path, epochs: int) -> None:
     if not path.is_file():
         return
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:] if line.split(",", 1)[0].strip().isdigit() and int(line.split(",", 1)[0]) < epochs]
+    kept = lines[:1] + [
+        line
+        for line in lines[1:]
+        if line.split(",", 1)[0].strip().isdigit() and int(line.split(",", 1)[0]) < epochs
+    ]
     if len(kept) != len(lines):
         write_text_atomic(path, "".join(kept))
 
@@ -218,7 +222,9 @@ def train(
                 "resume with the same config (or no --config: the run's own is used)"
             )
     elif run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"{run_dir}: already holds a run (use --resume to continue it, or a new --run-dir)")
+        raise ConfigError(
+            f"{run_dir}: already holds a run (use --resume to continue it, or a new --run-dir)"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         write_text_atomic(config_path, config.to_toml())
@@ -249,9 +255,7 @@ def train(
         _truncate_history(run_dir / HISTORY_FILE, initial_epoch)
         logger.info("resuming %s after epoch %d", run_dir, initial_epoch)
     stopped_early = bool(
-        resume
-        and config.train.patience
-        and int(state.wait.numpy()) >= config.train.patience
+        resume and config.train.patience and int(state.wait.numpy()) >= config.train.patience
     )
 
     callbacks = [
@@ -264,7 +268,9 @@ def train(
             best_prefix,
         ),
         tf.keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
-        tf.keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+        tf.keras.callbacks.TensorBoard(
+            str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
+        ),
         EpochCheckpoint(manager),
     ]
     fit_start = time.perf_counter()
@@ -306,7 +312,12 @@ def train(
     }
     write_json_atomic(run_dir / METRICS_FILE, metrics)
     return TrainedRun(
-        run_dir=run_dir, config=config, data=data, preprocessing=preprocessing, model=model, metrics=metrics
+        run_dir=run_dir,
+        config=config,
+        data=data,
+        preprocessing=preprocessing,
+        model=model,
+        metrics=metrics,
     )
 
 
@@ -333,11 +344,17 @@ def _refit(
     model.fit(pipeline, epochs=epochs, verbose=verbose)
     train_s = time.perf_counter() - start
     tf.train.Checkpoint(model=model).write(str(run_dir / REFIT_DIR / "weights"))
-    return model, preprocessing, {
-        "epochs": epochs,
-        "train_s": round(train_s, 2),
-        "examples_per_s": round(len(data.split.train) * epochs / train_s, 1) if train_s > 0 else None,
-    }
+    return (
+        model,
+        preprocessing,
+        {
+            "epochs": epochs,
+            "train_s": round(train_s, 2),
+            "examples_per_s": round(len(data.split.train) * epochs / train_s, 1)
+            if train_s > 0
+            else None,
+        },
+    )
 
 
 def load_run(run_dir: str | Path) -> TrainedRun:
@@ -360,7 +377,9 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         raise ConfigError(f"{run_dir}: the run has no trained weights yet (no best/)")
     if config.train.refit:
         if not (run_dir / METRICS_FILE).is_file():
-            raise ConfigError(f"{run_dir}: the run has not finished its refit yet (no {METRICS_FILE})")
+            raise ConfigError(
+                f"{run_dir}: the run has not finished its refit yet (no {METRICS_FILE})"
+            )
         weights, fitted = run_dir / REFIT_DIR / "weights", run_dir / REFIT_DIR / PREPROCESSING_DIR
     else:
         weights, fitted = run_dir / "best" / "weights", run_dir / PREPROCESSING_DIR
@@ -371,7 +390,12 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     metrics_path = run_dir / METRICS_FILE
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
     return TrainedRun(
-        run_dir=run_dir, config=config, data=data, preprocessing=preprocessing, model=model, metrics=metrics
+        run_dir=run_dir,
+        config=config,
+        data=data,
+        preprocessing=preprocessing,
+        model=model,
+        metrics=metrics,
     )
 
 
@@ -396,9 +420,13 @@ def evaluate(
     """
     if isinstance(model, TrainedRun):
         if dataset is not None or split is not None:
-            raise ConfigError("evaluate(run): the run's own dataset and holdout are used; pass no dataset or split")
+            raise ConfigError(
+                "evaluate(run): the run's own dataset and holdout are used; pass no dataset or split"
+            )
         dataset, split, model = model.data.dataset, model.data.split, model.model
     elif dataset is None or split is None:
-        raise ConfigError("evaluate(recommender, dataset, split): a recommender needs the dataset and the split")
+        raise ConfigError(
+            "evaluate(recommender, dataset, split): a recommender needs the dataset and the split"
+        )
     task = EvaluationTask.from_split(dataset, split)
     return evaluate_scorer(model.scorer(), task, **options)
