@@ -3,19 +3,15 @@
 - :mod:`~tfrs_recsys.evaluation.metrics`: per-user ranking metrics from hit matrices;
 - :mod:`~tfrs_recsys.evaluation.protocol`: :class:`EvaluationTask` (the fixed
   inputs of one dataset and split), :func:`evaluate` (any scorer ->
-  :class:`EvaluationResult`) and :func:`seed_metric` (the notebooks' figure).
+  :class:`EvaluationResult`);
+- :mod:`~tfrs_recsys.evaluation.seed_metric`: :func:`seed_metric` (the notebooks' figure).
 
 Importing this package imports TensorFlow.
 """
 
-from tfrs_recsys.evaluation.protocol import (
-    EvaluationResult,
-    EvaluationTask,
-    ProbabilityFn,
-    Scorer,
-    evaluate,
-    seed_metric,
-)
+from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask, evaluate
+from tfrs_recsys.evaluation.seed_metric import seed_metric
+from tfrs_recsys.recommender import ProbabilityFn, Scorer
 
 __all__ = [
     "EvaluationResult",

@@ -49,7 +49,6 @@ import pandas as pd
 import tensorflow as tf
 
 from tfrs_recsys.data.dataset import RecDataset
-from tfrs_recsys.data.schema import ITEM_ID, USER_ID
 from tfrs_recsys.data.splits import Split
 from tfrs_recsys.errors import ConfigError, DataValidationError
 from tfrs_recsys.evaluation.metrics import (
@@ -59,13 +58,12 @@ from tfrs_recsys.evaluation.metrics import (
     per_user_metrics,
     recall_curve,
 )
-from tfrs_recsys.recommender import ProbabilityFn, Scorer
+from tfrs_recsys.recommender import Scorer
 
 logger = logging.getLogger(__name__)
 
 
 DEFAULT_SPLIT = "holdout-80-20"
-SEED_METRIC_RANDOM_STATE = 42
 
 
 # --- The protocol's fixed inputs ------------------------------------------------
@@ -477,55 +475,3 @@ def _score_matrix(raw: Any, task: EvaluationTask, start: int, stop: int) -> np.n
             f"({int(nan.sum())} NaN score(s) in this batch of {expected[0]} users)"
         )
     return scores
-
-
-# --- The seed notebooks' metric (docs/evaluation.md) -------------------------------
-
-
-def seed_metric(probability_fn: ProbabilityFn, dataset: RecDataset, holdout: pd.DataFrame) -> float:
-    """Mean predicted probability of one random holdout positive per user.
-
-    The seed notebooks' headline figure, kept for comparison only: it rewards
-    over-confidence and says nothing about ranking, so never choose models by
-    it. The pair of each user is chosen exactly as the notebooks do, with
-    ``holdout.groupby('user_id').sample(n=1, random_state=42)``; the holdout
-    is used as given (pairs that are also train pairs are not removed).
-
-    Args:
-        probability_fn: ``probability_fn(user_rows [n], item_rows [n]) -> [n]``
-            probabilities in [0, 1] (``[n, 1]`` is accepted too); called once
-            with all the sampled pairs.
-        dataset: Encodes the ids into rows.
-        holdout: Frame with ``user_id`` and ``item_id`` columns.
-
-    Raises:
-        DataValidationError: The holdout is empty or has unknown ids.
-        ConfigError: ``probability_fn`` returned the wrong shape, NaN or values
-            outside [0, 1].
-    """
-    if len(holdout) == 0:
-        raise DataValidationError("the holdout frame is empty: no pair to score")
-    sampled = holdout.groupby(USER_ID).sample(n=1, random_state=SEED_METRIC_RANDOM_STATE)
-    user_rows, item_rows = dataset.encode(sampled)
-    raw = probability_fn(user_rows, item_rows)
-    try:
-        probabilities = np.array(raw, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(
-            f"probability_fn must return a numeric array, got {type(raw).__name__} ({exc})"
-        ) from exc
-    n = len(user_rows)
-    if probabilities.shape not in ((n,), (n, 1)):
-        raise ConfigError(
-            f"probability_fn returned shape {probabilities.shape} for {n} pair(s); expected ({n},)"
-        )
-    probabilities = probabilities.reshape(n)
-    bad = np.flatnonzero(~((probabilities >= 0.0) & (probabilities <= 1.0)))  # NaN included
-    if bad.size:
-        first = int(bad[0])
-        raise ConfigError(
-            f"probability_fn must return probabilities in [0, 1]; got {probabilities[first]} "
-            f"for user {sampled[USER_ID].iloc[first]!r}, item "
-            f"{sampled[ITEM_ID].iloc[first]!r} ({bad.size} bad value(s))"
-        )
-    return float(probabilities.mean())

@@ -31,7 +31,8 @@ from tfrs_recsys.config import ExperimentConfig, config_names, config_origin, lo
 from tfrs_recsys.data.loading import load_dataset
 from tfrs_recsys.data.splits import make_split
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask, evaluate, seed_metric
+from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask, evaluate
+from tfrs_recsys.evaluation.seed_metric import seed_metric
 from tfrs_recsys.progress import logger as progress
 from tfrs_recsys.recommender import Recommender, probability_fn
 from tfrs_recsys.reporting import COMPARISON_KEYS, comparison_markdown, save_recall_curves

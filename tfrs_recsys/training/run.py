@@ -43,8 +43,9 @@ from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.loading import load_dataset
 from tfrs_recsys.data.splits import Split, carve_validation, make_split
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask, seed_metric
+from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask
 from tfrs_recsys.evaluation.protocol import evaluate as evaluate_scorer
+from tfrs_recsys.evaluation.seed_metric import seed_metric
 from tfrs_recsys.features.preprocessing import Preprocessing, fit_preprocessing
 from tfrs_recsys.models.factory import build_model, training_dataset
 from tfrs_recsys.recommender import Recommender, probability_fn
