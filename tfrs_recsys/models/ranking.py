@@ -148,7 +148,7 @@ class RankingModel(tfrs.Model):
         return score
 
     def serving_parts(self, dataset):
-        """What a SavedModel export needs from this model (:class:`~tfrs_recsys.serving.parts.ServingParts`).
+        """What a SavedModel export needs from this model (:class:`~tfrs_recsys.models.serving_parts.ServingParts`).
 
         User and item encodings of every table row, the head as the score of
         user x item pairs (and its sigmoid as the pair probability), and the
@@ -158,8 +158,8 @@ class RankingModel(tfrs.Model):
             dataset: The dataset the model was built on (its user and item
                 tables, in row order, and its schema).
         """
-        from tfrs_recsys.serving import parts
-        from tfrs_recsys.serving.text import precomputed_text_lookups
+        from tfrs_recsys.models import serving_parts as parts
+        from tfrs_recsys.towers.text_slots import precomputed_text_lookups
 
         user_id = dataset.schema.id_column("user")
         user_specs = parts.column_specs(

@@ -264,7 +264,7 @@ class RetrievalModel(tfrs.Model):
         return score
 
     def serving_parts(self, dataset):
-        """What a SavedModel export needs from this model (:class:`~tfrs_recsys.serving.parts.ServingParts`).
+        """What a SavedModel export needs from this model (:class:`~tfrs_recsys.models.serving_parts.ServingParts`).
 
         Query vectors ``[n_users, dim]`` of every user-table row, candidate
         vectors ``[n_items, dim]`` of the catalog (scored by dot product), the
@@ -275,8 +275,8 @@ class RetrievalModel(tfrs.Model):
             dataset: The dataset the model was built on (its user and item
                 tables, in row order, and its schema).
         """
-        from tfrs_recsys.serving import parts
-        from tfrs_recsys.serving.text import precomputed_text_lookups
+        from tfrs_recsys.models import serving_parts as parts
+        from tfrs_recsys.towers.text_slots import precomputed_text_lookups
 
         user_id = dataset.schema.id_column("user")
         user_specs = parts.column_specs(

@@ -3,7 +3,7 @@
 One module per job:
 
 - :mod:`~tfrs_recsys.serving.recommend`: top-N with item metadata from any scorer, in process;
-- :mod:`~tfrs_recsys.serving.parts`: :class:`ServingParts`, what a model hands the exporter
+- :mod:`~tfrs_recsys.models.serving_parts`: :class:`ServingParts`, what a model hands the exporter
   (``model.serving_parts(dataset)``);
 - :mod:`~tfrs_recsys.serving.tables`: :class:`ServingTables`, the ids, vectors, mask and
   popularity an export bakes in;

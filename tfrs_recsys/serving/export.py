@@ -11,7 +11,7 @@ new item's description) gets the zero vector.
 
 The steps, one module each:
 
-1. the model's :class:`~tfrs_recsys.serving.parts.ServingParts`
+1. the model's :class:`~tfrs_recsys.models.serving_parts.ServingParts`
    (``model.serving_parts(dataset)``) and the train pairs give the
    :class:`~tfrs_recsys.serving.tables.ServingTables`;
 2. :func:`~tfrs_recsys.serving.module.build_module` builds the
@@ -63,13 +63,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfrs_recsys.atomic import replace_directory
 from tfrs_recsys.errors import ConfigError
+from tfrs_recsys.models.serving_parts import ServingParts
 from tfrs_recsys.serving import tf_serving
 from tfrs_recsys.serving.exported import ITEMS_FILE, MANIFEST_FILE, REPRESENTATIVE_FILE
 from tfrs_recsys.serving.index import INDEXES, import_scann
 from tfrs_recsys.serving.module import build_module, track_model_resources
 from tfrs_recsys.serving.ops import non_core_ops, saved_model_non_core_ops, signature_summary
-from tfrs_recsys.serving.parts import ServingParts
 from tfrs_recsys.serving.tables import tables_from_pairs
 from tfrs_recsys.serving.text import (
     check_cold_start_config,
@@ -426,7 +427,7 @@ def _publish(staging: Path, out: Path) -> int:
     """Renames the staged directory to the next free integer version, under a lock."""
     with tf_serving.file_lock(out / ".export.lock"):
         version = tf_serving.next_version(out)
-        os.rename(staging, out / str(version))
+        replace_directory(staging, out / str(version))  # a new version: a plain rename
     return version
 
 

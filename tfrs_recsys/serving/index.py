@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.serving.parts import RETRIEVAL_CELLS_PER_CHUNK, ScoreChunk
+from tfrs_recsys.models.serving_parts import RETRIEVAL_CELLS_PER_CHUNK, ScoreChunk
 
 INDEXES = ("brute_force", "scann")
 SCANN_EXTRA_HINT = "pip install 'tfrs-recsys[scann]' (scann[tf]==1.4.2)"

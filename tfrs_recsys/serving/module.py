@@ -36,8 +36,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_recsys.errors import ConfigError
+from tfrs_recsys.models.serving_parts import RETRIEVAL_CELLS_PER_CHUNK, ScoreChunk, ServingParts
 from tfrs_recsys.serving.index import build_index, dot_scores
-from tfrs_recsys.serving.parts import RETRIEVAL_CELLS_PER_CHUNK, ScoreChunk, ServingParts
 from tfrs_recsys.serving.tables import ServingTables
 from tfrs_recsys.serving.text import text_fallbacks
 

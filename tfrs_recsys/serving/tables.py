@@ -13,7 +13,7 @@ from tfrs_recsys.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from tfrs_recsys.serving.parts import ServingParts
+    from tfrs_recsys.models.serving_parts import ServingParts
 
 
 @dataclasses.dataclass(frozen=True)

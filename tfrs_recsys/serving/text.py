@@ -12,44 +12,17 @@ the feature table's strings, falling back to itself.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
 from tfrs_recsys.errors import ConfigError
+from tfrs_recsys.towers.text_slots import side_text_encoders
 
 #: ``{"user" | "item": {column: PrecomputedTextEncoder}}``.
 TextLookups = Mapping[str, Mapping[str, Any]]
-
-
-def _side_text_encoders(model) -> Iterator[tuple[str, str, Any]]:
-    """``(side, column, text encoder)`` of the model's side encoders."""
-    from tfrs_recsys.features.side_encoder import SideEncoder
-
-    for layer in model.submodules:
-        if isinstance(layer, SideEncoder):
-            side = layer.name.removesuffix("_features")
-            for column, encoder in layer.text_encoders.items():
-                yield side, column, encoder
-
-
-def precomputed_text_lookups(model) -> dict[str, dict[str, Any]]:
-    """The model's :class:`PrecomputedTextEncoder` layers, ``{"user"|"item": {column: layer}}``.
-
-    A :class:`FineTunedTextEncoder` counts through its installed lookup
-    (:func:`install_finetuned_lookups`); without one it is left out.
-    """
-    from tfrs_recsys.features.text import FineTunedTextEncoder, PrecomputedTextEncoder
-
-    found: dict[str, dict[str, Any]] = {}
-    for side, column, encoder in _side_text_encoders(model):
-        if isinstance(encoder, FineTunedTextEncoder):
-            encoder = encoder.lookup
-        if isinstance(encoder, PrecomputedTextEncoder):
-            found.setdefault(side, {})[column] = encoder
-    return found
 
 
 def install_finetuned_lookups(model, dataset, stack: contextlib.ExitStack) -> list[Any]:
@@ -65,7 +38,7 @@ def install_finetuned_lookups(model, dataset, stack: contextlib.ExitStack) -> li
     from tfrs_recsys.features.text import FineTunedTextEncoder
 
     installed = []
-    for side, column, encoder in _side_text_encoders(model):
+    for side, column, encoder in side_text_encoders(model):
         if isinstance(encoder, FineTunedTextEncoder):
             lookup = encoder.precompute(list(dataset.table(side).columns[column]))
             installed.append(stack.enter_context(encoder.use_lookup(lookup)))
@@ -130,7 +103,7 @@ def cold_start_encoders(parts, spec, finetuned: list[Any], run_dir: Path) -> lis
     with the export.
 
     Args:
-        parts: The model's :class:`~tfrs_recsys.serving.parts.ServingParts`.
+        parts: The model's :class:`~tfrs_recsys.models.serving_parts.ServingParts`.
         spec: :func:`text_encoder_spec` of the run.
         finetuned: The lookups :func:`install_finetuned_lookups` installed.
         run_dir: For messages.

@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_recsys.errors import RecsysError
+from tfrs_recsys.models.serving_parts import ServingParts
 from tfrs_recsys.serving.ops import input_names
-from tfrs_recsys.serving.parts import ServingParts
 
 #: The text :func:`verify_cold_start` gives every text column (no table holds it).
 COLD_START_CHECK_TEXT = "cold-start check: a text no feature table holds"
