@@ -1,1 +1,1 @@
-"""TFRS models, reference models and peers."""
+"""The TFRS models (two-tower retrieval, pointwise ranking), their factory and what they hand the exporter."""
