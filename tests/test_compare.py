@@ -4,12 +4,17 @@ compare / train / evaluate subcommands."""
 from __future__ import annotations
 
 import json
+import logging
 
+import numpy as np
 import pytest
 from model_fixtures import tiny_experiment
 
+import tfrs_recsys.training.compare as compare_module
+import tfrs_recsys.training.run as run_module
 from tfrs_recsys.config import load_config
 from tfrs_recsys.errors import ConfigError
+from tfrs_recsys.progress import LOGGER_NAME
 from tfrs_recsys.training.compare import MODEL_NAMES, compare, model_config, parse_models
 
 MODELS = ["popularity", "oracle", "ease", "retrieval_ids"]
@@ -36,10 +41,15 @@ def cli(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def comparison(small_dir, tmp_path_factory):
+def config_dir(tmp_path_factory):
+    """An empty config directory: the TFRS models use the built-in defaults."""
+    return tmp_path_factory.mktemp("no-configs")
+
+
+@pytest.fixture(scope="module")
+def comparison(small_dir, tmp_path_factory, config_dir):
     """``compare`` of MODELS with defaults (empty config dir), 1 epoch: ``(out, report)``."""
     out = tmp_path_factory.mktemp("compare") / "report"
-    config_dir = tmp_path_factory.mktemp("no-configs")
     report = compare(
         str(small_dir), MODELS, out, config_dir=config_dir, overrides=["train.epochs=1"]
     )
@@ -136,14 +146,283 @@ def test_markdown_table_has_a_row_per_model(comparison):
 
 def test_compare_refuses_an_existing_report(comparison, small_dir):
     out, _ = comparison
-    with pytest.raises(ConfigError, match="already holds a comparison"):
+    with pytest.raises(ConfigError, match="already holds a comparison.*--resume"):
         compare(str(small_dir), ["popularity"], out)
+
+
+def test_each_model_result_and_the_settings_are_on_disk(comparison):
+    out, report = comparison
+    for name in MODELS:
+        record = json.loads((out / "models" / f"{name}.json").read_text(encoding="utf-8"))
+        entry = {k: v for k, v in report["models"][name].items() if k != "recall@10_vs_oracle"}
+        assert record["entry"] == entry, name
+        assert (record["config_toml"] is None) == (name != "retrieval_ids"), name
+    settings = json.loads((out / "settings.json").read_text(encoding="utf-8"))
+    assert settings["overrides"] == ["train.epochs=1"]
+    assert (settings["dataset"], settings["split"]) == ("tech-products", "holdout-80-20")
+    assert "pending" not in report
 
 
 def test_oracle_needs_generated_data(make_tech_dir, tmp_path):
     directory = make_tech_dir()  # hand-made: no truth.npz
     with pytest.raises(ConfigError, match="oracle"):
         compare(str(directory), ["oracle"], tmp_path / "out")
+
+
+# --- Checked before training, written as it finishes, resumed -------------------------------------
+
+
+def _no_timings(report):
+    """``report["models"]`` without the wall-clock figures (which differ between runs)."""
+    return {
+        name: {k: v for k, v in entry.items() if k not in ("train_s", "eval_s")}
+        for name, entry in report["models"].items()
+    }
+
+
+class _Calls:
+    """Records which models were fitted or trained (a spy around the real functions)."""
+
+    def __init__(self, monkeypatch, fail: str | None = None):
+        self.names: list[str] = []
+        fit_peer, train = compare_module._fit_peer, run_module.train
+
+        def fit_spy(name, *args, **kwargs):
+            self.names.append(name)
+            if name == fail:
+                raise RuntimeError(f"injected crash in {name}")
+            return fit_peer(name, *args, **kwargs)
+
+        def train_spy(config, run_dir, **kwargs):
+            self.names.append(config.name)
+            return train(config, run_dir, **kwargs)
+
+        monkeypatch.setattr(compare_module, "_fit_peer", fit_spy)
+        monkeypatch.setattr(run_module, "train", train_spy)
+
+
+def write_ml_latest(directory, users=30, movies=20, seed=0):
+    """A tiny dataset in the ml-latest format: ratings.csv and movies.csv, no user file."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True)
+    lines = ["movieId,title,genres"]
+    lines += [f"{m},Movie {m} (199{m % 10}),Drama|Comedy" for m in range(1, movies + 1)]
+    (directory / "movies.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines = ["userId,movieId,rating,timestamp"]
+    for user in range(1, users + 1):
+        for movie in rng.choice(np.arange(1, movies + 1), size=8, replace=False):
+            lines.append(f"{user},{movie},{rng.choice([3.0, 4.0, 5.0])},{1000 + user}")
+    (directory / "ratings.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def interrupted(small_dir, tmp_path_factory, config_dir):
+    """MODELS compared with a crash injected in the 2nd model (oracle), then ``--resume``.
+
+    Returns ``{"out", "config_dir", "after_crash": {file: text}, "crash_calls",
+    "resume_calls", "report", "log"}``.
+    """
+    out = tmp_path_factory.mktemp("interrupted") / "report"
+    kwargs = dict(config_dir=config_dir, overrides=["train.epochs=1"], verbose=0)
+    state = {"out": out, "config_dir": config_dir}
+    with pytest.MonkeyPatch.context() as patch:
+        calls = _Calls(patch, fail="oracle")
+        with pytest.raises(RuntimeError, match="injected crash in oracle"):
+            compare(str(small_dir), MODELS, out, **kwargs)
+        state["crash_calls"] = calls.names
+    state["after_crash"] = {
+        str(path.relative_to(out)): path.read_text(encoding="utf-8")
+        for path in sorted(out.rglob("*"))
+        if path.is_file() and path.suffix in (".json", ".md")
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        calls = _Calls(patch)
+        records = []
+        handler = logging.Handler()
+        handler.emit = records.append
+        progress = logging.getLogger(LOGGER_NAME)
+        level = progress.level
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
+        try:
+            state["report"] = compare(str(small_dir), MODELS, out, resume=True, **kwargs)
+        finally:
+            progress.removeHandler(handler)
+            progress.setLevel(level)
+        state["resume_calls"] = calls.names
+        state["log"] = [record.getMessage() for record in records]
+    return state
+
+
+def test_a_crash_in_the_second_model_keeps_the_first_on_disk(interrupted):
+    assert interrupted["crash_calls"] == ["popularity", "oracle"]
+    files = interrupted["after_crash"]
+    assert set(files) == {
+        "settings.json",
+        "models/popularity.json",
+        "comparison.json",
+        "comparison.md",
+    }
+    report = json.loads(files["comparison.json"])
+    assert list(report["models"]) == ["popularity"]
+    assert report["pending"] == ["oracle", "ease", "retrieval_ids"]
+    record = json.loads(files["models/popularity.json"])
+    assert record["entry"] == report["models"]["popularity"]
+    assert "Not finished yet: oracle, ease, retrieval_ids" in files["comparison.md"]
+    assert "--resume" in files["comparison.md"]
+
+
+def test_resume_trains_only_the_models_not_written(interrupted):
+    assert interrupted["resume_calls"] == ["oracle", "ease", "retrieval_ids"]
+    skipped = [line for line in interrupted["log"] if "not trained again" in line]
+    assert len(skipped) == 1 and skipped[0].startswith("[1/4] popularity: done already")
+
+
+def test_resumed_comparison_equals_an_uninterrupted_one(interrupted, comparison):
+    resumed, uninterrupted = interrupted["report"], comparison[1]
+    assert list(resumed["models"]) == MODELS
+    assert _no_timings(resumed) == _no_timings(uninterrupted)
+    # The finished model's figures, timings included, are those written before the crash.
+    before = json.loads(interrupted["after_crash"]["models/popularity.json"])["entry"]
+    assert {k: v for k, v in resumed["models"]["popularity"].items() if k in before} == before
+    written = json.loads((interrupted["out"] / "comparison.json").read_text(encoding="utf-8"))
+    assert written == json.loads(json.dumps(resumed))
+    assert "Not finished" not in (interrupted["out"] / "comparison.md").read_text()
+
+
+def test_resume_of_a_finished_comparison_trains_nothing(interrupted, small_dir, monkeypatch):
+    calls = _Calls(monkeypatch)
+    report = compare(
+        str(small_dir),
+        MODELS,
+        interrupted["out"],
+        config_dir=interrupted["config_dir"],
+        overrides=["train.epochs=1"],
+        resume=True,
+    )
+    assert calls.names == []
+    assert report == interrupted["report"]
+
+
+def test_resume_reads_a_finished_run_whose_result_was_not_written(
+    interrupted, small_dir, monkeypatch
+):
+    """Killed after the run's metrics.json but before models/<name>.json: not retrained."""
+    (interrupted["out"] / "models" / "retrieval_ids.json").unlink()
+    calls = _Calls(monkeypatch)
+    report = compare(
+        str(small_dir),
+        MODELS,
+        interrupted["out"],
+        config_dir=interrupted["config_dir"],
+        overrides=["train.epochs=1"],
+        resume=True,
+    )
+    assert calls.names == []
+    assert report["models"]["retrieval_ids"] == interrupted["report"]["models"]["retrieval_ids"]
+    assert (interrupted["out"] / "models" / "retrieval_ids.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"overrides": ["train.epochs=2"]}, "--set was ['train.epochs=1'], now ['train.epochs=2']"),
+        ({"split_name": "per-user-random"}, "split was 'holdout-80-20', now 'per-user-random'"),
+        ({"config_dir": None}, "--config-dir was"),
+    ],
+)
+def test_resume_refuses_other_settings_naming_them(comparison, small_dir, change, needle):
+    out, _ = comparison
+    settings = json.loads((out / "settings.json").read_text(encoding="utf-8"))
+    kwargs = {"config_dir": settings["config_dir"], "overrides": ["train.epochs=1"], **change}
+    with pytest.raises(ConfigError, match="cannot --resume") as info:
+        compare(str(small_dir), ["popularity"], out, resume=True, **kwargs)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_resume_refuses_other_data(comparison, make_tech_dir):
+    out, _ = comparison
+    settings = json.loads((out / "settings.json").read_text(encoding="utf-8"))
+    with pytest.raises(ConfigError, match="--data was .*the data's train/holdout pairs was"):
+        compare(
+            str(make_tech_dir()),
+            ["popularity"],
+            out,
+            config_dir=settings["config_dir"],
+            overrides=["train.epochs=1"],
+            resume=True,
+        )
+
+
+def test_resume_refuses_a_model_whose_config_changed(interrupted, small_dir):
+    config_dir = interrupted["config_dir"]
+    (config_dir / "tech_ids.toml").write_text(
+        '[model]\nfeature_set = "ids"\noutput_dim = 8\n', encoding="utf-8"
+    )
+    try:
+        with pytest.raises(ConfigError, match="retrieval_ids.json: retrieval_ids was trained"):
+            compare(
+                str(small_dir),
+                MODELS,
+                interrupted["out"],
+                config_dir=config_dir,
+                overrides=["train.epochs=1"],
+                resume=True,
+            )
+    finally:
+        (config_dir / "tech_ids.toml").unlink()
+
+
+def test_a_model_that_cannot_run_fails_before_anything_trains(tmp_path, monkeypatch):
+    """ml-latest data has no user features: seed_subset (needs age) is found before
+    popularity and retrieval_ids train, and nothing is written."""
+    data = write_ml_latest(tmp_path / "ml-latest-small")
+    calls = _Calls(monkeypatch)
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError) as info:
+        compare(str(data), ["popularity", "retrieval_ids", "seed_subset"], out)
+    message = str(info.value)
+    assert message.startswith("model seed_subset cannot run on movielens-latest-small:")
+    assert "seed_subset needs a numeric user column 'age'" in message
+    assert "\n" not in message
+    assert calls.names == []
+    assert not out.exists()
+
+
+def test_the_check_builds_each_tfrs_model_before_training(tmp_path, monkeypatch):
+    """The check builds the towers: an encoder failure of the 2nd TFRS model is found
+    before the 1st trains (the way retrieval_subset once failed after 13 minutes)."""
+    from tfrs_recsys.features import side_encoder
+
+    data = write_ml_latest(tmp_path / "ml-latest-small")
+    original = side_encoder.SideEncoder.__init__
+
+    def fail_for_subset(self, features, preprocessing, *args, **kwargs):
+        if len(features) and all(f.kind == "numeric" for f in features):
+            raise ConfigError("injected: no usable numeric feature")
+        return original(self, features, preprocessing, *args, **kwargs)
+
+    monkeypatch.setattr(side_encoder.SideEncoder, "__init__", fail_for_subset)
+    calls = _Calls(monkeypatch)
+    with pytest.raises(ConfigError, match="^model retrieval_subset cannot run on movielens-"):
+        compare(str(data), ["retrieval_ids", "retrieval_subset"], tmp_path / "out")
+    assert calls.names == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unavailable_text_encoder_is_found_before_training(tmp_path, monkeypatch, small_dir):
+    calls = _Calls(monkeypatch)
+    with pytest.raises(ConfigError, match="^model retrieval_all cannot run on tech-products:"):
+        compare(
+            str(small_dir),
+            ["popularity", "retrieval_all"],
+            tmp_path / "out",
+            config_dir=tmp_path,
+            overrides=['model.text_encoder="bert"', f'model.text_model="{tmp_path}/nothing"'],
+        )
+    assert calls.names == []
 
 
 # --- parse_models / model_config ---------------------------------------------------------------
@@ -318,6 +597,20 @@ def test_cli_config_errors_exit_2_with_one_line(cli, tmp_path, capsys, argv, nee
     assert cli.main(argv) == 2
     captured = capsys.readouterr()
     assert needle in _one_error_line(captured.err)
+
+
+def test_cli_compare_resume(cli, small_dir, tmp_path, capsys):
+    argv = ["compare", "--data", str(small_dir), "--models", "popularity,oracle"]
+    argv += ["--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 0
+    first = capsys.readouterr().out
+    assert cli.main(argv) == 2
+    assert "--resume" in _one_error_line(capsys.readouterr().err)
+    assert cli.main([*argv, "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == first
+    assert "[1/2] popularity: done already" in captured.err
+    assert "[2/2] oracle: done already" in captured.err
 
 
 @pytest.mark.parametrize(

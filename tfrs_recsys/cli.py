@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a key of every TFRS model's config, e.g. --set train.epochs=3",
     )
+    compare.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the comparison in --out: models whose result is written there are not "
+        "trained again (the settings must be the same)",
+    )
 
     export = sub.add_parser(
         "export",
@@ -416,7 +422,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     # Progress and Keras' epoch lines go to stderr; stdout gets the table.
     with contextlib.redirect_stdout(sys.stderr):
         report = compare(
-            args.data, models, args.out, config_dir=args.config_dir, overrides=args.overrides
+            args.data,
+            models,
+            args.out,
+            config_dir=args.config_dir,
+            overrides=args.overrides,
+            resume=args.resume,
         )
     if args.json is not None:
         keep = (*COMPARISON_KEYS, "train_s", "eval_s", "recall@10_vs_oracle")

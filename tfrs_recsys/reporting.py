@@ -155,7 +155,8 @@ def comparison_markdown(report: Mapping[str, Any]) -> str:
 
     Columns: :data:`COMPARISON_KEYS`, ``recall@10 / oracle`` when the report has
     an oracle, the seed metric (``-`` for models without probabilities), train
-    and evaluation seconds.
+    and evaluation seconds. A report of a comparison still running or
+    interrupted (``"pending"`` models) says so under the table.
     """
     has_oracle = any("recall@10_vs_oracle" in m for m in report["models"].values())
     header = (
@@ -181,6 +182,12 @@ def comparison_markdown(report: Mapping[str, Any]) -> str:
             f"{m['eval_s']:.2f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if report.get("pending"):
+        lines += [
+            "",
+            f"Not finished yet: {', '.join(report['pending'])} "
+            "(`tfrs-recsys compare ... --resume` continues the comparison).",
+        ]
     return "\n".join(lines)
 
 

@@ -19,6 +19,15 @@ from tfrs_recsys.errors import ConfigError
 __all__ = ["notebook_negatives"]
 
 
+def check_cell_count(dataset: RecDataset) -> None:
+    """Raises :class:`ConfigError` if the matrix is too large for :func:`notebook_negatives`."""
+    n_users, n_items = dataset.n_users, dataset.n_items
+    if n_users * n_items > 50_000_000:
+        raise ConfigError(
+            f"the notebooks' negative sampling enumerates every cell; {n_users} x {n_items} is too large"
+        )
+
+
 def notebook_negatives(
     dataset: RecDataset, positives: pd.DataFrame, *, per_user: int = 100, seed: int = 42
 ) -> pd.DataFrame:
@@ -34,11 +43,8 @@ def notebook_negatives(
     order. ``positives`` must be *all* positives (train and holdout), as in the
     notebooks: this is the leaky part.
     """
+    check_cell_count(dataset)
     n_users, n_items = dataset.n_users, dataset.n_items
-    if n_users * n_items > 50_000_000:
-        raise ConfigError(
-            f"the notebooks' negative sampling enumerates every cell; {n_users} x {n_items} is too large"
-        )
     user_rows, item_rows = dataset.encode(positives)
     positive = np.zeros((n_items, n_users), dtype=bool)  # melt order: item-major
     positive[item_rows, user_rows] = True

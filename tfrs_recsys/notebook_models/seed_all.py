@@ -17,7 +17,7 @@ from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.notebook_models.encoders import min_max_scale
-from tfrs_recsys.notebook_models.negatives import notebook_negatives
+from tfrs_recsys.notebook_models.negatives import check_cell_count, notebook_negatives
 
 __all__ = ["SeedAllModel", "seed_all_network"]
 
@@ -53,6 +53,16 @@ class SeedAllModel:
     item_features: np.ndarray
     train_s: float = 0.0
 
+    @staticmethod
+    def check_dataset(dataset: RecDataset) -> None:
+        """Raises :class:`ConfigError` if ``dataset`` lacks what :meth:`fit` needs."""
+        needed = {"user": ("profession", "age"), "item": ("description", "features", "price")}
+        for side, columns in needed.items():
+            for column in columns:
+                if column not in dataset.table(side).columns:
+                    raise ConfigError(f"seed_all needs a {side} column {column!r}")
+        check_cell_count(dataset)
+
     @classmethod
     def fit(
         cls,
@@ -75,12 +85,8 @@ class SeedAllModel:
         from tfrs_recsys.features.columns import text_model_spec
         from tfrs_recsys.text_encoder import embed_texts
 
+        cls.check_dataset(dataset)
         users, items = dataset.table("user").columns, dataset.table("item").columns
-        needed = {"user": ("profession", "age"), "item": ("description", "features", "price")}
-        for side, columns in needed.items():
-            for column in columns:
-                if column not in dataset.table(side).columns:
-                    raise ConfigError(f"seed_all needs a {side} column {column!r}")
         spec = text_model_spec(text_model)
         ages = users["age"].astype(np.float64)
         prices = items["price"].astype(np.float64)

@@ -22,7 +22,7 @@ from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.notebook_models.encoders import label_codes, min_max_scale
-from tfrs_recsys.notebook_models.negatives import notebook_negatives
+from tfrs_recsys.notebook_models.negatives import check_cell_count, notebook_negatives
 
 __all__ = ["SeedSubsetModel", "notebook_network"]
 
@@ -44,6 +44,15 @@ class SeedSubsetModel:
     price_scaled: np.ndarray  # per item table row
     train_s: float = 0.0
 
+    @staticmethod
+    def check_dataset(dataset: RecDataset) -> None:
+        """Raises :class:`ConfigError` if ``dataset`` lacks what :meth:`fit` needs."""
+        for column in ("age", "price"):
+            side = "user" if column == "age" else "item"
+            if column not in dataset.table(side).columns:
+                raise ConfigError(f"seed_subset needs a numeric {side} column {column!r}")
+        check_cell_count(dataset)
+
     @classmethod
     def fit(
         cls,
@@ -62,10 +71,7 @@ class SeedSubsetModel:
 
         ``holdout`` is used only to reproduce the notebook's leaky negatives.
         """
-        for column in ("age", "price"):
-            side = "user" if column == "age" else "item"
-            if column not in dataset.table(side).columns:
-                raise ConfigError(f"seed_subset needs a numeric {side} column {column!r}")
+        cls.check_dataset(dataset)
         tf.keras.utils.set_random_seed(seed)
         negatives = notebook_negatives(
             dataset, pd.concat([train, holdout], ignore_index=True), per_user=negatives_per_user

@@ -7,9 +7,14 @@ config for the dataset (``<prefix>_<feature_set>``, see
 :func:`tfrs_recsys.config.config_names`), into ``OUT/runs/<name>``; peers are
 tuned on a validation split carved from train.
 
-Outputs in ``OUT``: ``comparison.md`` (table), ``comparison.json`` (figures,
-see :func:`compare`), ``recall_at_k.png`` (recall@K, K = 1..100, per model);
-the table and the plot come from :mod:`tfrs_recsys.reporting`.
+Every model is checked against the dataset before the first one trains
+(:mod:`tfrs_recsys.training.compare_checks`). Outputs in ``OUT``:
+``comparison.md`` (table), ``comparison.json`` (figures, see :func:`compare`),
+``recall_at_k.png`` (recall@K, K = 1..100, per model), rewritten after each
+model; ``models/<model>.json``, each model's result, written as it finishes;
+``settings.json``, what ``--resume`` must find unchanged (layout:
+:mod:`tfrs_recsys.training.comparison_dir`). The table and the plot come from
+:mod:`tfrs_recsys.reporting`.
 
 Progress (which model, with which config, how long it took) goes to the
 :mod:`tfrs_recsys.progress` logger; Keras prints one line per epoch.
@@ -18,6 +23,8 @@ Progress (which model, with which config, how long it took) goes to the
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -26,16 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from tfrs_recsys.atomic import write_json_atomic, write_text_atomic
 from tfrs_recsys.config import ExperimentConfig, config_names, config_origin, load_config
+from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.loading import load_dataset
-from tfrs_recsys.data.splits import make_split
-from tfrs_recsys.errors import ConfigError
+from tfrs_recsys.data.splits import Split, make_split
+from tfrs_recsys.errors import ConfigError, RecsysError
 from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask, evaluate
 from tfrs_recsys.evaluation.seed_metric import seed_metric
 from tfrs_recsys.progress import logger as progress
 from tfrs_recsys.recommender import Recommender, probability_fn
-from tfrs_recsys.reporting import COMPARISON_KEYS, comparison_markdown, save_recall_curves
+from tfrs_recsys.reporting import COMPARISON_KEYS
+from tfrs_recsys.training.compare_checks import check_model
+from tfrs_recsys.training.comparison_dir import ComparisonDir, comparison_settings
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +60,8 @@ TFRS_MODELS = (
 MODEL_NAMES = PEERS + TFRS_MODELS
 # Config file prefix per dataset name.
 CONFIG_PREFIX = {"tech-products": "tech", "movielens-100k": "ml100k"}
+# The min_rating of the data compare loads (load_dataset's default); peers train on it.
+LOADED_MIN_RATING = inspect.signature(load_dataset).parameters["min_rating"].default
 LEAKY_NEGATIVES = "leaky: notebook's, drawn from the full matrix's zeros"
 
 
@@ -130,6 +141,7 @@ def compare(
     overrides: Sequence[str] = (),
     split_name: str = "holdout-80-20",
     verbose: int = 2,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Trains and evaluates ``models`` on one split; writes the report to ``out``.
 
@@ -137,88 +149,188 @@ def compare(
     configs, or ``config_dir`` when given); which one is logged per model and
     recorded as the model's ``"config"`` in the report.
 
+    Before anything trains, every model is checked against the dataset
+    (:func:`~tfrs_recsys.training.compare_checks.check_model`). Each model's
+    result is written to ``out/models/<model>.json`` as soon as it is
+    evaluated, and the report is rewritten after each model, so a crash keeps
+    every finished model (layout: :mod:`tfrs_recsys.training.comparison_dir`).
+
     Args:
         source: A dataset directory or name (:func:`~tfrs_recsys.data.loading.load_dataset`).
         models: Names among :data:`MODEL_NAMES`, in the report's order.
-        out: The report directory (must not hold a comparison already).
+        out: The report directory (must not hold a comparison already, unless ``resume``).
         config_dir: A folder of ``<prefix>_<feature_set>.toml`` configs to use
             instead of the shipped ones.
         overrides: ``KEY=VALUE`` overrides of every TFRS model's config.
         split_name: The split every model is trained and evaluated on.
         verbose: Keras verbosity of the Keras models (2: one line per epoch, 0: silent).
+        resume: Continue the comparison in ``out``: models whose result is
+            written there are not trained again (a TFRS model's interrupted run
+            directory is resumed); the others run. The settings (data, split,
+            ``config_dir``, ``overrides``) must be those ``out`` recorded.
 
     Returns:
         ``{"dataset", "split", "models": {name: {"recall@10", "ndcg@10",
         "recall@50", "coverage@10", "train_s", "eval_s", ...}}}``, also written
         to ``out/comparison.json``.
-    """
-    from tfrs_recsys.training.run import train as train_run
 
-    out = Path(out)
-    runs_dir = out / "runs"
-    if runs_dir.exists() and any(runs_dir.iterdir()):
-        raise ConfigError(f"{out}: already holds a comparison (choose a new --out)")
+    Raises:
+        ConfigError: ``out`` holds a comparison (without ``resume``) or one with
+            other settings (with ``resume``); a model cannot run on the dataset.
+    """
+    models = list(models)
+    directory = ComparisonDir(out)
+    if not resume:
+        directory.check_new()
     dataset = load_dataset(source)
     split = make_split(split_name, dataset.interactions)
-    task = EvaluationTask.build(dataset, split.train, split.holdout, split_name=split.name)
-    results: list[ModelRun] = []
-    for number, name in enumerate(models, 1):
-        step = f"[{number}/{len(models)}] {name}"
-        start = time.perf_counter()
-        details: dict[str, Any] = {}
+    settings = comparison_settings(source, dataset, split, config_dir, overrides)
+    if resume:
+        directory.check_resume(settings)
+
+    done = {name: directory.finished(name) for name in models} if resume else {}
+    progress.info("checking %d model(s) against %s ...", len(models), dataset.schema.name)
+    configs = {}
+    datasets = {LOADED_MIN_RATING: (dataset, split)}
+    for name in models:
+        config = origin = None
         if name in TFRS_MODELS:
-            config, origin = model_config(name, dataset.schema.name, source, config_dir, overrides)
-            if origin.startswith("built-in"):
-                logger.warning("%s: %s", name, origin)
-            progress.info("%s: training with %s ...", step, origin)
+            try:
+                config, origin = model_config(
+                    name, dataset.schema.name, source, config_dir, overrides
+                )
+            except RecsysError as exc:
+                raise ConfigError(f"model {name}: {exc}") from None
             if config.data.split != split.name:
                 config = dataclasses.replace(
                     config, data=dataclasses.replace(config.data, split=split.name)
                 )
-            metrics = train_run(config, runs_dir / name, verbose=verbose).metrics
-            result = EvaluationResult.from_dict(metrics["holdout"])
-            details = {
-                "config": origin,
-                "best_epoch": metrics["best_epoch"],
-                "epochs_run": metrics["epochs_run"],
-            }
-            train_s = metrics["train_s"]
-            if metrics.get("refit"):
-                # Training time includes the refit on the whole train split.
-                details["refit_epochs"] = metrics["refit"]["epochs"]
-                train_s += metrics["refit"]["train_s"]
-            results.append(
-                ModelRun(name, result, train_s, details, metrics.get("holdout_seed_metric"))
+            configs[name] = (config, origin)
+        if done.get(name) is not None:
+            _check_recorded_config(directory, name, done[name], config)
+            continue
+        model_data = _model_data(datasets, config, split_name)
+        check_model(name, *model_data, config=config)
+
+    directory.write_settings(settings)
+    entries = {name: record["entry"] for name, record in done.items() if record is not None}
+    task: EvaluationTask | None = None
+    for number, name in enumerate(models, 1):
+        step = f"[{number}/{len(models)}] {name}"
+        if done.get(name) is not None:
+            progress.info(
+                "%s: done already (%s), not trained again", step, directory.model_path(name)
             )
+            continue
+        config_toml = None
+        if name in TFRS_MODELS:
+            config, origin = configs[name]
+            run = _train_tfrs(config, origin, directory.runs_dir / name, step, verbose)
+            config_toml = config.to_toml()
         else:
-            progress.info("%s: fitting ...", step)
-            model, details = _fit_peer(name, dataset, split, verbose)
-            train_s = time.perf_counter() - start
-            result = evaluate(model.scorer(), task)
-            probabilities = probability_fn(model)
-            seed = (
-                None
-                if probabilities is None
-                else float(seed_metric(probabilities, dataset, split.holdout))
-            )
-            results.append(ModelRun(name, result, train_s, details, seed))
+            if task is None:
+                task = EvaluationTask.build(
+                    dataset, split.train, split.holdout, split_name=split.name
+                )
+            run = _run_peer(name, dataset, split, task, step, verbose)
         progress.info(
             "%s: recall@10 %.4f (train %.1f s, evaluation %.1f s)",
             step,
-            result.metrics["recall@10"],
-            results[-1].train_s,
-            result.eval_s,
+            run.result.metrics["recall@10"],
+            run.train_s,
+            run.result.eval_s,
         )
-    report = _report(dataset.schema.name, split.name, results)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "comparison.json", report)
-    write_text_atomic(out / "comparison.md", comparison_markdown(report) + "\n")
-    save_recall_curves(
-        {run.name: run.result for run in results},
-        out / "recall_at_k.png",
-        title=f"{dataset.schema.name}, {split.name}",
-    )
+        entries[name] = _entry(run)
+        directory.write_model(name, entries[name], config_toml)
+        if len(entries) < len(models):
+            directory.write_report(_report(dataset.schema.name, split.name, models, entries))
+    report = _report(dataset.schema.name, split.name, models, entries)
+    directory.write_report(report)
     return report
+
+
+def _model_data(
+    datasets: dict[float, tuple[RecDataset, Split]],
+    config: ExperimentConfig | None,
+    split_name: str,
+) -> tuple[RecDataset, Split]:
+    """The dataset and split a model trains on: a TFRS model's with its ``data.min_rating``.
+
+    ``datasets`` maps ``min_rating`` to the data loaded with it (loaded once).
+    """
+    key = LOADED_MIN_RATING if config is None else config.data.min_rating
+    if key not in datasets:
+        dataset = load_dataset(config.data.source, min_rating=key)
+        datasets[key] = (dataset, make_split(split_name, dataset.interactions))
+    return datasets[key]
+
+
+def _check_recorded_config(
+    directory: ComparisonDir, name: str, record: dict[str, Any], config: ExperimentConfig | None
+) -> None:
+    """Refuses a finished TFRS model whose recorded config is not the one resolved now."""
+    if config is None or record.get("config_toml") == config.to_toml():
+        return
+    old = (record.get("config_toml") or "").splitlines()
+    new = config.to_toml().splitlines()
+    first = next(
+        (f"{a!r} became {b!r}" for a, b in zip(old, new) if a != b), "lines added or removed"
+    )
+    raise ConfigError(
+        f"{directory.model_path(name)}: {name} was trained with another config than the one "
+        f"it resolves to now ({first}); restore that config or choose a new --out"
+    )
+
+
+def _train_tfrs(
+    config: ExperimentConfig, origin: str, run_dir: Path, step: str, verbose: int
+) -> ModelRun:
+    """Trains a TFRS model into ``run_dir``, continuing an interrupted run found there."""
+    from tfrs_recsys.training.run import CONFIG_FILE, METRICS_FILE
+    from tfrs_recsys.training.run import train as train_run
+
+    name = config.name
+    if origin.startswith("built-in"):
+        logger.warning("%s: %s", name, origin)
+    recorded = run_dir / CONFIG_FILE
+    same_config = recorded.is_file() and recorded.read_text(encoding="utf-8") == config.to_toml()
+    if same_config and (run_dir / METRICS_FILE).is_file():
+        progress.info("%s: its run %s had finished; reading its metrics", step, run_dir)
+        metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+    elif recorded.is_file():
+        progress.info("%s: resuming its interrupted run %s (%s) ...", step, run_dir, origin)
+        metrics = train_run(config, run_dir, resume=True, verbose=verbose).metrics
+    else:
+        progress.info("%s: training with %s ...", step, origin)
+        metrics = train_run(config, run_dir, verbose=verbose).metrics
+    result = EvaluationResult.from_dict(metrics["holdout"])
+    details = {
+        "config": origin,
+        "best_epoch": metrics["best_epoch"],
+        "epochs_run": metrics["epochs_run"],
+    }
+    train_s = metrics["train_s"]
+    if metrics.get("refit"):
+        # Training time includes the refit on the whole train split.
+        details["refit_epochs"] = metrics["refit"]["epochs"]
+        train_s += metrics["refit"]["train_s"]
+    return ModelRun(name, result, train_s, details, metrics.get("holdout_seed_metric"))
+
+
+def _run_peer(
+    name: str, dataset: RecDataset, split: Split, task: EvaluationTask, step: str, verbose: int
+) -> ModelRun:
+    """Fits and evaluates the non-TFRS model ``name``."""
+    progress.info("%s: fitting ...", step)
+    start = time.perf_counter()
+    model, details = _fit_peer(name, dataset, split, verbose)
+    train_s = time.perf_counter() - start
+    result = evaluate(model.scorer(), task)
+    probabilities = probability_fn(model)
+    seed = (
+        None if probabilities is None else float(seed_metric(probabilities, dataset, split.holdout))
+    )
+    return ModelRun(name, result, train_s, details, seed)
 
 
 def _fit_peer(name: str, dataset, split, verbose: int) -> tuple[Recommender, dict[str, Any]]:
@@ -259,29 +371,52 @@ def _fit_peer(name: str, dataset, split, verbose: int) -> tuple[Recommender, dic
     raise ConfigError(f"unknown model {name!r}")  # pragma: no cover
 
 
-def _report(dataset_name: str, split_name: str, runs: Sequence[ModelRun]) -> dict[str, Any]:
-    oracle = next((r for r in runs if r.name == "oracle"), None)
-    models = {}
-    for run in runs:
-        entry = {key: float(run.result.metrics[key]) for key in COMPARISON_KEYS}
-        entry.update(
-            {
-                "precision@10": float(run.result.metrics["precision@10"]),
-                "hit_rate@10": float(run.result.metrics["hit_rate@10"]),
-                "train_s": round(run.train_s, 2),
-                "eval_s": round(run.result.eval_s, 3),
-                "seed_metric": run.seed_metric,
-            }
-        )
-        if oracle is not None:
-            entry["recall@10_vs_oracle"] = entry["recall@10"] / float(
-                oracle.result.metrics["recall@10"]
-            )
-        if run.result.per_segment:
-            entry["per_segment_recall@10"] = {
-                seg: float(values["recall@10"]) for seg, values in run.result.per_segment.items()
-            }
-        entry["recall_curve"] = [float(v) for v in run.result.recall_curve]
-        entry.update(run.details)
-        models[run.name] = entry
-    return {"dataset": dataset_name, "split": split_name, "models": models}
+def _entry(run: ModelRun) -> dict[str, Any]:
+    """A model's report entry, without ``recall@10_vs_oracle`` (see :func:`_report`)."""
+    entry = {key: float(run.result.metrics[key]) for key in COMPARISON_KEYS}
+    entry.update(
+        {
+            "precision@10": float(run.result.metrics["precision@10"]),
+            "hit_rate@10": float(run.result.metrics["hit_rate@10"]),
+            "train_s": round(run.train_s, 2),
+            "eval_s": round(run.result.eval_s, 3),
+            "seed_metric": run.seed_metric,
+        }
+    )
+    if run.result.per_segment:
+        entry["per_segment_recall@10"] = {
+            seg: float(values["recall@10"]) for seg, values in run.result.per_segment.items()
+        }
+    entry["recall_curve"] = [float(v) for v in run.result.recall_curve]
+    entry.update(run.details)
+    return entry
+
+
+def _report(
+    dataset_name: str,
+    split_name: str,
+    models: Sequence[str],
+    entries: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The report of the finished ``models`` (those with ``entries``), in ``models``' order.
+
+    With an oracle among them, every entry gets ``recall@10_vs_oracle`` (after
+    ``seed_metric``). Models without an entry yet are listed under ``"pending"``.
+    """
+    oracle = entries.get("oracle")
+    finished = {}
+    for name in (m for m in models if m in entries):
+        entry = entries[name]
+        if oracle is None:
+            finished[name] = dict(entry)
+            continue
+        finished[name] = {}
+        for key, value in entry.items():
+            finished[name][key] = value
+            if key == "seed_metric":
+                finished[name]["recall@10_vs_oracle"] = entry["recall@10"] / oracle["recall@10"]
+    report: dict[str, Any] = {"dataset": dataset_name, "split": split_name, "models": finished}
+    pending = [m for m in models if m not in entries]
+    if pending:
+        report["pending"] = pending
+    return report
