@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install benchmark notebooks clean
+.PHONY: demo test faults install benchmark notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0])'
@@ -23,6 +23,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+
+# Fault injection (tests/test_faults.py): kills commands at seeded points and checks that
+# the documented recovery gives an uninterrupted run's result; run before each release.
+faults: $(STAMP)
+	$(BIN)/python -m pytest -q -m faults tests/test_faults.py
 
 # Executes every notebook in notebooks/ in place at full size (TFRS_NB_* variables
 # change the sizes; see notebooks/README.md).
