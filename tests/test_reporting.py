@@ -76,6 +76,16 @@ def test_comparison_markdown_without_an_oracle_has_no_ratio_column():
     assert "oracle |" not in text.splitlines()[2]
 
 
+def test_comparison_markdown_of_an_unfinished_comparison_names_the_pending_models():
+    lines = reporting.comparison_markdown({**REPORT, "pending": ["ease", "als"]}).splitlines()
+    assert lines[-2:] == [
+        "",
+        "Not finished yet: ease, als (`tfrs-recsys compare ... --resume` continues the "
+        "comparison).",
+    ]
+    assert "Not finished" not in reporting.comparison_markdown(REPORT)
+
+
 def test_segment_markdown_has_a_row_per_segment_and_a_column_per_model():
     text = reporting.segment_markdown(REPORT["models"], "personality")
     assert text.splitlines() == [

@@ -48,8 +48,8 @@ def check_model(
             check_tfrs_model(config, dataset, split)
     except RecsysError as exc:
         raise ConfigError(
-            f"model {name} cannot run on {dataset.schema.name}: {exc} "
-            "(checked before training anything; nothing was trained)"
+            f"model {name} cannot run on {dataset.schema.name}: {exc}; nothing was trained "
+            f"(leave {name} out of --models or change its config)"
         ) from None
 
 
