@@ -356,6 +356,20 @@ def test_resume_refuses_other_data(comparison, make_tech_dir):
         )
 
 
+def test_resume_of_an_out_without_a_comparison_starts_one(small_dir, tmp_path):
+    """Killed before anything was recorded: --resume is still the recovery."""
+    report = compare(str(small_dir), ["popularity"], tmp_path / "out", resume=True)
+    assert list(report["models"]) == ["popularity"]
+    assert (tmp_path / "out" / "models" / "popularity.json").is_file()
+
+
+def test_resume_refuses_results_without_recorded_settings(small_dir, tmp_path):
+    (tmp_path / "out" / "runs" / "retrieval_ids").mkdir(parents=True)
+    (tmp_path / "out" / "runs" / "retrieval_ids" / "config.toml").write_text("")
+    with pytest.raises(ConfigError, match="no settings.json.*choose a new --out"):
+        compare(str(small_dir), ["popularity"], tmp_path / "out", resume=True)
+
+
 def test_resume_refuses_a_model_whose_config_changed(interrupted, small_dir):
     config_dir = interrupted["config_dir"]
     (config_dir / "tech_ids.toml").write_text(

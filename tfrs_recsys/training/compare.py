@@ -187,6 +187,8 @@ def compare(
     settings = comparison_settings(source, dataset, split, config_dir, overrides)
     if resume:
         directory.check_resume(settings)
+        if directory.recorded_settings() is None:
+            progress.info("%s holds no comparison yet; starting one", directory.out)
 
     done = {name: directory.finished(name) for name in models} if resume else {}
     progress.info("checking %d model(s) against %s ...", len(models), dataset.schema.name)
