@@ -628,8 +628,8 @@ def test_ml_latest_errors(tmp_path: Path) -> None:
         "\n".join(LATEST_RATINGS[:3]).encode() + b"\n1,6,\xff,1\n"
     )
     error = _error(load_ml_latest, directory)
-    assert (Path(error.file).name, error.line) == ("ratings.csv", 4)
-    assert "utf-8" in str(error)
+    assert (Path(error.file).name, error.line, error.column) == ("ratings.csv", 4, "rating")
+    assert "not valid UTF-8 (byte 0xff at position 5 of the line)" in str(error)
 
     movies = LATEST_MOVIES + [LATEST_MOVIES[2]]
     error = _error(load_ml_latest, write_latest(tmp_path / "g", movies=movies))

@@ -159,7 +159,10 @@ def test_undecodable_bytes_name_the_line(tmp_path):
     path = tmp_path / "x.csv"
     path.write_bytes(b"a,b\n1,2\n3,\xff\n")
     error = _error(read_records, path, CSV)
-    assert error.line == 3 and "not valid utf-8" in str(error)
+    assert (error.line, error.column) == (3, "b")
+    assert error.problem == "not valid UTF-8 (byte 0xff at position 3 of the line); " + (
+        "save the file as UTF-8"
+    )
 
 
 def test_read_header_strips_a_byte_order_mark_and_spaces(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tfrs_recsys.data.dataset import RecDataset
@@ -28,8 +29,19 @@ def load_dataset(source: str | Path, *, min_rating: float = 4.0) -> RecDataset:
             raise DatasetNotFoundError(
                 f"{source}: no such directory, and not a dataset name ({', '.join(KNOWN_DATASETS)})"
             )
-    if (path / USERS_FILE).is_file() and (path / ITEMS_FILE).is_file():
-        return load_tech_products(path)
     from tfrs_recsys.data.movielens import load_movielens
 
+    tech_files = [os.path.lexists(path / name) for name in (USERS_FILE, ITEMS_FILE)]
+    if all(tech_files) or (any(tech_files) and not _has_movielens_files(path)):
+        return load_tech_products(path)  # which names a file that is missing or unreadable
     return load_movielens(path, min_rating=min_rating)
+
+
+def _has_movielens_files(path: Path) -> bool:
+    from tfrs_recsys.data.movielens import detect_movielens_format
+
+    try:
+        detect_movielens_format(path)
+    except DatasetNotFoundError:
+        return False
+    return True

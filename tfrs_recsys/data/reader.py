@@ -3,8 +3,8 @@
 Tech-products CSV files, long interaction shards, MovieLens ML-100K / ML-1M /
 ml-latest and RecBole atomic files are all read here:
 
-- :class:`Dialect`: how a format writes its files (separator, encoding,
-  quoting, header, which cells count as missing);
+- :class:`Dialect` (from :mod:`~tfrs_recsys.data.input_files`, which opens
+  and decodes every file): how a format writes its files;
 - :class:`Table`: a parsed file with the file line of every row and the
   columns' names in the file, so that the checks of
   :mod:`tfrs_recsys.data.validation` can name file, line and column;
@@ -13,8 +13,8 @@ ml-latest and RecBole atomic files are all read here:
 - :func:`read_records`: small files line by line (exact field counts; ``::``
   fields may themselves hold a ``:``); :func:`read_header`, :func:`read_parquet`.
 
-Structural problems (an empty file, a missing column, a blank line between
-data rows, a wrong field count, undecodable bytes) fail here, values are checked
+Structural problems (an empty file, a missing or repeated column, a blank line
+between data rows, a wrong field count, undecodable bytes) fail here, values are checked
 by :mod:`~tfrs_recsys.data.validation`. Lines are 1-based (a header is line 1);
 blank lines at the very end of a file are ignored.
 """
@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import gzip
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import pandas as pd
 
+from tfrs_recsys.data.input_files import Dialect, check_file, first_nul, iter_records, reading
 from tfrs_recsys.errors import DataValidationError
 
 #: Column kinds of :func:`read_columns`. ``ID``: a string that must not be
@@ -40,36 +40,7 @@ from tfrs_recsys.errors import DataValidationError
 ID, NUMBER, TEXT = "id", "number", "text"
 
 _EMPTY_FILE = "the file is empty (expected a header and data rows)"
-
-
-@dataclasses.dataclass(frozen=True)
-class Dialect:
-    """How a format writes its delimited text files.
-
-    Attributes:
-        sep: Field separator: one character, or ``::`` (ML-1M).
-        encoding: Text encoding; a byte-order mark on line 1 is dropped.
-        quoted: CSV quoting (``"a, b"``; a quoted field may span lines).
-        header: Whether line 1 names the columns.
-        strip_header: Strip spaces around header cells.
-        na_values: Cell texts read as missing by :func:`read_columns`; None
-            means pandas' default list (``""``, ``NA``, ``NaN``, ``null``...).
-    """
-
-    sep: str
-    encoding: str = "utf-8"
-    quoted: bool = False
-    header: bool = True
-    strip_header: bool = True
-    na_values: tuple[str, ...] | None = ("",)
-
-    @property
-    def header_lines(self) -> int:
-        return 1 if self.header else 0
-
-    def field_count_problem(self, expected: int, found: int) -> str:
-        shown = {"\t": "tab", ",": "comma"}.get(self.sep, repr(self.sep))
-        return f"expected {expected} {shown}-separated fields, found {found}"
+_SHOWN_CELLS = 12
 
 
 @dataclasses.dataclass
@@ -129,68 +100,6 @@ class Table:
         return dataclasses.replace(self, frame=frame, labels=labels)
 
 
-def _open_binary(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
-
-
-def iter_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
-    """``(line number, text with its line ending)``; decoding errors name the line."""
-    path = Path(path)
-    with _open_binary(path) as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode(encoding)
-            except UnicodeDecodeError as exc:
-                raise DataValidationError(
-                    f"not valid {encoding} text (byte {exc.start + 1} of the line: {exc.reason})",
-                    file=path,
-                    line=number,
-                ) from exc
-            if number == 1:
-                text = text.lstrip("\ufeff")
-            yield number, text
-
-
-def iter_records(
-    path: Path, dialect: Dialect, *, strict: bool = True
-) -> Iterator[tuple[int, list[str]]]:
-    """``(first line, fields)`` of every record, header included; a blank line gives ``[]``.
-
-    Args:
-        path: The file.
-        dialect: Separator, encoding and quoting.
-        strict: Malformed CSV quoting is an error naming the line (else the
-            csv module's lenient reading).
-    """
-    path = Path(path)
-    if dialect.quoted:
-        lines = iter_lines(path, dialect.encoding)
-        state = {"line": 0}
-
-        def text_lines() -> Iterator[str]:
-            for number, text in lines:
-                state["line"] = number
-                yield text
-
-        reader = csv.reader(text_lines(), delimiter=dialect.sep, strict=strict)
-        start = 1
-        while True:
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise DataValidationError(
-                    f"malformed CSV: {exc}", file=path, line=state["line"]
-                ) from exc
-            yield start, fields
-            start = state["line"] + 1
-    else:
-        for number, text in iter_lines(path, dialect.encoding):
-            text = text.rstrip("\r\n")
-            yield number, (text.split(dialect.sep) if text else [])
-
-
 def _record_lines(path: Path, dialect: Dialect) -> np.ndarray:
     """The first line of every data record of a quoted file (none if it cannot be read)."""
     try:
@@ -210,14 +119,36 @@ def read_header(path: Path, dialect: Dialect) -> list[str]:
 
 
 def _require_columns(cells: Sequence[str], required: Sequence[str], path: Path) -> None:
+    """Each of ``required`` is a header cell, exactly once."""
     missing = [c for c in required if c not in cells]
     if missing:
+        shown = ", ".join(shown_value(c) for c in cells[:_SHOWN_CELLS])
+        more = f" and {len(cells) - _SHOWN_CELLS} more" if len(cells) > _SHOWN_CELLS else ""
         raise DataValidationError(
             f"missing column(s) {', '.join(repr(c) for c in missing)}; the header has "
-            f"{', '.join(repr(c) for c in cells)}",
+            f"{shown}{more}",
             file=path,
             line=1,
         )
+    for column in required:
+        positions = [p + 1 for p, cell in enumerate(cells) if cell == column]
+        if len(positions) > 1:
+            raise DataValidationError(
+                f"the header names column {column!r} more than once (fields "
+                f"{', '.join(map(str, positions))}); rename or remove the extra one(s)",
+                file=path,
+                line=1,
+                column=column,
+            )
+
+
+def shown_value(value: object, limit: int = 60) -> str:
+    """A cell value as a user reads it (``2``, ``'x'``), not a numpy repr; long text cut."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    return repr(value)
 
 
 def _no_rows(dialect: Dialect) -> str:
@@ -245,7 +176,7 @@ def read_records(
         A table of string columns (empty fields are ``""``, never missing).
     """
     path = Path(path)
-    records = iter_records(path, dialect)
+    records = iter_records(path, dialect, names=names)
     header_cells: list[str] | None = None
     if dialect.header:
         first = next(records, None)
@@ -344,29 +275,35 @@ def read_columns(
     field_kinds = tuple(kinds.get(rename[p]) if p in rename else TEXT for p in range(len(cells)))
     spec = _Spec(path, dialect, field_kinds, tuple(cells))
     step = 2 if dialect.sep == "::" else 1  # "::" is read as ":" with empty gap columns
+    check_file(path)
     try:
-        frame = pd.read_csv(
-            path,
-            sep=":" if step == 2 else dialect.sep,
-            header=None,
-            skiprows=dialect.header_lines,
-            dtype=_dtypes(field_kinds, step),
-            quoting=csv.QUOTE_MINIMAL if dialect.quoted else csv.QUOTE_NONE,
-            skip_blank_lines=False,
-            encoding=dialect.encoding,
-            engine="c",
-            **(
-                {"keep_default_na": True}
-                if dialect.na_values is None
-                else {"keep_default_na": False, "na_values": list(dialect.na_values)}
-            ),
-        )
+        with reading(path), warnings.catch_warnings():
+            # Mixed types in a column come from bad cells, which the checks report by line.
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            frame = pd.read_csv(
+                path,
+                sep=":" if step == 2 else dialect.sep,
+                header=None,
+                skiprows=dialect.header_lines,
+                dtype=_dtypes(field_kinds, step),
+                quoting=csv.QUOTE_MINIMAL if dialect.quoted else csv.QUOTE_NONE,
+                skip_blank_lines=False,
+                encoding=dialect.encoding,
+                engine="c",
+                **(
+                    {"keep_default_na": True}
+                    if dialect.na_values is None
+                    else {"keep_default_na": False, "na_values": list(dialect.na_values)}
+                ),
+            )
     except pd.errors.EmptyDataError:  # nothing, or a blank line, after the header
         _diagnose(spec)
         raise DataValidationError(_no_rows(dialect), file=path) from None
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (ValueError, pd.errors.ParserError) as exc:  # UnicodeDecodeError is a ValueError
         _diagnose(spec)
-        raise DataValidationError(f"cannot parse the file: {exc}", file=path) from exc
+        raise DataValidationError(f"cannot parse the file: {_one_line(exc)}", file=path) from exc
+    if first_nul(path) is not None:  # pandas keeps NUL bytes inside values
+        _diagnose(spec)
 
     # Blank lines at the very end are tolerated.
     filled = frame.notna().any(axis=1).to_numpy()
@@ -387,6 +324,10 @@ def read_columns(
     kept = {position * step: target for position, target in rename.items()}
     frame = frame[list(kept)].rename(columns=kept).reset_index(drop=True)
     return Table(path, frame, dialect.header_lines + 1, labels=labels, dialect=dialect)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def _dtypes(kinds: Sequence[str | None], step: int) -> dict[int, object]:
@@ -435,7 +376,7 @@ def _diagnose(spec: _Spec) -> None:
     """
     n_fields = len(spec.kinds)
     blank_line: int | None = None
-    for number, fields in iter_records(spec.path, spec.dialect):
+    for number, fields in iter_records(spec.path, spec.dialect, names=spec.columns):
         if number <= spec.dialect.header_lines:
             continue
         if not fields:
@@ -461,7 +402,7 @@ def _diagnose(spec: _Spec) -> None:
                 except ValueError:
                     ok = False
                 if not ok:
-                    shown = repr(value) if value.strip() else "nothing"
+                    shown = shown_value(value) if value.strip() else "nothing"
                     raise DataValidationError(
                         f"expected a number, got {shown}",
                         file=spec.path,
@@ -473,10 +414,16 @@ def _diagnose(spec: _Spec) -> None:
 def read_parquet(path: Path, *, required: Sequence[str] = ()) -> Table:
     """Reads a Parquet file; a message's "line" is the 1-based row number."""
     path = Path(path)
+    check_file(path)
     try:
-        frame = pd.read_parquet(path)
+        with reading(path):
+            frame = pd.read_parquet(path)
+    except DataValidationError:
+        raise
     except Exception as exc:  # pyarrow raises several unrelated types
-        raise DataValidationError(f"cannot read the Parquet file: {exc}", file=path) from exc
+        raise DataValidationError(
+            f"cannot read the Parquet file: {_one_line(exc)}", file=path
+        ) from exc
     if frame.empty:
         raise DataValidationError("the file has no rows", file=path)
     _require_columns([str(c) for c in frame.columns], required, path)

@@ -2,40 +2,54 @@
 
 Every loader runs these on the :class:`~tfrs_recsys.data.reader.Table` of a
 file it read: ids (present, unique, known to another file), numbers, text,
-0/1 flags and fixed choices. Each check reports the first bad row in file
+0/1 flags, fixed choices, ratings on a format's scale and timestamps. Each check reports the first bad row in file
 order, by its 1-based file line (a header is line 1) and the column's name in
 the file, then says what was expected and what was found.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tfrs_recsys.data.reader import Table
+from tfrs_recsys.data.input_files import check_file
+from tfrs_recsys.data.reader import Table, shown_value
 from tfrs_recsys.errors import DatasetNotFoundError, DataValidationError
 
 
 def require_files(directory: Path, names: Iterable[str], *, dataset: str) -> None:
-    """Raises DatasetNotFoundError naming every missing file."""
+    """Each of ``names`` is a readable file of ``directory``.
+
+    Raises:
+        DatasetNotFoundError: ``directory`` is not a directory, or files are
+            missing (all of them named).
+        DataValidationError: A file is there but is not a readable regular file
+            (a directory, a symbolic link loop...).
+    """
     directory = Path(directory)
-    if not directory.is_dir():
+    if not os.path.isdir(directory):
         raise DatasetNotFoundError(f"{directory}: not a directory (expected the {dataset} files)")
-    missing = [name for name in names if not (directory / name).is_file()]
+    names = list(names)
+    missing = [name for name in names if not os.path.lexists(directory / name)]
     if missing:
         raise DatasetNotFoundError(
             f"{directory}: missing {', '.join(missing)} (expected the {dataset} files)"
         )
+    for name in names:
+        check_file(directory / name)
 
 
-def shown_value(value: object) -> str:
-    """A cell value as a user reads it (``2``, ``'x'``), not a numpy repr."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    return repr(value)
+def optional_file(path: Path) -> bool:
+    """Whether an optional file is there; one that is there must be a readable file."""
+    if not os.path.lexists(path):
+        return False
+    check_file(path)
+    return True
 
 
 def _blank(values: pd.Series) -> np.ndarray:
@@ -68,7 +82,8 @@ def check_unique(table: Table, column: str) -> None:
             table,
             row,
             column,
-            f"duplicate id {value!r} (first seen on line {table.line(first)}); ids must be unique",
+            f"duplicate id {shown_value(value)} (first seen on line {table.line(first)}); "
+            "ids must be unique",
         )
 
 
@@ -98,7 +113,7 @@ def check_known(
             table,
             row,
             column,
-            f"{what} id {value!r} is not in {known_file} "
+            f"{what} id {shown_value(value)} is not in {known_file} "
             f"({int(unknown.sum())} row(s) refer to unknown {what}s)",
         )
 
@@ -140,8 +155,11 @@ def check_text(table: Table, column: str) -> None:
 def check_binary(table: Table, columns: Sequence[str]) -> np.ndarray:
     """The 0/1 cells of ``columns`` as uint8 ``[rows, len(columns)]``.
 
-    ``1.0`` counts as 1. Columns are checked in the given order, so the first
-    bad cell of the first bad column is the one reported.
+    A cell is a number equal to 0 or 1: ``0``, ``1``, and the same numbers as
+    numeric exports write them (``0.0``, ``1.0``, ``1e0``). Anything else
+    (``yes``, ``True``, ``0.5``, ``2``, ``nan``, an empty cell) is an error.
+    Columns are checked in the given order, so the first bad cell of the first
+    bad column is the one reported.
     """
     cells = table.frame[list(columns)]
     if all(pd.api.types.is_integer_dtype(t) for t in cells.dtypes):
@@ -151,6 +169,10 @@ def check_binary(table: Table, columns: Sequence[str]) -> np.ndarray:
     for column in columns:
         raw = table.frame[column]
         bad = ~pd.to_numeric(raw, errors="coerce").isin([0, 1]).to_numpy()
+        if pd.api.types.is_bool_dtype(raw):
+            bad[:] = True
+        elif raw.dtype == object:
+            bad |= raw.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             shown = raw.iloc[row]
@@ -162,6 +184,61 @@ def check_binary(table: Table, columns: Sequence[str]) -> np.ndarray:
             )
     # Every cell is 0 or 1 written another way (e.g. "1.0").
     return cells.apply(pd.to_numeric).to_numpy().astype(np.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class RatingScale:
+    """The ratings a file format allows.
+
+    Attributes:
+        name: The format, for messages (``ML-100K``).
+        minimum: The lowest rating.
+        maximum: The highest rating.
+        step: Ratings are ``minimum + k * step``.
+    """
+
+    name: str
+    minimum: float
+    maximum: float
+    step: float
+
+    def describe(self) -> str:
+        """``whole numbers 1 to 5``, ``0.5 to 5.0 in steps of 0.5``: for messages."""
+        if self.step == 1 and self.minimum == int(self.minimum):
+            return f"whole numbers {self.minimum:g} to {self.maximum:g}"
+        return f"{self.minimum:g} to {self.maximum:.1f} in steps of {self.step:g}"
+
+
+def check_rating_scale(table: Table, column: str, scale: RatingScale) -> None:
+    """Every rating of ``column`` (finite floats) is on ``scale``; fails at the first that is not."""
+    values = table.frame[column].to_numpy(dtype=np.float64)
+    steps = (values - scale.minimum) / scale.step
+    bad = (values < scale.minimum) | (values > scale.maximum)
+    bad |= np.abs(steps - np.round(steps)) > 1e-9
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise _fail(
+            table,
+            row,
+            column,
+            f"rating {values[row]:g} is not on the {scale.name} rating scale "
+            f"({scale.describe()}); fix or remove the line",
+        )
+
+
+def check_timestamps(table: Table, column: str) -> None:
+    """Every timestamp of ``column`` (finite floats) fits a 64-bit integer of seconds."""
+    values = table.frame[column].to_numpy(dtype=np.float64)
+    bad = ~(np.abs(values) < 2.0**63)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise _fail(
+            table,
+            row,
+            column,
+            f"timestamp {values[row]:g} is out of range (expected seconds since 1970, "
+            "a 64-bit integer)",
+        )
 
 
 def check_choice(
@@ -179,5 +256,5 @@ def check_choice(
     bad = ~values.isin(list(choices)).to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise _fail(table, row, column, f"expected {expected}, got {values.iloc[row]!r}")
+        raise _fail(table, row, column, f"expected {expected}, got {shown_value(values.iloc[row])}")
     return values

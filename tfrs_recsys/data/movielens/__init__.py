@@ -51,6 +51,7 @@ line; errors name the file, line (1-based) and column.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from tfrs_recsys.data.dataset import RecDataset
@@ -108,7 +109,8 @@ def detect_movielens_format(path: str | Path) -> str:
             f"{path}: not a directory (expected a MovieLens dataset directory)"
         )
     for fmt, marker in FORMAT_MARKERS:
-        found = any(path.glob(marker)) if "*" in marker else (path / marker).is_file()
+        # A marker that is not a readable file is reported by the loader, naming it.
+        found = any(path.glob(marker)) if "*" in marker else os.path.lexists(path / marker)
         if found:
             return fmt
     looked_for = ", ".join(f"{marker} ({fmt})" for fmt, marker in FORMAT_MARKERS)

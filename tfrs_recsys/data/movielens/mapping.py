@@ -1,9 +1,10 @@
 """The one schema every MovieLens layout maps onto, and the steps they share.
 
-Columns of the schema (see :mod:`tfrs_recsys.data.movielens`), the parsing of
-release years and genre lists, the check of ``min_rating``, and
-:func:`assemble`, which checks the rating ids against the user and item tables
-and keeps the ratings ``>= min_rating`` as positives.
+Columns of the schema (see :mod:`tfrs_recsys.data.movielens`), the rating
+scales of the formats, the parsing of release years and genre lists, the check
+of ``min_rating``, and :func:`assemble`, which checks every rating against the
+format's scale and the rating ids against the user and item tables, and keeps
+the ratings ``>= min_rating`` as positives.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ import pandas as pd
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.reader import ID, NUMBER, Table
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID, DatasetSchema, Feature
-from tfrs_recsys.data.validation import check_known
+from tfrs_recsys.data.validation import (
+    RatingScale,
+    check_known,
+    check_rating_scale,
+    check_timestamps,
+)
 from tfrs_recsys.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -29,6 +35,11 @@ DEFAULT_MIN_RATING = 4.0
 NO_GENRES = "(no genres listed)"
 TAG_SEPARATOR = ", "
 GENRE_SEPARATOR = "|"
+
+#: ML-100K (``u.data``) and ML-1M (``ratings.dat``): whole stars.
+WHOLE_STARS = RatingScale("ML-100K / ML-1M", 1.0, 5.0, 1.0)
+#: ml-latest, ml-20m, ml-25m (``ratings.csv``): half stars.
+HALF_STARS = RatingScale("ml-latest / ml-20m / ml-25m", 0.5, 5.0, 0.5)
 
 #: Column kinds of a ratings file (:func:`tfrs_recsys.data.reader.read_columns`).
 RATING_KINDS: dict[str, str] = {USER_ID: ID, ITEM_ID: ID, "rating": NUMBER, "timestamp": NUMBER}
@@ -114,11 +125,12 @@ def assemble(
     ratings: Table,
     min_rating: float,
     *,
+    scale: RatingScale | None,
     user_file: Path | None,
     item_file: Path | None,
     started: float,
 ) -> RecDataset:
-    """The dataset: rating ids checked against the tables, positives kept.
+    """The dataset: ratings and ids checked, positives kept.
 
     Args:
         name: The dataset's name.
@@ -127,11 +139,16 @@ def assemble(
         items: The item table (schema columns only).
         ratings: The ratings (``user_id``, ``item_id``, ``rating``, ``timestamp``).
         min_rating: Ratings ``>= min_rating`` are the positives.
+        scale: The ratings the format allows (every rating must be on it);
+            None: any finite number.
         user_file: The file of ``users`` (its ids must cover the ratings'),
             or None when ``users`` was built from the ratings.
         item_file: Likewise for ``items``.
         started: ``time.perf_counter()`` when loading began, for the log line.
     """
+    if scale is not None:
+        check_rating_scale(ratings, "rating", scale)
+    check_timestamps(ratings, "timestamp")
     if user_file is not None:
         check_known(ratings, USER_ID, users[USER_ID], known_file=user_file, what="user")
     if item_file is not None:

@@ -12,6 +12,7 @@ from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.movielens.mapping import (
     DEFAULT_MIN_RATING,
     RATING_KINDS,
+    WHOLE_STARS,
     YEAR_IN_TITLE,
     add_year,
     assemble,
@@ -126,6 +127,7 @@ def load_ml1m(directory: str | Path, min_rating: float = DEFAULT_MIN_RATING) -> 
         items_frame,
         ratings,
         min_rating,
+        scale=WHOLE_STARS,
         user_file=users.path,
         item_file=items.path,
         started=started,

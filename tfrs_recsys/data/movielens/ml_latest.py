@@ -11,6 +11,7 @@ import pandas as pd
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.movielens.mapping import (
     DEFAULT_MIN_RATING,
+    HALF_STARS,
     RATING_KINDS,
     TAG_SEPARATOR,
     YEAR_IN_TITLE,
@@ -23,7 +24,7 @@ from tfrs_recsys.data.movielens.mapping import (
 )
 from tfrs_recsys.data.reader import ID, NUMBER, TEXT, Dialect, read_columns, read_records
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID
-from tfrs_recsys.data.validation import check_ids, check_known, require_files
+from tfrs_recsys.data.validation import check_ids, check_known, optional_file, require_files
 
 #: ``ratings.csv``, ``movies.csv``, ``tags.csv``: quoted CSV with a header.
 CSV_DIALECT = Dialect(sep=",", encoding="utf-8", quoted=True, header=True)
@@ -75,7 +76,7 @@ def load_ml_latest(directory: str | Path, min_rating: float = DEFAULT_MIN_RATING
     )
 
     tags_path = directory / "tags.csv"
-    if tags_path.is_file():
+    if optional_file(tags_path):
         items_frame["tags"] = _read_tags(tags_path, items_frame[ITEM_ID], movies.path)
     add_year(items_frame, years_from_text(titles, YEAR_IN_TITLE), movies.path)
 
@@ -97,6 +98,7 @@ def load_ml_latest(directory: str | Path, min_rating: float = DEFAULT_MIN_RATING
         items_frame,
         ratings,
         min_rating,
+        scale=HALF_STARS,
         user_file=None,
         item_file=movies.path,
         started=started,

@@ -12,7 +12,9 @@ from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.movielens.mapping import (
     DEFAULT_MIN_RATING,
     GENRE_SEPARATOR,
+    HALF_STARS,
     RATING_KINDS,
+    WHOLE_STARS,
     YEAR_AT_END,
     add_year,
     assemble,
@@ -22,13 +24,23 @@ from tfrs_recsys.data.movielens.mapping import (
 )
 from tfrs_recsys.data.reader import Dialect, Table, read_columns, read_header, read_records
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID
-from tfrs_recsys.data.validation import check_ids, check_numeric, require_files
+from tfrs_recsys.data.validation import check_ids, check_numeric, optional_file, require_files
 from tfrs_recsys.errors import ConfigError, DatasetNotFoundError, DataValidationError
 
 logger = logging.getLogger(__name__)
 
 #: Every atomic file: tab-separated UTF-8 with a ``field:type`` header.
 ATOMIC_DIALECT = Dialect(sep="\t", encoding="utf-8", header=True)
+
+#: Rating scales of RecBole's conversions of the MovieLens datasets, by file
+#: stem; ratings of other stems may be any finite number.
+RECBOLE_SCALES = {
+    "ml-100k": WHOLE_STARS,
+    "ml-1m": WHOLE_STARS,
+    "ml-10m": HALF_STARS,
+    "ml-20m": HALF_STARS,
+    "ml-25m": HALF_STARS,
+}
 
 # RecBole field name -> our column name (other fields are ignored).
 USER_FIELDS = {"user_id": USER_ID, "age": "age", "gender": "gender", "occupation": "profession"}
@@ -51,7 +63,10 @@ def load_recbole(
     ``.inter`` file), ``age``, ``gender``, ``occupation`` (-> ``profession``),
     ``movie_title`` (-> ``title``), ``release_year`` (-> ``year``) and
     ``class`` or ``genre`` (space-separated tokens -> ``|``-joined ``genres``).
-    Other fields are ignored. Without a ``.user`` (``.item``) file the users
+    Other fields are ignored. Ratings of the MovieLens stems (``ml-100k``,
+    ``ml-1m``: whole stars 1 to 5; ``ml-10m``, ``ml-20m``, ``ml-25m``: half
+    stars 0.5 to 5) must be on that scale (:data:`RECBOLE_SCALES`); other
+    stems take any finite rating. Without a ``.user`` (``.item``) file the users
     (items) are those of the ``.inter`` file in order of first appearance, with
     only the id column.
 
@@ -96,7 +111,7 @@ def load_recbole(
 
     user_path = directory / f"{name}.user"
     user_file: Path | None = None
-    if user_path.is_file():
+    if optional_file(user_path):
         users = _read_side(user_path, USER_FIELDS, USER_ID)
         users_frame = pd.DataFrame({USER_ID: users.frame[USER_ID]})
         if "age" in users.frame:
@@ -110,7 +125,7 @@ def load_recbole(
 
     item_path = directory / f"{name}.item"
     item_file: Path | None = None
-    if item_path.is_file():
+    if optional_file(item_path):
         items = _read_side(item_path, ITEM_FIELDS, ITEM_ID)
         items_frame = pd.DataFrame({ITEM_ID: items.frame[ITEM_ID]})
         if "title" in items.frame:
@@ -132,6 +147,7 @@ def load_recbole(
         items_frame,
         ratings,
         min_rating,
+        scale=RECBOLE_SCALES.get(name),
         user_file=user_file,
         item_file=item_file,
         started=started,
