@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +213,10 @@ def load_tech_products(directory: Path) -> RecDataset:
         raise DatasetNotFoundError(
             f"{directory}: not a directory (expected {USERS_FILE}, {ITEMS_FILE}, {MATRIX_FILE})"
         )
-    missing = [name for name in (USERS_FILE, ITEMS_FILE) if not (directory / name).is_file()]
-    has_matrix = (directory / MATRIX_FILE).is_file()
+    # A path that is there but is no readable file (a directory, a link loop) fails when read,
+    # naming it.
+    missing = [name for name in (USERS_FILE, ITEMS_FILE) if not os.path.lexists(directory / name)]
+    has_matrix = os.path.lexists(directory / MATRIX_FILE)
     has_long = (directory / INTERACTIONS_DIR).exists()
     if not (has_matrix or has_long):
         missing.append(f"{MATRIX_FILE} (or {INTERACTIONS_DIR}/)")
