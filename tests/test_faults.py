@@ -305,7 +305,7 @@ def test_killed_export_rerun_publishes_one_complete_version(world, reference_run
         args,
         tmp_path,
         world["env"],
-        lambda: out.is_dir() and any(p.name.startswith(".") for p in out.iterdir()),
+        lambda: out.is_dir() and any(".tmp-" in p.name for p in out.iterdir()),
         delay,
     )
     published = sorted(p.name for p in out.iterdir() if p.name.isdigit())
