@@ -816,6 +816,36 @@ def test_load_exported_score_items_scores_known_items_as_the_model(exported, ret
     np.testing.assert_allclose(answer.scores[:2], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_load_exported_answers_nan_and_infinite_numerics_as_the_train_mean(
+    exported, probe_requests, retrieval_model
+):
+    import tensorflow as tf
+
+    data, model = retrieval_model.data, retrieval_model.model
+    [age_mean], _ = retrieval_model.preprocessing.user.normalization["age"]
+    columns = {name: values[:1] * 4 for name, values in probe_requests["features"].items()}
+    answer = exported.recommend_from_features(**{**columns, "age": [np.nan, np.inf, -np.inf, None]})
+    features = {name: tf.constant(v[:1]) for name, v in columns.items()}
+    features["age"] = tf.constant([float(age_mean)], tf.float32)
+    features["user_id"] = tf.constant([""])
+    scores = tf.matmul(
+        model.query_vectors(features), model.item_embeddings(), transpose_b=True
+    ).numpy()[0]
+    top = np.argsort(-scores, kind="stable")[:N]
+    item_ids = data.dataset.table("item").ids
+    for recs in answer:  # each row: the user of mean age
+        assert [r["item_id"] for r in recs] == [str(item_ids[i]) for i in top]
+        np.testing.assert_allclose([r["score"] for r in recs], scores[top], rtol=1e-4, atol=1e-5)
+
+    table = data.dataset.table("item")
+    items = {name: np.asarray(table.columns[name])[:1].tolist() * 2 for name in model.item_columns}
+    [price_mean], _ = retrieval_model.preprocessing.item.normalization["price"]  # of log1p(price)
+    items["price"] = [np.nan, float(np.expm1(price_mean))]
+    scored = exported.score_items(["bud_0002", "nobody"], **items).scores
+    assert np.isfinite(scored).all()
+    np.testing.assert_allclose(scored[:, 0], scored[:, 1], rtol=1e-4, atol=1e-5)
+
+
 def test_load_exported_names_wrong_columns_and_missing_signatures(
     exported, probe_requests, ranking_export
 ):

@@ -8,7 +8,10 @@ floats, ``[batch]`` each) and returns ``[batch, width]``:
 - categorical lists (``"Action|Comedy"``): split, ``StringLookup`` +
   ``Embedding``, mean over the labels;
 - numeric columns: optional ``log1p``, ``Normalization`` adapted on the train
-  entities, optionally also ``Discretization`` buckets + ``Embedding``;
+  entities, optionally also ``Discretization`` buckets + ``Embedding``. A
+  non-finite value (NaN, +inf, -inf) counts as missing: it is replaced by the
+  train mean of the transformed column, which normalises to 0 (finite values
+  pass through unchanged);
 - text columns: a vector from a :class:`TextFeatureEncoder` (bag of words in
   graph, or precomputed sentence embeddings) followed by a trainable projection.
 
@@ -23,9 +26,11 @@ features.
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from tfrs_recsys.data.schema import Feature
@@ -102,6 +107,7 @@ class SideEncoder(tf.keras.layers.Layer):
         self.text_projections: dict[str, tf.keras.layers.Layer] = {}
         self.kinds = {f.name: f for f in features}
         self.embeddings_l2 = dims.embeddings_l2
+        fills: dict[str, float] = {}
         for feature in features:
             name = feature.name
             if feature.kind in ("id", "categorical", "categorical_list"):
@@ -117,6 +123,7 @@ class SideEncoder(tf.keras.layers.Layer):
                 )
             elif feature.kind == "numeric":
                 mean, variance = _fitted(preprocessing.normalization, name, preprocessing.side)
+                fills[name] = float(np.asarray(mean, np.float32).reshape(-1)[0])
                 self.normalizers[name] = tf.keras.layers.Normalization(
                     axis=None, mean=mean, variance=variance, name=f"{name}_normalization"
                 )
@@ -139,6 +146,9 @@ class SideEncoder(tf.keras.layers.Layer):
                 )
             else:  # pragma: no cover - the schema validates kinds
                 raise ConfigError(f"unsupported feature kind {feature.kind!r}")
+        # The value of a missing numeric (its train mean after the transform); a read-only
+        # mapping, so Keras tracks nothing new (checkpoints keep their structure).
+        self.missing_numeric = types.MappingProxyType(fills)
         # Categorical columns marked as_text also go through the text encoder.
         for feature in features:
             if feature.as_text and feature.kind != "text" and feature.name in text_encoders:
@@ -165,7 +175,7 @@ class SideEncoder(tf.keras.layers.Layer):
                 count = tf.cast(tf.maximum(labels.row_lengths(), 1), total.dtype)[:, None]
                 parts.append(total / count)
             elif feature.kind == "numeric":
-                number = numeric_transform(feature, tf.cast(value, tf.float32))
+                number = self.numeric_value(name, value)
                 parts.append(self.normalizers[name](number)[:, None])
                 if name in self.buckets:
                     parts.append(self.bucket_embeddings[name](self.buckets[name](number)))
@@ -173,6 +183,18 @@ class SideEncoder(tf.keras.layers.Layer):
                 encoded = self.text_encoders[name](value)
                 parts.append(self.text_projections[name](encoded))
         return tf.concat(parts, axis=-1)
+
+    def numeric_value(self, name: str, value: tf.Tensor) -> tf.Tensor:
+        """Numeric column ``name`` ``[batch]`` after its transform, non-finite values as missing.
+
+        NaN, +inf and -inf (checked before the transform, so ``log1p`` cannot turn
+        -inf into 0) get the column's train mean, which normalises to exactly 0;
+        finite values are returned bit for bit as the transform gives them.
+        """
+        raw = tf.cast(value, tf.float32)
+        number = numeric_transform(self.kinds[name], raw)
+        fill = tf.constant(self.missing_numeric[name], tf.float32)
+        return tf.where(tf.math.is_finite(raw), number, fill)
 
 
 def _fitted(fitted: Mapping[str, Any], name: str, side: str) -> Any:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import operator
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +34,8 @@ from tfrs_recsys.serving.tf_serving import ASSETS_EXTRA, versions
 ITEMS_FILE = "items.json"
 REPRESENTATIVE_FILE = "representative_users.json"
 MANIFEST_FILE = "export.json"
+INT32_MAX = 2**31 - 1
+SEQUENCES = (list, tuple, set, np.ndarray)
 
 
 def resolve_version(model: str | os.PathLike, version: int | None = None) -> Path:
@@ -126,19 +130,25 @@ class ExportedRecommender:
         unknown ids get the most popular items.
 
         Args:
-            user_ids: Raw user ids (any strings).
-            k: Items per user, clipped to the catalog size.
+            user_ids: Raw user ids, a list (any strings; ``bytes`` are read as
+                UTF-8, ``None`` as ``""``).
+            k: Items per user, a whole number >= 0, clipped to the catalog size.
 
         Returns:
             One dict per user: ``user_id``, ``known_user`` and ``items``, a
             list of the item's columns plus ``score`` (fewer than ``k`` when
             the mask leaves fewer).
+
+        Raises:
+            ConfigError: ``user_ids`` is not a list of ids, or ``k`` is not a
+                whole number >= 0.
         """
         tf = self._tf
-        user_ids = [str(u) for u in user_ids]
+        user_ids = string_column("recommend", "user_ids", user_ids)
+        k = min(whole_number("recommend", "k", k), INT32_MAX)
         answer = self._model.signatures["recommend_k"](
             user_id=tf.constant(user_ids, tf.string, shape=[len(user_ids)]),
-            k=tf.constant(int(k), tf.int32),
+            k=tf.constant(k, tf.int32),
         )
         known = answer["known_user"].numpy()
         return [
@@ -158,18 +168,22 @@ class ExportedRecommender:
             k: Items per user, at most the export's ``n`` (default ``n``).
             **columns: Every user feature column of the model, one value per
                 user (e.g. ``age=[31.0], profession=["engineering"], ...``).
+                A numeric value that is NaN, infinite (or beyond float32) or
+                ``None`` counts as missing: the column's train mean.
 
         Returns:
             One list per user of the item's columns plus ``score``, best first.
 
         Raises:
             ConfigError: The export has no such signature (an ids-only model),
-                a column is missing or unknown, lengths differ, or ``k > n``.
+                a column is missing or unknown, not a list, holds a value of
+                the wrong kind, lengths differ, or ``k`` is not in ``[0, n]``.
         """
         n = int(self.manifest.get("n", 0))
         if k is None:
             k = n
-        if not 0 <= k <= n:
+        k = whole_number("recommend_from_features", "k", k)
+        if k > n:
             raise ConfigError(
                 f"recommend_from_features: k must be in [0, {n}] (the export's -n), got {k}"
             )
@@ -180,21 +194,26 @@ class ExportedRecommender:
         """Scores of (new or known) items for users (signature ``score_items``).
 
         Args:
-            user_ids: Raw user ids; unknown ones get the model's prior.
+            user_ids: Raw user ids, a list; unknown ones get the model's prior.
             **item_columns: Every item feature column of the model (the id
-                included; an unseen id is fine), one value per item.
+                included; an unseen id is fine), one value per item. A
+                numeric value that is NaN, infinite or ``None`` counts as
+                missing: the column's train mean.
 
         Returns:
             :class:`ItemScores`: ``scores [users, items]``, ``known_user [users]``.
 
         Raises:
             ConfigError: The export has no ``score_items`` (a ranking export),
-                or a column is missing or unknown, or lengths differ.
+                or a column is missing, unknown, not a list or holds a value
+                of the wrong kind, or lengths differ.
         """
         if "user_id" in item_columns:
             raise ConfigError("score_items: pass the users as user_ids, not as a user_id column")
         answer = self._call(
-            "score_items", {"user_id": list(user_ids), **item_columns}, batch="user_id"
+            "score_items",
+            {"user_id": string_column("score_items", "user_ids", user_ids), **item_columns},
+            batch="user_id",
         )
         return ItemScores(scores=answer["scores"].numpy(), known_user=answer["known_user"].numpy())
 
@@ -230,22 +249,18 @@ class ExportedRecommender:
                 f"{name}: {'; '.join(p for p in problems if p)} (expected columns: "
                 f"{', '.join(c for c in specs if c != batch)})"
             )
-        lengths = {c: len(v) for c, v in columns.items() if c != batch}
-        if len(set(lengths.values())) > 1:
-            raise ConfigError(f"{name}: the columns differ in length ({lengths})")
         inputs = {}
         for column, spec in specs.items():
-            values = list(columns[column])
             if spec.dtype == tf.string:
-                inputs[column] = tf.constant(
-                    [str(v) for v in values], tf.string, shape=[len(values)]
-                )
+                values = string_column(name, column, columns[column])
+                inputs[column] = tf.constant(values, tf.string, shape=[len(values)])
             else:
-                try:
-                    array = np.asarray(values, dtype=spec.dtype.as_numpy_dtype).reshape(len(values))
-                except (TypeError, ValueError) as exc:
-                    raise ConfigError(f"{name}: column {column} must be numeric ({exc})") from None
-                inputs[column] = tf.constant(array)
+                inputs[column] = tf.constant(
+                    numeric_column(name, column, columns[column], spec.dtype.as_numpy_dtype)
+                )
+        lengths = {c: int(t.shape[0]) for c, t in inputs.items() if c != batch}
+        if len(set(lengths.values())) > 1:
+            raise ConfigError(f"{name}: the columns differ in length ({lengths})")
         return self._model.signatures[name](**inputs)
 
     def _item_lists(self, answer) -> list[list[dict[str, Any]]]:
@@ -264,3 +279,96 @@ class ExportedRecommender:
                 )
             result.append(items)
         return result
+
+
+# --- Request values ---------------------------------------------------------------------------
+
+
+def whole_number(where: str, name: str, value: Any) -> int:
+    """``value`` as an ``int`` >= 0 (a bool or a float is refused, even ``5.0``).
+
+    Raises:
+        ConfigError: Naming ``where`` and ``name``.
+    """
+    if not isinstance(value, bool):
+        try:
+            number = operator.index(value)
+        except TypeError:
+            pass
+        else:
+            if number >= 0:
+                return number
+    raise ConfigError(f"{where}: {name} must be a whole number >= 0, got {value!r}")
+
+
+def _values(where: str, name: str, values: Any) -> list[Any]:
+    """``values`` as a list, one per row (a list, tuple, 1-d array or Series; not a string).
+
+    Raises:
+        ConfigError: A string, a scalar, a mapping, or a row holding a list.
+    """
+    problem = None
+    if isinstance(values, (str, bytes, bytearray, Mapping)):
+        problem = f"got {type(values).__name__} {values!r:.60}"
+    else:
+        try:
+            values = list(values)
+        except TypeError:
+            problem = f"got {type(values).__name__} {values!r:.60}"
+    if problem is None:
+        nested = [row for row, v in enumerate(values) if isinstance(v, (*SEQUENCES, Mapping))]
+        if nested:
+            problem = f"{name}[{nested[0]}] is {values[nested[0]]!r:.60}"
+    if problem is not None:
+        raise ConfigError(f"{where}: {name} must be a list with one value per row, {problem}")
+    return values
+
+
+def string_column(where: str, name: str, values: Any) -> list[str]:
+    """A string column as ``str`` values, as the feature tables read them.
+
+    ``bytes`` are decoded as UTF-8; ``None`` and float NaN (a missing cell)
+    become ``""``; anything else is ``str(value)``.
+
+    Raises:
+        ConfigError: Not a list, or bytes that are not UTF-8 (naming the row).
+    """
+    result = []
+    for row, value in enumerate(_values(where, name, values)):
+        if isinstance(value, (bytes, bytearray)):
+            try:
+                value = bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    f"{where}: {name}[{row}] = {bytes(value)!r:.60} is not UTF-8 text"
+                ) from None
+        elif value is None or (isinstance(value, float) and math.isnan(value)):
+            value = ""
+        result.append(value if isinstance(value, str) else str(value))
+    return result
+
+
+def numeric_column(where: str, name: str, values: Any, dtype) -> np.ndarray:
+    """A numeric column as a ``[rows]`` array of ``dtype``.
+
+    Numbers and numeric strings (``"31"``) are read as numbers; ``None`` and
+    blank strings become NaN. NaN, infinities and values beyond ``dtype``'s
+    range (which become infinite) reach the graph, which treats them as
+    missing (the column's train mean).
+
+    Raises:
+        ConfigError: Not a list, or a value that is not a number (naming the row).
+    """
+    numbers = []
+    for row, value in enumerate(_values(where, name, values)):
+        if value is None or (isinstance(value, (str, bytes)) and not value.strip()):
+            numbers.append(math.nan)
+            continue
+        try:
+            numbers.append(float(value))
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where}: {name}[{row}] = {value!r:.60} is not a number (column {name} is numeric)"
+            ) from None
+    with np.errstate(over="ignore"):
+        return np.asarray(numbers, dtype=np.float64).astype(dtype)

@@ -25,6 +25,12 @@
 ``score`` (models with a pair probability)
     ``user_id``, ``item_id`` ``[b]`` -> ``probability`` ``[b]`` and ``known``
     ``[b]`` (both ids known; ``probability = 0`` otherwise).
+
+Every signature checks its inputs in graph: a column that is not a vector, a
+``k`` that is not a scalar, or feature columns of different lengths fail with
+``InvalidArgument`` naming the input. A non-finite numeric feature (NaN,
++-inf) is no error: it counts as missing and gets the column's train mean
+(:class:`~tfrs_recsys.features.side_encoder.SideEncoder`).
 """
 
 from __future__ import annotations
@@ -44,6 +50,39 @@ from tfrs_recsys.serving.text import text_fallbacks
 
 def _string_spec(name: str) -> tf.TensorSpec:
     return tf.TensorSpec([None], tf.string, name=name)
+
+
+def checked_columns(signature: str, columns: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """``columns`` checked in graph: each a vector ``[b]``, all of one length.
+
+    The signature's input specs say so, but a served request is not held to
+    them; without these checks a bad one fails deep in the towers with a
+    message that names no input.
+
+    Raises:
+        tf.errors.InvalidArgumentError: At run time, naming the input.
+    """
+    checked = {name: tf.ensure_shape(value, [None]) for name, value in columns.items()}
+    if len(checked) < 2:
+        return checked
+    first, *others = checked
+    length = tf.shape(checked[first])[0]
+    asserts = [
+        tf.debugging.assert_equal(
+            tf.shape(checked[name])[0],
+            length,
+            message=f"{signature}: input {name} has a different length from input {first} "
+            "(one value per row in every column)",
+        )
+        for name in others
+    ]
+    with tf.control_dependencies(asserts):
+        return {name: tf.identity(value) for name, value in checked.items()}
+
+
+def checked_k(k: tf.Tensor) -> tf.Tensor:
+    """``k`` checked in graph to be a scalar (``InvalidArgument`` naming ``k`` otherwise)."""
+    return tf.ensure_shape(k, [])
 
 
 class RecommenderModule(tf.Module):
@@ -134,7 +173,8 @@ class RecommenderModule(tf.Module):
         return {"item_ids": ids, "scores": scores}
 
     def _recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
-        k = self.index.clip_k(k)
+        user_id = checked_columns("recommend", {"user_id": user_id})["user_id"]
+        k = self.index.clip_k(checked_k(k))
         batch = tf.shape(user_id)[0]
         rows = self.user_table.lookup(user_id)
         known = rows >= 0
@@ -216,7 +256,7 @@ def build_module(
         names = list(specs)
 
         def from_features(*values):
-            features = dict(zip(names, values))
+            features = checked_columns("recommend_from_features", dict(zip(names, values)))
             return module.recommend_vectors(
                 parts.encode_user_features(features), tf.constant(module.n)
             )
@@ -239,7 +279,9 @@ def build_module(
         score_chunk = parts.score_chunk or dot_scores
 
         def score_items(user_id, *values):
-            items = parts.encode_item_features(dict(zip(item_names, values)))
+            user_id = checked_columns("score_items", {"user_id": user_id})["user_id"]
+            columns = checked_columns("score_items", dict(zip(item_names, values)))
+            items = parts.encode_item_features(columns)
             rows = module.user_table.lookup(user_id)
             known = rows >= 0
             known_queries = tf.gather(module.user_vectors, tf.maximum(rows, 0))
@@ -256,6 +298,8 @@ def build_module(
     if parts.pair_probability is not None:
 
         def score(user_id, item_id):
+            checked = checked_columns("score", {"user_id": user_id, "item_id": item_id})
+            user_id, item_id = checked["user_id"], checked["item_id"]
             users = module.user_table.lookup(user_id)
             items = module.item_table.lookup(item_id)
             known = (users >= 0) & (items >= 0)
