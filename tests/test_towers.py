@@ -146,3 +146,30 @@ def test_normalize_false_leaves_the_rows_unnormalised(small_dataset, small_split
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+def _ids_only_users_dataset():
+    """The genre toy data whose users have no feature column but their id."""
+    dataset = genre_dataset()
+    schema = dataclasses.replace(
+        dataset.schema,
+        user_features=tuple(f for f in dataset.schema.user_features if f.kind == "id"),
+    )
+    return dataclasses.replace(dataset, schema=schema, users=dataset.users[["user_id"]].copy())
+
+
+@pytest.mark.parametrize("feature_set", ["subset", "all"])
+@pytest.mark.parametrize("id_mode", ["residual", "none"])
+def test_a_side_without_features_falls_back_to_its_id(feature_set, id_mode):
+    tf.keras.utils.set_random_seed(2)
+    dataset = _ids_only_users_dataset()
+    config = small_model_config(feature_set=feature_set, id_mode=id_mode)
+    users = tower_for(dataset, "user", dataset.interactions, config)
+    assert users.encoder.feature_names == ["user_id"]
+    assert users.id_residual is None
+    vectors = _user_vectors(users, dataset, config, [0, 1, 2])
+    assert not np.allclose(vectors[0], vectors[2], atol=1e-6)  # the id tells users apart
+    items = tower_for(dataset, "item", dataset.interactions, config)
+    expected = [f.name for f in feature_columns(dataset.schema, "item", config) if f.kind != "id"]
+    assert items.encoder.feature_names == expected  # the item side keeps its features
+    assert ("genres" in expected) == (feature_set == "all")

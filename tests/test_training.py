@@ -185,15 +185,6 @@ def test_resume_without_a_run_is_refused(small_dir, tmp_path):
         train(config, tmp_path / "empty", resume=True, verbose=0)
 
 
-def test_resume_without_a_checkpoint_is_refused(small_dir, tmp_path):
-    config = tiny_experiment(small_dir)
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "config.toml").write_text(config.to_toml(), encoding="utf-8")
-    with pytest.raises(ConfigError, match="no checkpoint"):
-        train(config, run_dir, resume=True, verbose=0)
-
-
 # --- Crash and resume ----------------------------------------------------------------------------
 
 
@@ -348,3 +339,28 @@ def test_load_run_refuses_an_unfinished_refit_run(refit_run, tmp_path):
     (run_dir / "metrics.json").unlink()
     with pytest.raises(ConfigError, match="refit"):
         load_run(run_dir)
+
+
+# --- Data without user features ----------------------------------------------------------------
+
+
+def test_feature_set_all_trains_on_data_whose_users_have_no_features(tmp_path, caplog):
+    """An interactions-only user side (the ml-latest format: ratings.csv and movies.csv)
+    falls back to the user id, says so, and keeps the items' genres."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "ml-latest-small"
+    data.mkdir()
+    movies = ["movieId,title,genres"]
+    movies += [f"{m},Movie {m} (199{m % 10}),Drama|Comedy" for m in range(1, 21)]
+    (data / "movies.csv").write_text("\n".join(movies) + "\n", encoding="utf-8")
+    ratings = ["userId,movieId,rating,timestamp"]
+    for user in range(1, 31):
+        for movie in rng.choice(np.arange(1, 21), size=8, replace=False):
+            ratings.append(f"{user},{movie},{rng.choice([3.0, 4.0, 5.0])},{1000 + user}")
+    (data / "ratings.csv").write_text("\n".join(ratings) + "\n", encoding="utf-8")
+    config = tiny_experiment(data, model={"feature_set": "all"}, train={"epochs": 1})
+    with caplog.at_level("WARNING", logger=run.__name__):
+        trained = train(config, tmp_path / "run", verbose=0)
+    assert trained.model.query_tower.encoder.feature_names == ["user_id"]
+    assert "genres" in trained.model.candidate_tower.encoder.feature_names
+    assert "the user side has no feature columns" in caplog.text

@@ -23,6 +23,28 @@ def feature_columns(schema: DatasetSchema, side: Side, config: ModelConfig) -> t
     return features
 
 
+def encoded_features(features: tuple[Feature, ...], config: ModelConfig) -> tuple[Feature, ...]:
+    """The features a side's encoder reads: without the id when ``config.id_mode``
+    keeps the id out of the encoder (``residual``, ``none``), unless the side
+    has no other feature; then the id is its only input (see :func:`id_only`)."""
+    if config.id_mode == "input" or config.feature_set == "ids" or id_only(features, config):
+        return features
+    return tuple(f for f in features if f.kind != "id")
+
+
+def id_only(features: tuple[Feature, ...], config: ModelConfig) -> bool:
+    """Whether a side falls back to its id: ``subset``/``all`` asked for features
+    beside the id, and the side (an interactions-only user file, say) has none."""
+    return config.feature_set != "ids" and all(f.kind == "id" for f in features)
+
+
+def id_only_sides(schema: DatasetSchema, config: ModelConfig) -> list[str]:
+    """The sides of ``schema`` whose towers fall back to the id under ``config``."""
+    return [
+        side for side in ("user", "item") if id_only(feature_columns(schema, side, config), config)
+    ]
+
+
 def uses_text(config: ModelConfig) -> bool:
     """Whether the model encodes text columns (feature set ``all`` with a text encoder)."""
     return config.feature_set == "all" and config.text_encoder != "none"

@@ -16,6 +16,7 @@ import tensorflow_recommenders as tfrs
 from tfrs_recsys.config import ModelConfig
 from tfrs_recsys.data.dataset import FeatureTable
 from tfrs_recsys.data.pipelines import LABEL, FeatureGather
+from tfrs_recsys.features.columns import encoded_features
 from tfrs_recsys.features.preprocessing import Preprocessing, Untracked
 from tfrs_recsys.towers.build import build_side_encoder
 
@@ -42,9 +43,10 @@ class RankingModel(tfrs.Model):
         self._fitted = Untracked(preprocessing)
         user_features = preprocessing.user.features
         item_features = preprocessing.item.features
-        if config.id_mode == "none" and config.feature_set != "ids":
-            user_features = tuple(f for f in user_features if f.kind != "id")
-            item_features = tuple(f for f in item_features if f.kind != "id")
+        if config.id_mode == "none":
+            # The id goes in with the other features unless the mode leaves it out.
+            user_features = encoded_features(user_features, config)
+            item_features = encoded_features(item_features, config)
         self.user_columns = preprocessing.user.columns
         self.item_columns = preprocessing.item.columns
         self.user_encoder = build_side_encoder(

@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfrs_recsys.config import ModelConfig
 from tfrs_recsys.data.dataset import FeatureTable
 from tfrs_recsys.data.schema import Feature
-from tfrs_recsys.features.columns import text_model_spec, uses_text
+from tfrs_recsys.features.columns import encoded_features, id_only, text_model_spec, uses_text
 from tfrs_recsys.features.preprocessing import SidePreprocessing
 from tfrs_recsys.features.side_encoder import EncoderDims, SideEncoder
 from tfrs_recsys.features.text import (
@@ -107,11 +107,13 @@ def build_tower(
     side = preprocessing.side
     features = preprocessing.features
     id_feature = next(f for f in features if f.kind == "id")
-    encoder_features = features
+    encoder_features = encoded_features(features, config)
     residual = None
-    if config.id_mode != "input" and config.feature_set != "ids":
-        encoder_features = tuple(f for f in features if f.kind != "id")
-    if config.id_mode == "residual" and config.feature_set != "ids":
+    if (
+        config.id_mode == "residual"
+        and config.feature_set != "ids"
+        and not id_only(features, config)
+    ):
         vocabulary = list(preprocessing.train_ids)
         lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, name=f"{side}_residual_lookup")
         embedding = tf.keras.layers.Embedding(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask
 from tfrs_recsys.evaluation.protocol import evaluate as evaluate_scorer
 from tfrs_recsys.evaluation.seed_metric import seed_metric
+from tfrs_recsys.features.columns import id_only_sides
 from tfrs_recsys.features.preprocessing import Preprocessing, fit_preprocessing
 from tfrs_recsys.models.factory import build_model, training_dataset
 from tfrs_recsys.recommender import Recommender, probability_fn
@@ -56,6 +58,7 @@ CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 REFIT_DIR = "refit"
+CHECKPOINTS_DIR = "checkpoints"
 PREPROCESSING_DIR = "preprocessing"
 
 
@@ -78,11 +81,13 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
 
 
 class _EarlyStoppingState(tf.Module):
-    """What must survive a kill: epochs done, best score, its epoch, patience used."""
+    """What must survive a kill: epochs done, best score, its epoch, patience used,
+    and the number of batches in an epoch."""
 
     def __init__(self) -> None:
         super().__init__()
         self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.epoch_batches = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.best = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.wait = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -108,12 +113,18 @@ class ValidationCheckpoint(tf.keras.callbacks.Callback):
         self.best_checkpoint = best_checkpoint
         self.best_prefix = best_prefix
         self._epoch_start = 0.0
+        self._batches = 0
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self._epoch_start = time.perf_counter()
+        self._batches = 0
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self._batches += 1
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = logs if logs is not None else {}
+        self.state.epoch_batches.assign(self._batches)
         result = evaluate_scorer(self.model.scorer(), self.task)
         score = float(result.metrics[self.monitor])
         for key in ("recall@10", "ndcg@10", "recall@50"):
@@ -158,6 +169,38 @@ def _truncate_history(path: Path, epochs: int) -> None:
         write_text_atomic(path, "".join(kept))
 
 
+def resumed_pipeline(
+    pipeline: tf.data.Dataset, epochs_done: int, epoch_batches: int
+) -> tf.data.Dataset:
+    """``pipeline`` set up to continue after ``epochs_done`` epochs as if never stopped.
+
+    Two things make an uninterrupted run's later epochs what they are, and a
+    resumed run reproduces both:
+
+    - The training pipelines draw each epoch's seed (shuffle order, sampled
+      negatives) when Keras starts iterating them, once per epoch, from a
+      sequence fixed by ``train.seed``. Starting (and dropping) one iterator
+      per finished epoch puts the resumed run on its next epoch's seed.
+    - Keras learns the length of a pipeline of unknown size in the first
+      epoch of a ``fit``; that epoch's closing end-of-data call also advances
+      the optimizer's step counter (Adam's bias correction reads it). An
+      uninterrupted run pays this once, in epoch 1; the resumed ``fit`` is
+      told the epoch length (``epoch_batches``, checkpointed) so that it does
+      not pay it a second time.
+
+    Args:
+        pipeline: The training pipeline, as built for a fresh run.
+        epochs_done: Epochs in the checkpoint the run resumes from.
+        epoch_batches: Batches per epoch, as counted before the kill (0: unknown,
+            from a checkpoint that predates the count).
+    """
+    if epoch_batches > 0:
+        pipeline = pipeline.apply(tf.data.experimental.assert_cardinality(epoch_batches))
+    for _ in range(epochs_done):
+        iter(pipeline)
+    return pipeline
+
+
 def _optimizer(config: ExperimentConfig) -> tf.keras.optimizers.Optimizer:
     rate = config.train.learning_rate
     if config.train.optimizer == "adam":
@@ -199,21 +242,31 @@ def train(
 ) -> TrainedRun:
     """Trains ``config`` into ``run_dir``; returns the trained run.
 
+    A run can be continued from any point: ``resume`` picks up after the
+    latest checkpointed epoch (or from the start, for a run killed before its
+    first checkpoint) and trains to the same weights as a run that was never
+    stopped. A run that fails with an exception before its first checkpoint
+    leaves nothing behind: the run directory is removed (its contents, if the
+    directory existed before) and the exception says so in a note.
+
     Args:
         config: The experiment, or a shipped config's name or a TOML path
             (:func:`~tfrs_recsys.config.load_config`).
         run_dir: Output directory; must be new or empty unless ``resume``.
-        resume: Continue from the latest checkpoint in ``run_dir``.
+        resume: Continue the run in ``run_dir`` (its ``config.toml`` must
+            equal ``config``).
         verbose: Keras verbosity (2: one line per epoch).
 
     Raises:
-        ConfigError: ``run_dir`` holds another run (without ``resume``), or
-            ``resume`` finds a different config or no checkpoint.
+        ConfigError: ``run_dir`` is a file or holds another run (without
+            ``resume``), or ``resume`` finds no run or a different config.
     """
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: exists and is not a directory (choose a new --run-dir)")
     if resume:
         if not config_path.is_file():
             raise ConfigError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
@@ -223,16 +276,57 @@ def train(
                 "resume with the same config (or no --config: the run's own is used)"
             )
     elif run_dir.exists() and any(run_dir.iterdir()):
+        state = "a run" if has_checkpoint(run_dir) else "a run stopped before its first checkpoint"
         raise ConfigError(
-            f"{run_dir}: already holds a run (use --resume to continue it, or a new --run-dir)"
+            f"{run_dir}: already holds {state} (use --resume to continue it, or a new --run-dir)"
         )
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        write_text_atomic(config_path, config.to_toml())
+    try:
+        if not resume:
+            write_text_atomic(config_path, config.to_toml())
+        return _train_in(config, run_dir, verbose)
+    except BaseException as exc:
+        if has_checkpoint(run_dir):
+            exc.add_note(
+                f"{run_dir} keeps its last checkpoint; "
+                f"`tfrs-recsys train --run-dir {run_dir} --resume` continues the run"
+            )
+        else:
+            _discard_run(run_dir, created)
+            exc.add_note(f"{run_dir} was removed: the run stopped before its first checkpoint")
+        raise
 
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a resumable checkpoint (at least one finished epoch)."""
+    return tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINTS_DIR)) is not None
+
+
+def _discard_run(run_dir: Path, created: bool) -> None:
+    """Removes what a failed run wrote: the directory if it made it, else its contents."""
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for child in run_dir.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedRun:
+    """The training of :func:`train` in a checked run directory holding ``config.toml``."""
     tf.keras.utils.set_random_seed(config.train.seed)
     start = time.perf_counter()
     data = prepare_data(config)
+    for side in id_only_sides(data.dataset.schema, config.model):
+        logger.warning(
+            "%s: the %s side has no feature columns; its tower reads the %s id only",
+            data.dataset.schema.name,
+            side,
+            side,
+        )
     preprocessing = fit_preprocessing(data.dataset, data.fit.train, config.model)
     preprocessing.save(run_dir / PREPROCESSING_DIR)
     model = build_model(config.model, preprocessing, data.dataset)
@@ -244,17 +338,18 @@ def train(
 
     state = _EarlyStoppingState()
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, state=state)
-    manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=2)
+    manager = tf.train.CheckpointManager(checkpoint, run_dir / CHECKPOINTS_DIR, max_to_keep=2)
     best_checkpoint = tf.train.Checkpoint(model=model)
     best_prefix = run_dir / "best" / "weights"
     initial_epoch = 0
+    resume = manager.latest_checkpoint is not None
     if resume:
-        if manager.latest_checkpoint is None:
-            raise ConfigError(f"{run_dir}: no checkpoint to resume from")
         checkpoint.restore(manager.latest_checkpoint)
         initial_epoch = int(state.epochs_done.numpy())
-        _truncate_history(run_dir / HISTORY_FILE, initial_epoch)
+        pipeline = resumed_pipeline(pipeline, initial_epoch, int(state.epoch_batches.numpy()))
         logger.info("resuming %s after epoch %d", run_dir, initial_epoch)
+    # Rows of epochs after the checkpoint (all rows, without one) are redone.
+    _truncate_history(run_dir / HISTORY_FILE, initial_epoch)
     stopped_early = bool(
         resume and config.train.patience and int(state.wait.numpy()) >= config.train.patience
     )
