@@ -212,3 +212,37 @@ def test_write_shards_rejects_unknown_format(tmp_path):
         write_shards(
             tmp_path / "s", [pd.DataFrame({"user_id": ["a"], "item_id": ["1"]})], fmt="json"
         )
+
+
+def test_boolean_labels_are_not_0_or_1(tmp_path, write_csv):
+    """pandas reads a column of True/False as booleans; a label must be 0 or 1."""
+    path = write_csv("inter.csv", "user_id,item_id,label\na,1,True\nb,2,False\n")
+    with pytest.raises(DataValidationError) as excinfo:
+        read_interactions(path)
+    assert (excinfo.value.line, excinfo.value.column) == (2, "label")
+    assert str(excinfo.value).endswith("expected 0 or 1, got True")
+
+
+def test_float_labels_are_0_or_1(tmp_path, write_csv):
+    path = write_csv("inter.csv", "user_id,item_id,label\na,1,1.0\nb,2,0.0\nc,3,1\n")
+    assert read_interactions(path)["user_id"].tolist() == ["a", "c"]
+
+
+def test_truncated_gzip_shard_names_the_file(tmp_path):
+    path = tmp_path / "shards" / "part-00000.csv.gz"
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(b"user_id,item_id\n" + b"a,1\n" * 1000)[:40])
+    with pytest.raises(DataValidationError) as excinfo:
+        read_interactions(tmp_path / "shards")
+    assert excinfo.value.file == str(path)
+    assert "the compressed file is truncated or corrupt" in str(excinfo.value)
+
+
+def test_shard_that_is_a_directory_is_named(tmp_path, write_csv):
+    """A directory named like a shard (as some tools write them) is not skipped silently."""
+    write_csv("part-00000.csv", "user_id,item_id\na,1\n", tmp_path / "shards")
+    (tmp_path / "shards" / "part-00001.parquet").mkdir()
+    with pytest.raises(DataValidationError) as excinfo:
+        read_interactions(tmp_path / "shards")
+    assert excinfo.value.file == str(tmp_path / "shards" / "part-00001.parquet")
+    assert str(excinfo.value).endswith("is a directory (expected a file)")

@@ -670,3 +670,109 @@ def test_recbole_errors(tmp_path: Path) -> None:
     inter = RECBOLE_INTER + ["22\t1\t4"]
     error = _error(load_recbole, write_recbole(tmp_path / "f", inter=inter))
     assert error.line == len(inter) and "found 3" in str(error)
+
+
+# --------------------------------------------------------------------------- #
+# Ratings on each format's scale
+# --------------------------------------------------------------------------- #
+
+WHOLE_STARS_TEXT = "is not on the ML-100K / ML-1M rating scale (whole numbers 1 to 5)"
+HALF_STARS_TEXT = "rating scale (0.5 to 5.0 in steps of 0.5)"
+
+
+@pytest.mark.parametrize(("rating", "shown"), [("7", "7"), ("0", "0"), ("4.5", "4.5")])
+def test_ml100k_rating_off_the_scale(tmp_path: Path, rating: str, shown: str) -> None:
+    """A 7 would otherwise pass min_rating and become a positive."""
+    data = U_DATA[:3] + [f"244\t51\t{rating}\t880606923"] + U_DATA[4:]
+    error = _error(load_ml100k, write_ml100k(tmp_path, data=data))
+    assert (Path(error.file).name, error.line, error.column) == ("u.data", 4, "rating")
+    assert error.problem == f"rating {shown} {WHOLE_STARS_TEXT}; fix or remove the line"
+
+
+def test_ml1m_rating_off_the_scale(tmp_path: Path) -> None:
+    ratings = ML1M_RATINGS[:2] + ["2::1193::7::978298413"] + ML1M_RATINGS[3:]
+    error = _error(load_ml1m, write_ml1m(tmp_path, ratings=ratings))
+    assert (Path(error.file).name, error.line, error.column) == ("ratings.dat", 3, "rating")
+    assert error.problem.startswith(f"rating 7 {WHOLE_STARS_TEXT}")
+
+
+@pytest.mark.parametrize(("rating", "shown"), [("6.0", "6"), ("0.0", "0"), ("4.3", "4.3")])
+def test_ml_latest_rating_off_the_scale(tmp_path: Path, rating: str, shown: str) -> None:
+    ratings = LATEST_RATINGS[:4] + [f"5,1,{rating},964983815"] + LATEST_RATINGS[5:]
+    error = _error(load_ml_latest, write_latest(tmp_path, ratings=ratings))
+    assert (Path(error.file).name, error.line, error.column) == ("ratings.csv", 5, "rating")
+    assert error.problem.startswith(f"rating {shown} is not on the ml-latest")
+    assert HALF_STARS_TEXT in error.problem
+
+
+def test_recbole_movielens_stems_have_their_scale(tmp_path: Path) -> None:
+    inter = RECBOLE_INTER[:2] + ["186\t302\t7\t891717742"] + RECBOLE_INTER[3:]
+    error = _error(load_recbole, write_recbole(tmp_path / "a", inter=inter))
+    assert (Path(error.file).name, error.line, error.column) == ("ml-100k.inter", 3, "rating")
+    assert WHOLE_STARS_TEXT in error.problem
+    # Other RecBole datasets have scales of their own: any finite rating is read.
+    data = load_recbole(write_recbole(tmp_path / "b", "other", inter=inter, user=None, item=None))
+    assert 7.0 in data.interactions["rating"].tolist()
+
+
+def test_timestamp_out_of_range(tmp_path: Path) -> None:
+    """float 1e30 would become int64 -9223372036854775808 without a word."""
+    ratings = LATEST_RATINGS[:2] + ["1,3,4.0,1e30"] + LATEST_RATINGS[3:]
+    error = _error(load_ml_latest, write_latest(tmp_path, ratings=ratings))
+    assert (error.line, error.column) == (3, "timestamp")
+    assert "out of range" in error.problem
+
+
+# --------------------------------------------------------------------------- #
+# Files that are there but are not readable files
+# --------------------------------------------------------------------------- #
+
+
+def test_optional_tags_file_that_is_a_directory(tmp_path: Path) -> None:
+    directory = write_latest(tmp_path, tags=None)
+    (directory / "tags.csv").mkdir()
+    error = _error(load_ml_latest, directory)
+    assert (error.file, error.problem) == (
+        str(directory / "tags.csv"),
+        "is a directory (expected a file)",
+    )
+
+
+@pytest.mark.parametrize("suffix", [".user", ".item"])
+def test_optional_recbole_file_that_is_a_directory(tmp_path: Path, suffix: str) -> None:
+    directory = write_recbole(tmp_path, user=None, item=None)
+    (directory / f"ml-100k{suffix}").mkdir()
+    error = _error(load_recbole, directory)
+    assert error.file == str(directory / f"ml-100k{suffix}")
+
+
+def test_marker_file_that_is_a_link_loop_is_named(tmp_path: Path) -> None:
+    """u.data marks the ML-100K format even when it cannot be read, so the error names it."""
+    directory = write_ml100k(tmp_path)
+    (directory / "u.data").unlink()
+    (directory / "u.data").symlink_to("u.data")
+    assert detect_movielens_format(directory) == "ml-100k"
+    error = _error(load_movielens, directory)
+    assert (error.file, error.problem) == (
+        str(directory / "u.data"),
+        "is a symbolic link loop (expected a file)",
+    )
+
+
+def test_required_file_that_is_a_directory(tmp_path: Path) -> None:
+    directory = write_ml100k(tmp_path)
+    (directory / "u.user").unlink()
+    (directory / "u.user").mkdir()
+    error = _error(load_ml100k, directory)
+    assert (error.file, error.problem) == (
+        str(directory / "u.user"),
+        "is a directory (expected a file)",
+    )
+
+
+def test_utf16_ratings_file(tmp_path: Path) -> None:
+    directory = write_latest(tmp_path)
+    (directory / "ratings.csv").write_bytes("\n".join(LATEST_RATINGS).encode("utf-16"))
+    error = _error(load_ml_latest, directory)
+    assert (Path(error.file).name, error.line) == ("ratings.csv", 1)
+    assert error.problem.startswith("looks like UTF-16")

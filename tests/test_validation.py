@@ -14,14 +14,19 @@ import pytest
 
 from tfrs_recsys.data.reader import Table
 from tfrs_recsys.data.validation import (
+    RatingScale,
     check_binary,
     check_choice,
     check_ids,
     check_known,
     check_numeric,
+    check_rating_scale,
     check_text,
+    check_timestamps,
+    optional_file,
+    require_files,
 )
-from tfrs_recsys.errors import DataValidationError
+from tfrs_recsys.errors import DatasetNotFoundError, DataValidationError
 
 FILE = Path("data/users.csv")
 
@@ -118,3 +123,90 @@ def test_check_choice_strips_and_names_the_value():
     table.frame.loc[1, "flag"] = "yes"
     error = _error(check_choice, table, "flag", ("0", "1"), expected="a flag 0 or 1")
     assert error.line == 3 and str(error).endswith("expected a flag 0 or 1, got 'yes'")
+
+
+def test_check_binary_accepts_numbers_equal_to_0_or_1():
+    """Numeric exports write 1.0 and 0.0; they are the cells 1 and 0."""
+    cells = check_binary(_table(a=["1.0", "0.0", "1e0", "0"]), ["a"])
+    assert cells[:, 0].tolist() == [1, 0, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("0.5", "'0.5'"), ("2", "'2'"), ("nan", "'nan'"), ("yes", "'yes'"), ("-1", "'-1'")],
+)
+def test_check_binary_rejects_other_values(value, shown):
+    error = _error(check_binary, _table(a=["0", "1", value]), ["a"])
+    assert (error.line, error.column) == (4, "a")
+    assert error.problem == f"expected 0 or 1, got {shown}"
+
+
+def test_check_binary_rejects_booleans():
+    """pandas reads a column of True/False as booleans, which would pass as 1/0."""
+    error = _error(check_binary, _table(a=[True, False]), ["a"])
+    assert (error.line, error.problem) == (2, "expected 0 or 1, got True")
+    error = _error(check_binary, _table(a=[0, 1, False]), ["a"])  # mixed, as an object column
+    assert (error.line, error.problem) == (4, "expected 0 or 1, got False")
+
+
+WHOLE = RatingScale("ML-100K", 1.0, 5.0, 1.0)
+HALF = RatingScale("ml-latest", 0.5, 5.0, 0.5)
+
+
+def test_rating_scales_accept_their_ratings():
+    check_rating_scale(_table(rating=[1.0, 2.0, 3.0, 4.0, 5.0]), "rating", WHOLE)
+    check_rating_scale(_table(rating=[0.5 * k for k in range(1, 11)]), "rating", HALF)
+
+
+@pytest.mark.parametrize(
+    ("scale", "ratings", "line", "problem"),
+    [
+        (
+            WHOLE,
+            [4.0, 7.0],
+            3,
+            "rating 7 is not on the ML-100K rating scale (whole numbers 1 to 5)",
+        ),
+        (WHOLE, [0.0, 1.0], 2, "rating 0 is not on"),
+        (WHOLE, [4.5], 2, "rating 4.5 is not on"),
+        (HALF, [5.0, 6.0], 3, "rating 6 is not on the ml-latest rating scale (0.5 to 5.0 in steps"),
+        (HALF, [0.0], 2, "rating 0 is not on"),
+        (HALF, [4.25], 2, "rating 4.25 is not on"),
+        (HALF, [-1.0], 2, "rating -1 is not on"),
+    ],
+)
+def test_ratings_off_the_scale_are_named(scale, ratings, line, problem):
+    error = _error(check_rating_scale, _table(rating=ratings), "rating", scale)
+    assert (error.file, error.line, error.column) == (str(FILE), line, "rating")
+    assert error.problem.startswith(problem)
+    assert error.problem.endswith("; fix or remove the line")
+
+
+def test_timestamps_must_fit_64_bit_integers():
+    check_timestamps(_table(t=[0.0, 978300760.0, 2.0**62]), "t")
+    error = _error(check_timestamps, _table(t=[978300760.0, 1e30]), "t")
+    assert (error.line, error.column) == (3, "t")
+    assert error.problem.startswith("timestamp 1e+30 is out of range")
+
+
+def test_require_files_names_what_is_wrong(tmp_path):
+    (tmp_path / "u.data").write_text("1\t2\t3\t4\n")
+    (tmp_path / "u.user").mkdir()
+    with pytest.raises(DatasetNotFoundError, match=r"missing u\.item \(expected the ML files\)"):
+        require_files(tmp_path, ["u.data", "u.user", "u.item"], dataset="ML")
+    error = _error(require_files, tmp_path, ["u.data", "u.user"], dataset="ML")
+    assert (error.file, error.problem) == (
+        str(tmp_path / "u.user"),
+        "is a directory (expected a file)",
+    )
+    with pytest.raises(DatasetNotFoundError, match="not a directory"):
+        require_files(tmp_path / "u.data", ["x"], dataset="ML")
+
+
+def test_optional_file_must_be_a_file_when_there(tmp_path):
+    assert optional_file(tmp_path / "tags.csv") is False
+    (tmp_path / "tags.csv").write_text("a\n")
+    assert optional_file(tmp_path / "tags.csv") is True
+    (tmp_path / "loop.csv").symlink_to("loop.csv")
+    error = _error(optional_file, tmp_path / "loop.csv")
+    assert error.problem == "is a symbolic link loop (expected a file)"

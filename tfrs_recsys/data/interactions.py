@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tfrs_recsys.data.input_files import check_file
 from tfrs_recsys.data.reader import ID, Dialect, Table, read_columns, read_parquet
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID
 from tfrs_recsys.data.validation import check_binary, check_ids_present
@@ -30,11 +31,13 @@ def shard_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(_SUFFIXES))
+        files = sorted(p for p in path.iterdir() if p.name.endswith(_SUFFIXES))
         if not files:
             raise DatasetNotFoundError(
                 f"{path}: no interaction files (expected *.parquet, *.csv or *.csv.gz)"
             )
+        for file in files:  # a shard that is a directory (or a link loop) is not skipped silently
+            check_file(file)
         return files
     raise DatasetNotFoundError(f"{path}: no such interaction file or directory")
 

@@ -296,6 +296,8 @@ def read_columns(
                     else {"keep_default_na": False, "na_values": list(dialect.na_values)}
                 ),
             )
+    except DataValidationError:  # an OS error while reading, already named
+        raise
     except pd.errors.EmptyDataError:  # nothing, or a blank line, after the header
         _diagnose(spec)
         raise DataValidationError(_no_rows(dialect), file=path) from None

@@ -27,6 +27,10 @@ Supported layouts (:func:`load_movielens` detects them), one module each:
 Decisions worth knowing:
 
 - Ids are kept as the strings found in the files (``"242"``).
+- Every rating must be on its format's scale (ML-100K, ML-1M: whole numbers 1
+  to 5; ml-latest: 0.5 to 5.0 in steps of 0.5; RecBole: by file stem, see
+  :data:`.recbole.RECBOLE_SCALES`), else the load fails naming the line: an
+  off-scale rating is a broken file, not a positive.
 - ``year`` comes from the release date (ML-100K), the ``(1995)`` at the end of
   the title (ML-1M, ml-latest, ML-100K without a date) or ``release_year``
   (RecBole). Items whose year cannot be parsed get the median year of the
