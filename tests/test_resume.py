@@ -2,7 +2,7 @@
 
 - kill + ``resume`` gives bit-identical weights and holdout metrics to a run that
   was never stopped (retrieval with Adam and in-batch shuffling; ranking with
-  negatives resampled every epoch; a refit run);
+  negatives resampled every epoch; a refit run; tower dropout);
 - a run directory left by a kill before the first checkpoint (``config.toml``
   only, or preprocessing too) is resumable and trains from the start;
 - a run that fails with an exception before its first checkpoint removes what
@@ -60,8 +60,9 @@ def _holdout(metrics: dict) -> dict[str, float]:
         ({}, {"epochs": 4}),
         (RANKING, {"epochs": 4}),
         ({}, {"epochs": 3, "refit": True}),
+        ({"dropout": 0.3}, {"epochs": 3}),
     ],
-    ids=["retrieval-adam", "ranking-resampled-negatives", "retrieval-refit"],
+    ids=["retrieval-adam", "ranking-resampled-negatives", "retrieval-refit", "dropout"],
 )
 def test_kill_and_resume_equals_the_uninterrupted_run(
     small_dir, tmp_path, monkeypatch, model, train_kw

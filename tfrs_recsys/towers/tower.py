@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import tensorflow as tf
 
 from tfrs_recsys.features.side_encoder import SideEncoder, batch_l2
+from tfrs_recsys.towers.dropout import CountedDropout
 
 
 class Tower(tf.keras.Model):
@@ -40,8 +41,15 @@ class Tower(tf.keras.Model):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.hidden_layers = [tf.keras.layers.Dense(width, activation="relu") for width in hidden]
+        # Masks keyed on a checkpointed call counter (resume draws the same masks);
+        # each layer's seed comes from the global seed (``train.seed``).
         self.dropout_layers = (
-            [tf.keras.layers.Dropout(dropout) for _ in hidden] if dropout > 0 else []
+            [
+                CountedDropout(dropout, seed=int(tf.random.uniform([], 0, 2**31 - 1, tf.int64)))
+                for _ in hidden
+            ]
+            if dropout > 0
+            else []
         )
         self.output_layer = tf.keras.layers.Dense(output_dim)
         self.id_residual = id_residual
