@@ -2,24 +2,30 @@
 
 Outputs (generated datasets, run directories, exported model versions, and
 single files such as ``config.toml``, ``metrics.json`` or ``models.config``)
-are written into a hidden temporary sibling (``.NAME.tmp-<random>``) and
-renamed into place only when complete, so a failure or a kill never leaves a
-half-written output behind and an existing output is replaced only by a
-complete one.
+are written into a hidden temporary sibling and renamed into place only when
+complete, so a failure or a kill never leaves a half-written output behind and
+an existing output is replaced only by a complete one.
+
+Staging names are ``.NAME.tmp-<pid>-<random>`` (``NAME`` the target's name,
+``pid`` the writing process). Before writing, every function here removes the
+staging siblings of the same target whose process is gone (a killed command),
+so re-running a killed command is its recovery and leaves no debris.
 
 - :func:`atomic_file`: a context yielding a temporary path that becomes the file;
 - :func:`write_text_atomic`, :func:`write_bytes_atomic`, :func:`write_json_atomic`;
 - :func:`atomic_directory`: the same for a whole directory;
-- :func:`staging_path`: the hidden sibling name used by all of them.
+- :func:`scratch_directory`: a private work directory next to a target, removed after;
+- :func:`staging_path`: the hidden sibling name used by all of them;
+- :func:`remove_stale_staging`: the clean-up of staging left by dead processes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,13 +33,108 @@ from typing import Any
 
 from tfrs_recsys.errors import ConfigError
 
+logger = logging.getLogger(__name__)
+
 STAGING_MARK = ".tmp-"
+# The backup of a replaced directory, between the two renames of replace_directory.
+_BACKUP_TAG = "old"
 
 
-def staging_path(target: Path) -> Path:
-    """A hidden, unique sibling of ``target``: ``.NAME.tmp-<random>``."""
+def _staging_prefix(target: Path) -> str:
+    return f".{target.name}{STAGING_MARK}"
+
+
+def staging_path(target: Path, *, tag: str = "") -> Path:
+    """A hidden, unique sibling of ``target``: ``.NAME.tmp-<pid>-<random>``.
+
+    Args:
+        target: The output the staging path stands in for.
+        tag: An optional word put before the random part (``.NAME.tmp-<pid>-<tag>-<random>``).
+    """
     target = Path(target)
-    return target.with_name(f".{target.name}{STAGING_MARK}{uuid.uuid4().hex[:12]}")
+    middle = f"{tag}-" if tag else ""
+    return target.with_name(
+        f"{_staging_prefix(target)}{os.getpid()}-{middle}{uuid.uuid4().hex[:12]}"
+    )
+
+
+def staging_target(path: Path) -> Path:
+    """The output a staging path stands for (``path`` itself if it is not one).
+
+    Every component of ``path`` named ``.NAME.tmp-...`` becomes ``NAME``, so
+    ``out/.ds.tmp-12-ab/users.csv`` gives ``out/ds/users.csv``: the name a user knows.
+    """
+    parts = []
+    for part in Path(path).parts:
+        if part.startswith(".") and STAGING_MARK in part[1:]:
+            part = part[1:].split(STAGING_MARK, 1)[0] or part
+        parts.append(part)
+    return Path(*parts) if parts else Path(path)
+
+
+def _staging_pid(name: str, prefix: str) -> int | None:
+    """The pid of a staging name ``PREFIX<pid>-...``, or None if it has none."""
+    head, dash, _ = name[len(prefix) :].partition("-")
+    if not dash or not head.isdigit() or len(head) > 9:
+        return None
+    return int(head)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process (or not a pid at all): leave it alone
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError, PermissionError, IsADirectoryError):
+            os.unlink(path)
+
+
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Removes the staging siblings of ``target`` whose writing process is gone.
+
+    A killed command leaves its ``.NAME.tmp-<pid>-*`` staging behind; this
+    removes those of dead processes (staging of live processes, ours included,
+    is left alone). If a kill came between the two renames of
+    :func:`replace_directory`, so that ``target`` is missing and its backup is
+    there, the backup is renamed back to ``target`` instead: the state before
+    the killed command. Errors of the clean-up itself are ignored.
+
+    Returns:
+        The staging paths removed or restored.
+    """
+    target = Path(target)
+    prefix = _staging_prefix(target)
+    try:
+        with os.scandir(target.parent) as entries:
+            names = sorted(entry.name for entry in entries if entry.name.startswith(prefix))
+    except OSError:
+        return []
+    cleaned = []
+    for name in names:
+        pid = _staging_pid(name, prefix)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        path = target.parent / name
+        is_backup = name[len(prefix) :].split("-")[1:2] == [_BACKUP_TAG]
+        if is_backup and not os.path.lexists(target):
+            with contextlib.suppress(OSError):
+                os.rename(path, target)
+                logger.info("restored %s from the backup %s of a killed command", target, name)
+                cleaned.append(path)
+                continue
+        _remove(path)
+        logger.info("removed %s, left by a killed process (pid %d)", path, pid)
+        cleaned.append(path)
+    return cleaned
 
 
 @contextlib.contextmanager
@@ -45,6 +146,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
     it was; ``target``'s directory must exist.
     """
     target = Path(target)
+    remove_stale_staging(target)
     staging = staging_path(target)
     try:
         yield staging
@@ -95,6 +197,33 @@ def check_writable_target(target: Path, *, overwrite: bool) -> None:
         raise ConfigError(f"{target}: exists and is not empty (pass --force to replace it)")
 
 
+def _make_staging_directory(target: Path) -> Path:
+    """Creates a new staging directory of ``target`` (usual permissions) and returns it."""
+    staging = staging_path(target)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.mkdir(staging, 0o777 & ~umask)
+    return staging
+
+
+@contextlib.contextmanager
+def scratch_directory(target: Path) -> Iterator[Path]:
+    """A private work directory next to ``target`` (a staging name), removed after the block.
+
+    For downloads and other intermediate files of an output: a killed process's
+    scratch directory is stale staging of ``target``, removed by the next run.
+    The parent directory of ``target`` is created if missing.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(target)
+    scratch = _make_staging_directory(target)
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yields a temporary directory that becomes ``target`` on success.
@@ -108,13 +237,10 @@ def atomic_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]
     ``target`` is left as it was.
     """
     target = Path(target)
+    remove_stale_staging(target)
     check_writable_target(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING_MARK}", dir=target.parent))
-    # mkdtemp makes the directory private (0700); give it the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
+    staging = _make_staging_directory(target)
     try:
         yield staging
     except BaseException:
@@ -128,11 +254,16 @@ def atomic_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]
 
 
 def replace_directory(source: Path, target: Path) -> None:
-    """Renames ``source`` to ``target``, replacing an existing ``target``."""
+    """Renames ``source`` to ``target``, replacing an existing ``target``.
+
+    The old ``target`` is first renamed to a backup (a staging name of
+    ``target``), so that a kill between the two renames is undone by
+    :func:`remove_stale_staging`.
+    """
     if not target.exists():
         os.rename(source, target)
         return
-    backup = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    backup = staging_path(target, tag=_BACKUP_TAG)
     os.rename(target, backup)
     try:
         os.rename(source, target)

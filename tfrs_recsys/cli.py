@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -293,6 +294,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted", file=sys.stderr)
             return 130
+        except Exception as exc:
+            # The machine failed the command (disk full, no permission, no memory): one line.
+            from tfrs_recsys.os_errors import describe
+
+            line = describe(exc, _output_of(args))
+            if line is None:
+                raise
+            if args.verbose:
+                traceback.print_exc()
+            print(f"{PROG}: error: {line}", file=sys.stderr)
+            return 2
+
+
+#: The flag naming what each command writes, for the error line of a failed write.
+_OUTPUT_FLAGS = {
+    "generate-data": "out",
+    "fetch-data": "cache",
+    "train": "run_dir",
+    "compare": "out",
+    "export": "out",
+    "build-text-encoder": "out",
+    "demo": "run_dir",
+}
+
+
+def _output_of(args: argparse.Namespace) -> Path | None:
+    return getattr(args, _OUTPUT_FLAGS.get(args.command, ""), None)
 
 
 def _one_line(text: str) -> str:
@@ -358,9 +386,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tfrs_recsys.config import config_origin, load_config
+    from tfrs_recsys.errors import ConfigError
     from tfrs_recsys.reporting import metrics_markdown
     from tfrs_recsys.training.run import CONFIG_FILE, train
 
+    if args.run_dir.exists() and not args.run_dir.is_dir():
+        raise ConfigError(
+            f"--run-dir {args.run_dir}: exists and is not a directory; name a new run directory"
+        )
     config_path = args.config
     if args.resume and config_path is None and not args.overrides:
         config_path = args.run_dir / CONFIG_FILE

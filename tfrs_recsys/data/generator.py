@@ -27,6 +27,7 @@ any users from a few small arrays (``truth.npz``), at any catalog size.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,9 @@ from tfrs_recsys.data.tech_vocabulary import (
 )
 from tfrs_recsys.errors import ConfigError, DataValidationError
 from tfrs_recsys.progress import Periodic
+
+#: The largest seed: the counter-based draws key on a 64-bit unsigned seed.
+SEED_MAX = 2**64 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +87,10 @@ class GeneratorConfig:
             raise ConfigError(f"items must be at least 2, got {self.items}")
         if not 0.0 < self.density < 1.0:
             raise ConfigError(f"density must be in (0, 1), got {self.density}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be non-negative, got {self.seed}")
+        if isinstance(self.seed, bool) or not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(
+                f"seed must be a whole number in [0, {SEED_MAX}] (a 64-bit key), got {self.seed}"
+            )
         if self.taste_rank < 1:
             raise ConfigError(f"taste_rank must be positive, got {self.taste_rank}")
 
@@ -110,7 +116,8 @@ def cell_uniform(seed: int, stream: int, users: np.ndarray, n_items: int) -> np.
 
     A pure function of ``(seed, stream, u, i)``: ``[len(users), n_items]`` float64.
     """
-    key = _splitmix64(np.uint64(seed) * np.uint64(0x100000001B3) + np.uint64(stream))
+    with np.errstate(over="ignore"):  # modulo 2**64, as in _splitmix64
+        key = _splitmix64(np.uint64(seed) * np.uint64(0x100000001B3) + np.uint64(stream))
     cells = (
         users.astype(np.uint64)[:, None] * np.uint64(n_items)
         + np.arange(n_items, dtype=np.uint64)[None, :]
@@ -236,12 +243,91 @@ class GeneratedData:
         return np.concatenate([cells for _, cells in self.iter_cells()]).astype(np.uint8)
 
 
+# --- Memory -------------------------------------------------------------------
+
+# Peak bytes of generate() plus writing the dataset, measured (RSS) on 10^5..10^6 users and
+# 2..10^5 items: per user, per item, per cell of the intercept calibration (at most
+# _CALIBRATION_CELLS), plus a fixed part (the chunks being written, the interpreter).
+_BYTES_PER_USER = 400
+_BYTES_PER_ITEM = 1_500
+_BYTES_PER_CELL = 40
+_BYTES_FIXED = 400 * 2**20
+_CALIBRATION_CELLS = 20_000_000
+
+
+def memory_needed(users: int, items: int) -> int:
+    """Estimated peak bytes of generating and writing a ``users`` x ``items`` dataset."""
+    cells = min(users * items, _CALIBRATION_CELLS)
+    return (
+        _BYTES_PER_USER * users + _BYTES_PER_ITEM * items + _BYTES_PER_CELL * cells + _BYTES_FIXED
+    )
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of the machine, or None if the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_memory(config: GeneratorConfig, available: int | None = None) -> None:
+    """Fails, before anything is allocated, if the dataset cannot fit in memory.
+
+    Args:
+        config: The sizes to generate.
+        available: Bytes of memory; default :func:`physical_memory`.
+
+    Raises:
+        ConfigError: The estimate (:func:`memory_needed`) exceeds ``available``;
+            the message gives both and a number of users that fits.
+    """
+    available = physical_memory() if available is None else available
+    needed = memory_needed(config.users, config.items)
+    if available is None or needed <= available:
+        return
+    # The most users whose estimate takes half of the memory (a margin for everything else).
+    low, high = 0, config.users
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (
+            (middle, high)
+            if memory_needed(middle, config.items) <= available // 2
+            else (low, middle - 1)
+        )
+    fits = low
+    suggestion = (
+        f"try --users {_round_down(fits):,} or fewer"
+        if fits >= len(PERSONALITIES)
+        else "try fewer --items"
+    )
+    raise ConfigError(
+        f"{config.users:,} users x {config.items:,} items need about {_gigabytes(needed)} of "
+        f"memory to generate, this machine has {_gigabytes(available)}; {suggestion}"
+    )
+
+
+def _gigabytes(size: int) -> str:
+    return f"{size / 2**30:,.1f} GiB"
+
+
+def _round_down(value: int) -> int:
+    """``value`` rounded down to its two leading digits (123,456 -> 120,000)."""
+    scale = 10 ** max(0, len(str(value)) - 2)
+    return value // scale * scale
+
+
 def generate(config: GeneratorConfig | None = None) -> GeneratedData:
     """Draws the users, the items and the true preference model.
 
     The 0/1 cells are drawn lazily by :meth:`GeneratedData.iter_cells`.
+
+    Raises:
+        ConfigError: The sizes need more memory than the machine has
+            (:func:`check_memory`; checked before anything is drawn).
     """
     config = config or GeneratorConfig()
+    check_memory(config)
     rng = np.random.default_rng(config.seed)
     users, personality, profession, age = _make_users(config, rng)
     items, item_type, tokens = _make_items(config, rng)
@@ -304,9 +390,11 @@ def generate(config: GeneratorConfig | None = None) -> GeneratedData:
 def _calibrate_intercept(truth: TrueModel, density: float, rng: np.random.Generator) -> float:
     """Intercept whose expected density equals ``density`` (Newton on a sample)."""
     sample = np.arange(truth.n_users)
-    if truth.n_users * truth.n_items > 20_000_000:
+    if truth.n_users * truth.n_items > _CALIBRATION_CELLS:
         sample = np.sort(
-            rng.choice(truth.n_users, size=max(1, 20_000_000 // truth.n_items), replace=False)
+            rng.choice(
+                truth.n_users, size=max(1, _CALIBRATION_CELLS // truth.n_items), replace=False
+            )
         )
     base = truth.logits(sample, intercept=0.0).astype(np.float64)
     b = float(np.log(density / (1.0 - density)) - base.mean())

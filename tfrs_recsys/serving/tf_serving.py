@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from tfrs_recsys.atomic import STAGING_MARK, write_text_atomic
+from tfrs_recsys import atomic
+from tfrs_recsys.atomic import write_text_atomic
 
 MODELS_CONFIG = "models.config"
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 DEFAULT_SERVING_ROOT = "/models"
-# Staged versions: hidden and not an integer (TF Serving ignores them), tagged with the pid.
-_STAGING_PREFIX = f".export{STAGING_MARK}"
+# Staged versions are staging paths of MODEL_DIR/export: ``.export.tmp-<pid>-<random>``,
+# hidden and not an integer (TF Serving ignores them).
+_STAGING_TARGET = "export"
 _VERSION = re.compile(r"^[0-9]+$")
 
 
@@ -65,37 +66,15 @@ def file_lock(path: Path) -> Iterator[None]:
 
 def staging_name() -> str:
     """A hidden, non-integer directory name (TF Serving ignores it) tagged with our pid."""
-    return f"{_STAGING_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
+    return atomic.staging_path(Path(_STAGING_TARGET)).name
 
 
 def remove_stale_staging(model_dir: Path) -> list[Path]:
-    """Removes staging directories left by exports whose process is gone (killed)."""
-    import shutil
+    """Removes staging directories left by exports whose process is gone (killed).
 
-    removed = []
-    if not Path(model_dir).is_dir():
-        return removed
-    for child in Path(model_dir).iterdir():
-        if not child.name.startswith(_STAGING_PREFIX):
-            continue
-        try:
-            pid = int(child.name[len(_STAGING_PREFIX) :].split("-", 1)[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not _alive(pid):
-            shutil.rmtree(child, ignore_errors=True)
-            removed.append(child)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    The one clean-up of :func:`tfrs_recsys.atomic.remove_stale_staging`.
+    """
+    return atomic.remove_stale_staging(Path(model_dir) / _STAGING_TARGET)
 
 
 def model_directories(root: Path) -> list[Path]:
