@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 
 import pandas as pd
 import pytest
@@ -372,3 +373,127 @@ def test_demo_trains_evaluates_and_recommends_on_small_data(small_dir, tmp_path,
     assert (export / "1" / "saved_model.pb").is_file()
     assert (export.parent / "models.config").is_file()
     assert f"Exported version 1 to {export / '1'}" in out
+
+
+# --- Hostile arguments: one line each ------------------------------------------------------------
+
+
+def test_generate_removes_a_killed_runs_staging_and_keeps_a_live_ones(tmp_path, capsys):
+    """Re-running a killed generate-data is the recovery: the dead process's staging goes."""
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(finished.stdout)
+    dead = tmp_path / f".ds.tmp-{dead_pid}-0123456789ab"
+    live = tmp_path / f".ds.tmp-{os.getpid()}-ba9876543210"
+    for staging in (dead, live):
+        staging.mkdir()
+        (staging / USERS_FILE).write_text("user_id,age\ntec_0001,3")  # half written
+    out = tmp_path / "ds"
+    assert cli.main(["generate-data", "--out", str(out), "--users", "50", "--items", "20"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ds", live.name])
+    assert {p.name for p in out.iterdir()} == GENERATED_FILES
+
+
+@pytest.mark.parametrize("seed", ["18446744073709551616", "99999999999999999999999"])
+def test_generate_with_a_seed_beyond_64_bits_is_one_line(tmp_path, capsys, seed):
+    out = tmp_path / "ds"
+    code = cli.main(["generate-data", "--out", str(out), "--users", "50", "--seed", seed])
+    lines = _stderr_lines(capsys.readouterr().err)
+    assert code == 2
+    assert lines == [
+        f"tfrs-recsys: error: seed must be a whole number in [0, 18446744073709551615] "
+        f"(a 64-bit key), got {seed}"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_with_a_seed_of_2_to_the_63_runs_without_warnings(tmp_path, capsys):
+    out = tmp_path / "ds"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = cli.main(
+            ["generate-data", "--out", str(out), "--users", "50", "--items", "20",
+             "--seed", str(2**63)]
+        )  # fmt: skip
+    assert code == 0 and capsys.readouterr().err == ""
+    assert json.loads((out / MANIFEST_FILE).read_text())["generator"]["seed"] == 2**63
+
+
+def test_generate_a_billion_users_says_the_memory_it_needs(tmp_path, capsys, monkeypatch):
+    from tfrs_recsys.data import generator
+
+    monkeypatch.setattr(generator, "physical_memory", lambda: 8 * 2**30)
+    out = tmp_path / "ds"
+    code = cli.main(["generate-data", "--out", str(out), "--users", "1000000000"])
+    lines = _stderr_lines(capsys.readouterr().err)
+    assert code == 2 and len(lines) == 1
+    assert "1,000,000,000 users x 1,000 items need about" in lines[0]
+    assert "this machine has 8.0 GiB; try --users" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_into_a_run_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("keep")
+    for extra in ([], ["--resume"]):
+        code = cli.main(["train", "--run-dir", str(path), *extra])
+        lines = _stderr_lines(capsys.readouterr().err)
+        assert code == 2
+        assert lines == [
+            f"tfrs-recsys: error: --run-dir {path}: exists and is not a directory; "
+            "name a new run directory"
+        ]
+    assert path.read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b"\x00\xff\xfe binary"), "not a UTF-8 text file"),
+    ],
+)
+def test_train_with_a_config_that_is_not_a_toml_file_is_one_line(tmp_path, capsys, make, words):
+    config = tmp_path / "config.toml"
+    make(config)
+    code = cli.main(["train", "--config", str(config), "--run-dir", str(tmp_path / "r")])
+    lines = _stderr_lines(capsys.readouterr().err)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith(f"tfrs-recsys: error: {config}: {words}")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("train.seed=-1", "train.seed"),
+        ("train.seed=99999999999", "train.seed"),
+        ("data.validation_seed=-5", "data.validation_seed"),
+        ("train.learning_rate=nan", "train.learning_rate"),
+        ("train.learning_rate=inf", "train.learning_rate"),
+    ],
+)
+def test_train_with_a_value_tensorflow_would_reject_is_one_line(tmp_path, capsys, override, key):
+    code = cli.main(["train", "--set", override, "--run-dir", str(tmp_path / "r")])
+    lines = _stderr_lines(capsys.readouterr().err)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith(f"tfrs-recsys: error: {key} must be")
+    assert not (tmp_path / "r").exists()
+
+
+def test_generate_into_a_path_below_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "ds"
+    code = cli.main(["generate-data", "--out", str(out), "--users", "50", "--items", "20"])
+    lines = _stderr_lines(capsys.readouterr().err)
+    assert code == 2 and len(lines) == 1
+    assert lines[0].startswith(f"tfrs-recsys: error: {tmp_path / 'file'}: is a file")
+
+
+def test_generate_into_a_too_long_path_is_one_line(tmp_path, capsys):
+    out = tmp_path / ("x" * 300)
+    code = cli.main(["generate-data", "--out", str(out), "--users", "50", "--items", "20"])
+    lines = _stderr_lines(capsys.readouterr().err)
+    assert code == 2 and len(lines) == 1
+    assert "file name too long (ENAMETOOLONG)" in lines[0]
+    assert list(tmp_path.iterdir()) == []

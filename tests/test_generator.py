@@ -397,3 +397,58 @@ def test_probabilities_are_valid(small_generated):
     p = small_generated.truth.probabilities(np.arange(500))
     assert p.shape == (500, 120) and p.dtype == np.float32
     assert np.all((p >= 0) & (p <= 1))
+
+
+# --- Seeds and sizes out of range --------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 18446744073709551616 * 10])
+def test_a_seed_outside_64_bits_is_a_config_error_naming_the_range(seed):
+    with pytest.raises(
+        ConfigError, match=r"seed must be a whole number in \[0, 18446744073709551615\]"
+    ):
+        GeneratorConfig(users=5, items=2, seed=seed)
+
+
+@pytest.mark.parametrize("seed", [2**24, 2**63, 2**64 - 1])
+def test_large_seeds_draw_without_numpy_warnings(seed):
+    import warnings
+
+    from tfrs_recsys.data.generator import cell_uniform
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = cell_uniform(seed, 1, np.arange(3), 4)
+    assert values.shape == (3, 4) and ((values > 0) & (values < 1)).all()
+
+
+def test_a_size_beyond_the_memory_is_refused_before_anything_is_drawn(monkeypatch):
+    from tfrs_recsys.data import generator
+
+    def never(*args, **kwargs):
+        raise AssertionError("nothing may be drawn")
+
+    monkeypatch.setattr(generator, "_make_users", never)
+    monkeypatch.setattr(generator, "physical_memory", lambda: 16 * 2**30)
+    with pytest.raises(ConfigError) as info:
+        generate(GeneratorConfig(users=1_000_000_000, items=1_000))
+    message = str(info.value)
+    needed = generator.memory_needed(1_000_000_000, 1_000)
+    assert needed > 300 * 2**30  # 400 bytes a user at the least
+    assert f"need about {needed / 2**30:,.1f} GiB of memory" in message
+    assert "this machine has 16.0 GiB" in message
+    suggested = int(re.search(r"try --users ([\d,]+) or fewer", message).group(1).replace(",", ""))
+    assert 5 <= suggested and generator.memory_needed(suggested, 1_000) <= 8 * 2**30
+
+
+def test_the_default_size_fits_in_two_gigabytes():
+    from tfrs_recsys.data.generator import check_memory
+
+    check_memory(GeneratorConfig(), available=2 * 2**30)  # no error
+
+
+def test_too_many_items_suggests_fewer_items():
+    from tfrs_recsys.data.generator import check_memory
+
+    with pytest.raises(ConfigError, match="try fewer --items"):
+        check_memory(GeneratorConfig(users=5, items=10**9), available=16 * 2**30)
