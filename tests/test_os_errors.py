@@ -291,3 +291,47 @@ def test_fetch_onto_a_full_cache_is_one_line_and_leaves_nothing(tmp_path, capsys
     line = _one_error_line(capsys)
     assert line.startswith(f"tfrs-recsys: error: {cache}: no space left on the device (ENOSPC)")
     assert list((cache / "datasets").iterdir()) == []
+
+
+def test_notes_added_on_the_way_up_are_on_the_same_line(tmp_path, capsys, monkeypatch):
+    from tfrs_recsys.training import run
+
+    def failing(config, run_dir, resume=False):
+        exc = OSError(errno.ENOSPC, "No space left on device", str(run_dir / "config.toml"))
+        exc.add_note(f"{run_dir} was removed: the run stopped before its first checkpoint")
+        raise exc
+
+    monkeypatch.setattr(run, "train", failing)
+    run_dir = tmp_path / "r1"
+    assert cli.main(["train", "--run-dir", str(run_dir)]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"tfrs-recsys: error: {run_dir}: no space left")
+    assert line.endswith(f"; {run_dir} was removed: the run stopped before its first checkpoint")
+
+
+def test_a_closed_output_pipe_is_quiet(tmp_path):
+    """``tfrs-recsys generate-data ... | head -0``: exit 141 and nothing on stderr."""
+    stderr = tmp_path / "stderr.txt"
+    with open(stderr, "wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tfrs_recsys", "generate-data", "--out", str(tmp_path / "ds"),
+             "--users", "50", "--items", "20"],
+            stdout=subprocess.PIPE, stderr=err, cwd=REPO,
+        )  # fmt: skip
+        process.stdout.close()
+        assert process.wait(timeout=300) == 141
+    assert stderr.read_text() == ""
+
+
+@pytest.mark.parametrize("out", ["/", ".", "x/.."])
+def test_an_output_that_names_no_new_directory_is_refused(tmp_path, capsys, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["generate-data", "--out", out, "--users", "50", "--force"]) == 2
+    assert "names no new directory" in _one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_with_control_characters_stays_on_one_line(tmp_path):
+    exc = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "a\nb"))
+    line = os_errors.describe(exc, None)
+    assert "\n" not in line and line.startswith(repr(str(tmp_path / "a\nb")))

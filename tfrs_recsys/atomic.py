@@ -189,8 +189,16 @@ def write_json_atomic(target: Path, data: Any) -> Path:
 
 
 def check_writable_target(target: Path, *, overwrite: bool) -> None:
-    """Fails early if ``target`` exists and must not be replaced."""
+    """Fails early if ``target`` exists and must not be replaced, or has no name of its own.
+
+    ``.``, ``..``, ``/`` or a path ending in them name no new directory (and would
+    replace the current directory or a parent of it): a ConfigError.
+    """
     target = Path(target)
+    if target.name in ("", ".", ".."):
+        raise ConfigError(
+            f"{target}: names no new directory; name the directory to write, e.g. ./out"
+        )
     if target.exists() and not target.is_dir():
         raise ConfigError(f"{target}: exists and is not a directory")
     if target.is_dir() and any(target.iterdir()) and not overwrite:

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -289,10 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return COMMANDS[args.command](args)
         except RecsysError as exc:
-            print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
+            print(f"{PROG}: error: {_with_notes(str(exc), exc)}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
-            print(f"{PROG}: interrupted", file=sys.stderr)
+        except KeyboardInterrupt as exc:
+            print(f"{PROG}: {_with_notes('interrupted', exc)}", file=sys.stderr)
             return 130
         except Exception as exc:
             # The machine failed the command (disk full, no permission, no memory): one line.
@@ -301,9 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             line = describe(exc, _output_of(args))
             if line is None:
                 raise
+            if isinstance(exc, BrokenPipeError):  # stdout went away (| head): nothing to say
+                with contextlib.suppress(OSError, ValueError):  # no flush error at exit
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 141
             if args.verbose:
                 traceback.print_exc()
-            print(f"{PROG}: error: {line}", file=sys.stderr)
+            print(f"{PROG}: error: {_with_notes(line, exc)}", file=sys.stderr)
             return 2
 
 
@@ -325,6 +330,11 @@ def _output_of(args: argparse.Namespace) -> Path | None:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _with_notes(message: str, exc: BaseException) -> str:
+    """The message and the notes added on the way up (what became of the output), on one line."""
+    return _one_line("; ".join([message, *getattr(exc, "__notes__", ())]))
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:

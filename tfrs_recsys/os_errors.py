@@ -71,6 +71,8 @@ def describe(exc: BaseException, output: str | os.PathLike[str] | None = None) -
     if isinstance(exc, MemoryError):
         detail = f" ({_one_line(str(exc))})" if str(exc) else ""
         return _MEMORY.format(detail=detail)
+    if isinstance(exc, BrokenPipeError):
+        return "the output was closed before the command finished (EPIPE)"
     if isinstance(exc, OSError):
         return _os_line(exc.errno, exc.strerror or str(exc), exc.filename, output)
     found = _tensorflow_os_error(exc)
@@ -92,7 +94,7 @@ def _os_line(
     what, todo = _MEANING.get(code or -1, (_one_line(text) or "operating system error", ""))
     if code == errno.EEXIST and filename is not None and os.path.isfile(filename):
         # mkdir of a folder (or of a parent of it) that is a file.
-        where, what = os.fsdecode(filename), "is a file, where a directory was expected"
+        where, what = _printable(os.fsdecode(filename)), "is a file, where a directory was expected"
     name = errno.errorcode.get(code or -1)
     line = f"{where}: {what}" if where else what
     if name:
@@ -111,14 +113,20 @@ def _where(
     if isinstance(filename, bytes):
         filename = os.fsdecode(filename)
     if filename is None or str(filename) == "":
-        return None if output is None else str(output)
+        return None if output is None else _printable(output)
     path = staging_target(Path(filename))
     if output is not None:
         inside = os.path.abspath(path)
         top = os.path.abspath(output)
         if inside == top or inside.startswith(top.rstrip(os.sep) + os.sep):
-            return str(output)
-    return str(path)
+            return _printable(output)
+    return _printable(path)
+
+
+def _printable(path: str | os.PathLike[str]) -> str:
+    """The path as text on one line: quoted with escapes if it holds control characters."""
+    text = os.fspath(path)
+    return text if text.isprintable() else repr(text)
 
 
 def _tensorflow_os_error(exc: BaseException) -> tuple[int, str | None, str] | None:
