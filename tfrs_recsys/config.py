@@ -142,7 +142,7 @@ class DataConfig:
             ``leave-last-out``.
         min_rating: Explicit ratings >= this are positives.
         validation_fraction: Share of train carved off for early stopping.
-        validation_seed: Seed of that carve.
+        validation_seed: Seed of that carve, in ``[0, 2**31 - 1]``.
     """
 
     source: str = "data/tech-products"
@@ -279,7 +279,8 @@ class TrainConfig:
         patience: Stop after this many epochs without a better validation
             ``monitor`` (0: never stop early); the best epoch's weights are kept.
         monitor: Validation metric for early stopping and model selection.
-        seed: Seed of weights, shuffling and negatives.
+        seed: Seed of weights, shuffling and negatives, in ``[0, 2**31 - 1]``
+            (what ``tf.keras.utils.set_random_seed``, numpy and the stateless ops take).
         refit: After early stopping has chosen the epoch count on the
             validation split, train a fresh model on the whole train split
             for that many epochs and keep it (as the peers ALS and EASE use the

@@ -60,7 +60,7 @@ class GeneratorConfig:
     Attributes:
         users: Number of users, split evenly over the 5 personalities.
         items: Catalog size.
-        seed: Seed of every random draw.
+        seed: Seed of every random draw, in ``[0, 2**64 - 1]``.
         density: Target share of positive cells (the notebooks' 9.66 %).
         type_weight, price_weight, text_weight, appeal_weight, taste_weight,
         activity_weight, noise_scale: Scales of the logit terms (see module doc).
