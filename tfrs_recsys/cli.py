@@ -2,8 +2,9 @@
 
 The commands parse their arguments, call the library and print what it returns
 (tables from :mod:`tfrs_recsys.reporting`). Every user error (bad flags, bad
-files) is printed as one line on stderr with exit status 2; nothing is left
-half-written. Progress lines of long commands go to stderr
+files) is printed as one line on stderr with exit status 2, and so is a failure
+of the machine (a full or read-only disk, no memory: :mod:`tfrs_recsys.os_errors`,
+with the traceback too under ``-v``); nothing is left half-written. Progress lines of long commands go to stderr
 (:mod:`tfrs_recsys.progress`); ``--json`` output on stdout is JSON only.
 TensorFlow's log noise is off unless ``-v`` is given.
 
