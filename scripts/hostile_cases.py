@@ -4,7 +4,8 @@ Every case runs the real command line (``.venv/bin/tfrs-recsys ...``) as a subpr
 generated data in a fresh temporary directory (or, for serving, the Python API of a tiny
 export, ``tfrs_recsys.load_exported``), and is classified automatically:
 
-- ``clean``: exit status 2 and exactly one stderr line (besides progress lines), no traceback;
+- ``clean``: exit status 2 and exactly one error line on stderr, the last (progress lines of
+  long commands may come before it), no traceback, no warning, no native TensorFlow log line;
 - ``traceback``: a Python traceback, a crash, or warnings printed besides the error;
 - ``wrong``: exit status 0 but a silently wrong result (what is right is stated by the case:
   a NaN score, a rating 7 counted as a positive, a resumed run unlike the uninterrupted one);
@@ -69,11 +70,12 @@ ERROR_LINE = re.compile(r"^tfrs-recsys( [\w-]+)?: error: ")
 TIMEOUT_S = 900
 # Names a finished command must never leave behind: staging and backup siblings.
 DEBRIS = re.compile(r"\.tmp-|\.old-|\.download-")
-# Progress lines of long commands on stderr (not errors): Keras epochs, the progress logger.
-PROGRESS = re.compile(
-    r"^(Epoch \d+/\d+$|\d+/\d+ - |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ tfrs_recsys\.progress: )"
+# What must never be on stderr: warnings, tracebacks and TensorFlow's native log lines (the
+# CLI filters those). Other lines besides the error are progress lines of long commands.
+NOISE = re.compile(
+    r"Warning|Traceback|warnings\.warn|^\s+File \"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "
+    r"|^[IWEF]\d{4} \d\d:\d\d:\d\d"
 )
-NOISE = re.compile(r"Warning|Traceback|warnings\.warn|^\s+File \"")
 
 
 # --- Running commands -----------------------------------------------------------------------------
@@ -99,13 +101,9 @@ class Proc:
     stderr: str
     seconds: float
 
-    def error_lines(self) -> list[str]:
-        """Non-blank stderr lines that are not progress lines."""
-        return [
-            line
-            for line in self.stderr.splitlines()
-            if line.strip() and not PROGRESS.match(line.strip())
-        ]
+    def lines(self) -> list[str]:
+        """Non-blank stderr lines."""
+        return [line for line in self.stderr.splitlines() if line.strip()]
 
 
 def _limits(fsize: int | None, memory: int | None) -> Callable[[], None] | None:
@@ -239,15 +237,17 @@ def judge(
     input: exit 0 and ``check`` passing expected; a clean refusal is ``wrong``) or ``either``
     (a clean refusal or a correct result are both fine).
     """
-    lines = proc.error_lines()
+    lines = proc.lines()
     first = lines[-1] if lines else ""
-    noisy = [line for line in proc.stderr.splitlines() if NOISE.search(line)]
+    errors = [line for line in lines if ERROR_LINE.match(line)]
+    noisy = [line for line in lines if NOISE.search(line)]
     if "Traceback" in proc.stderr:
         return "traceback", _last_exception(proc.stderr)
     if proc.returncode not in (0, 2):
         return "traceback", f"exit {proc.returncode}: {first[:200]}"
-    if proc.returncode == 2 and (len(lines) != 1 or not ERROR_LINE.match(first)):
-        return "traceback", f"{len(lines)} stderr lines: " + " | ".join(lines)[:300]
+    if proc.returncode == 2 and (len(errors) != 1 or errors[0] != first or noisy):
+        shown_lines = noisy + errors if noisy or errors else lines
+        return "traceback", "not one error line: " + " | ".join(shown_lines)[:300]
     if proc.returncode == 0 and noisy:
         return "traceback", f"exit 0 with warnings: {noisy[0][:200]}"
     wrong = None
