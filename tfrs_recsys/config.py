@@ -10,6 +10,9 @@ The package ships one config per model it reports (``tfrs_recsys/configs/``,
 package data, so an installed wheel has them too): :func:`config_names` lists
 them, and :func:`load_config` takes either such a name (``tech_all``) or the
 path of a TOML file.
+
+Longer than 500 lines: every key's docstring and the one table of number ranges
+(:data:`NUMBER_RANGES`) sit beside the dataclasses they check.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ Randomness is counter-based: the cell noise and the Bernoulli draw of cell
 ``(u, i)`` are hashes of ``(seed, u, i)``, so results do not depend on how the
 matrix is chunked, and :class:`TrueModel` recomputes the exact probabilities of
 any users from a few small arrays (``truth.npz``), at any catalog size.
+
+Before drawing anything, :func:`check_memory` refuses sizes the machine cannot
+hold. Longer than 500 lines: the memory estimate is measured on this code and
+kept beside it.
 """
 
 from __future__ import annotations
