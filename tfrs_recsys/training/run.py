@@ -276,6 +276,11 @@ def train(
                 "resume with the same config (or no --config: the run's own is used)"
             )
     elif run_dir.exists() and any(run_dir.iterdir()):
+        if not config_path.is_file():
+            raise ConfigError(
+                f"{run_dir}: is not empty and holds no run (no {CONFIG_FILE}); "
+                "choose a new or empty --run-dir"
+            )
         state = "a run" if has_checkpoint(run_dir) else "a run stopped before its first checkpoint"
         raise ConfigError(
             f"{run_dir}: already holds {state} (use --resume to continue it, or a new --run-dir)"
