@@ -652,6 +652,36 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
+class Skipped(Exception):
+    """A case that cannot run on this machine (the reason is reported)."""
+
+
+TMPFS_KB = 32
+
+
+def tiny_tmpfs(world: World, where: Path) -> None:
+    """Mounts a 32 KB tmpfs at ``case/tiny``: a real full file system (ENOSPC)."""
+    (where / "tiny").mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_KB}k", "tmpfs", str(where / "tiny")]
+    try:
+        result = subprocess.run(mount, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise Skipped(f"cannot mount a tmpfs ({exc})") from None
+    if result.returncode != 0:
+        raise Skipped(f"cannot mount a tmpfs: {result.stderr.strip()[:100]}")
+
+
+def unmount_under(where: Path) -> None:
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return
+    for line in mounts:
+        point = line.split()[1]
+        if point.startswith(str(where) + "/"):
+            subprocess.run(["umount", point], capture_output=True, check=False)
+
+
 # --- generate-data ----------------------------------------------------------------------------------
 
 G = "generate-data"
@@ -754,7 +784,14 @@ cli_case(
 )
 cli_case(
     G,
-    "--force over a dir, full disk (old data kept)",
+    f"a full {TMPFS_KB} KB tmpfs (ENOSPC)",
+    ["generate-data", "--out", "{case}/tiny/out", *GENERATE_ARGS],
+    prepare=tiny_tmpfs,
+    fresh="{case}/tiny/out",
+)
+cli_case(
+    G,
+    "--force over a dir, full disk",
     ["generate-data", "--out", "{case}/d", *GENERATE_ARGS, "--force"],
     prepare=nonempty_dir("d"),
     fsize=FULL,
@@ -1277,6 +1314,9 @@ train_case(
 train_case("--resume, nothing there", ["--resume"], fresh=False)
 train_case("full disk (RLIMIT_FSIZE 8 KB)", [], fsize=FULL)
 train_case(
+    f"a full {TMPFS_KB} KB tmpfs (ENOSPC)", [], run_dir="{case}/tiny/run", prepare=tiny_tmpfs
+)
+train_case(
     "read-only parent" + (f" ({READ_ONLY_NOTE}: EFBIG)" if is_root() else ""),
     [],
     run_dir="{case}/ro/run",
@@ -1628,6 +1668,7 @@ export_case("-n -1", ["-n", "-1"])
 export_case("--index bogus", ["--index", "bogus"])
 export_case("--cold-start-text on a bag-of-words run", ["--cold-start-text"])
 export_case("full disk (RLIMIT_FSIZE 8 KB)", [], fsize=FULL)
+export_case(f"a full {TMPFS_KB} KB tmpfs (ENOSPC)", [], out="{case}/tiny/m", prepare=tiny_tmpfs)
 export_case(
     "read-only parent" + (f" ({READ_ONLY_NOTE}: EFBIG)" if is_root() else ""),
     [],
@@ -1985,9 +2026,12 @@ def run_case(world: World, item: Case) -> list[Outcome]:
     where = world.case_dir(f"{item.kind}-{item.name}")
     try:
         result = item.body(world, where)
+    except Skipped as exc:
+        return [Outcome(item.kind, item.name, "skipped", "", str(exc), 0.0)]
     except Exception as exc:  # a bug of the battery, not of the package
         return [Outcome(item.kind, item.name, "error", "", f"battery error: {exc!r}", 0.0)]
     finally:
+        unmount_under(where)
         for path in [where, *where.rglob("*")]:
             if path.is_dir() and not os.access(path, os.W_OK):
                 os.chmod(path, 0o755)
@@ -2066,6 +2110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the outcomes here")
     parser.add_argument("--jobs", type=int, default=2, help="cases run at once (default 2)")
     parser.add_argument("--only", default="", help="comma-separated kinds to run (default all)")
+    parser.add_argument("--match", default="", help="only cases whose name contains this")
     parser.add_argument("--seed", type=int, default=12, help="seed of the kill delays")
     parser.add_argument("--offline", action="store_true", help="skip cases that download")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -2078,6 +2123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown kinds {sorted(unknown)}; choose from {', '.join(KINDS)}")
         cases = [c for c in cases if c.kind in kinds]
+    if args.match:
+        cases = [c for c in cases if args.match in c.name]
     if args.list:
         for c in cases:
             print(f"{c.kind}: {c.name}")
