@@ -18,8 +18,8 @@ The delays come from ``random.Random(f"{TFRS_FAULT_SEED}-<test>")`` (``TFRS_FAUL
 default 12), so a failure is reproducible; each assertion message names the delay.
 
 Marked ``faults`` and left out of the default run (``pytest -m faults`` or ``make faults``
-runs them): about 6-10 minutes on 2 cores, most of it TensorFlow's start-up in the
-subprocesses and the reference runs.
+runs them): 23 minutes on a 2-core machine busy with other jobs (load ~6), most of it
+TensorFlow's start-up in ~20 subprocesses and the three uninterrupted reference runs.
 """
 
 from __future__ import annotations
