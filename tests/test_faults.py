@@ -30,6 +30,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -113,24 +114,30 @@ def kill_at(
     Returns the command's stderr. Fails if the command ends before it is killed (the
     point under test was never interrupted).
     """
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tfrs_recsys", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + TIMEOUT_S
-    while process.poll() is None and not reached():
-        assert time.monotonic() < deadline, "the command never reached the point to kill at"
-        time.sleep(0.02)
-    if process.poll() is None:
-        time.sleep(delay)
-    finished = process.poll() is not None
-    if not finished:
-        process.send_signal(signal.SIGKILL)
-    _, stderr = process.communicate(timeout=60)
+    # stderr goes to a file: a pipe nobody reads while polling could fill and stall the command.
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tfrs_recsys", *map(str, args)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+        deadline = time.monotonic() + TIMEOUT_S
+        while process.poll() is None and not reached():
+            if time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("the command never reached the point to kill at")
+            time.sleep(0.02)
+        if process.poll() is None:
+            time.sleep(delay)
+        finished = process.poll() is not None
+        if not finished:
+            process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        log.seek(0)
+        stderr = log.read()
     assert not finished, (
         f"the command finished (exit {process.returncode}) before the kill "
         f"(delay {delay:.2f} s): {stderr[-500:]}"
