@@ -537,10 +537,12 @@ def cli_case(
     memory: int | None = None,
     needs: tuple[str, ...] = (),
     heavy: bool = False,
+    resumable: str | None = None,
 ) -> None:
     """A case that runs one command; ``args`` may use {data} {config} {run} {export} {case}
     {ml100k} {mllatest} {big}. ``fresh``: an output path (template) that did not exist before
-    and must not exist after a failure (a failed command leaves nothing that blocks its re-run).
+    and must not exist after a failure (a failed command leaves nothing that blocks its re-run),
+    unless it holds ``resumable`` (a file that makes it continuable with ``--resume``).
     """
 
     def body(world: World, where: Path) -> Outcome:
@@ -566,6 +568,8 @@ def cli_case(
             if found:
                 return "left " + ", ".join(found[:3])
             if output is not None and not before and p.returncode != 0 and output.exists():
+                if resumable and (output / resumable).exists():
+                    return None  # kept on purpose: the documented --resume continues it
                 if not output.is_dir() or any(output.iterdir()):
                     return f"a failed command left {output.name}/ behind (blocks the re-run)"
             return None
@@ -791,6 +795,14 @@ cli_case(
 )
 cli_case(
     G,
+    "a dead run's staging dir beside --out (removed)",
+    ["generate-data", "--out", "{case}/out", *GENERATE_ARGS],
+    expect="ok",
+    prepare=lambda world, where: _dead_staging(world, where),
+    check=_out_has("users.csv", MATRIX),
+)
+cli_case(
+    G,
     "--force over a dir, full disk",
     ["generate-data", "--out", "{case}/d", *GENERATE_ARGS, "--force"],
     prepare=nonempty_dir("d"),
@@ -891,19 +903,30 @@ def _fake_cache(world: World, where: Path) -> None:
     target.mkdir(parents=True)
     for name in ("ml-100k.inter", "ml-100k.user", "ml-100k.item"):
         (target / name).write_text("x\n")
-    # A dead process's staging sibling: the next fetch must clear it.
-    stale = where / "cache" / "datasets" / ".movielens-100k.tmp-deadbeef0000"
-    stale.mkdir()
-    (stale / "ml-100k.inter").write_text("half\n")
 
 
 cli_case(
     F,
-    "already cached, with a dead fetch's staging dir",
+    "already cached (no download)",
     ["fetch-data", "movielens-100k", "--cache", "{case}/cache"],
     expect="ok",
     prepare=_fake_cache,
 )
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _dead_staging(world: World, where: Path) -> None:
+    """A half-written staging directory of a dead process, named as the package names them."""
+    stale = where / f".out.tmp-{dead_pid()}-0123456789ab"
+    stale.mkdir()
+    (stale / "users.csv").write_text("user_id,age\n")
+
+
 NETWORK_CASES: list[Case] = []
 
 
@@ -1232,6 +1255,7 @@ def train_case(
         fresh=run_dir if fresh else None,
         fsize=fsize,
         check=check,
+        resumable="checkpoints/checkpoint",
         heavy=heavy,
     )
 
@@ -1969,6 +1993,7 @@ def compare_case(
         fsize=fsize,
         needs=needs,
         check=check,
+        resumable="settings.json",
     )
 
 
