@@ -352,7 +352,7 @@ class World:
 
 
 GENERATE_ARGS = ["--users", "300", "--items", "60", "--seed", "42"]
-BIG_ARGS = ["--users", "6000", "--items", "400", "--seed", "7"]
+BIG_ARGS = ["--users", "20000", "--items", "500", "--seed", "7"]
 TRAIN_ARGS = ["--config", "{config}"]
 
 
@@ -860,25 +860,26 @@ def kill_outcome(
     """Verdict of a kill + recovery: the recovery must succeed, equal an uninterrupted
     run and leave no debris."""
     name = name if killed else name + " (finished before the kill)"
-    if "Traceback" in first.stderr and not killed:
-        verdict, detail = "traceback", _last_exception(first.stderr)
-    elif recovery.returncode != 0:
-        verdict, detail = judge(recovery, expect="ok")
-        if verdict == "wrong":  # a clean refusal to recover: what was left blocks the re-run
-            verdict, detail = "debris", "recovery failed: " + detail
-    else:
-        verdict, detail = judge(recovery, expect="ok")
-        if verdict == "ok":
-            differs = same()
-            left = debris_in(where)
-            if differs:
-                verdict, detail = "wrong", differs
-            elif left:
-                verdict, detail = "debris", "left " + ", ".join(left[:3])
-            else:
-                detail = "recovered, equal to an uninterrupted run, no debris"
+    if not killed:  # nothing was interrupted: the first run itself must be right
+        recovery = first
+    verdict, detail = judge(recovery, expect="ok")
+    if verdict == "wrong" and recovery.returncode != 0:
+        # A clean refusal to recover: what the killed run left blocks the re-run.
+        verdict, detail = "debris", "recovery failed: " + detail
+    elif verdict == "ok":
+        differs = same()
+        left = debris_in(where)
+        if differs:
+            verdict, detail = "wrong", differs
+        elif left:
+            verdict, detail = "debris", "left " + ", ".join(left[:3])
+        elif killed:
+            detail = "recovered, equal to an uninterrupted run, no debris"
+        else:
+            detail = "not interrupted; its result is right, no debris"
     command = shown(first.command, world.root) + "; kill; " + shown(recovery.command, world.root)
-    return Outcome(kind, name, verdict, command, detail, first.seconds + recovery.seconds)
+    seconds = first.seconds + (recovery.seconds if killed else 0.0)
+    return Outcome(kind, name, verdict, command, detail, seconds)
 
 
 for point in range(3):

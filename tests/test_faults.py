@@ -47,7 +47,7 @@ SEED = os.environ.get("TFRS_FAULT_SEED", "12")
 TIMEOUT_S = 600
 STAGING_MARKS = (".tmp-", ".old-", ".download-")
 # Big enough that writing it takes a moment; the staging directory exists meanwhile.
-GENERATE_ARGS = ["--users", "6000", "--items", "400", "--seed", "7"]
+GENERATE_ARGS = ["--users", "20000", "--items", "500", "--seed", "7"]
 TINY_CONFIG = """\
 name = "tiny"
 
