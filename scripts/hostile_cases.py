@@ -25,7 +25,8 @@ export, recommend, serving, compare) and the totals, headed by the command and t
 ``--offline`` leaves them out. Full disks are simulated with ``RLIMIT_FSIZE`` in the child
 (writes past the limit fail with EFBIG), read-only directories with ``chmod 0o555`` when not
 running as root (root writes through it, so those cases then say so and use the size limit).
-About 10-15 minutes on 2 idle cores, most of it TensorFlow's start-up in ~60 subprocesses.
+15-20 minutes on 2 cores with ``--jobs 3`` (while other jobs ran), most of it TensorFlow's
+start-up in ~80 subprocesses.
 """
 
 from __future__ import annotations
@@ -1455,8 +1456,10 @@ def kill_export(point: int):
         recovery = run(args, where, world.env)
 
         def same() -> str | None:
-            if killed and partial:
-                return f"a killed export published version(s) {partial}"
+            # A version the killed run published (renamed before the kill) must be complete.
+            for version in partial:
+                if not (out / version / "assets.extra" / "export.json").is_file():
+                    return f"the killed export published an incomplete version {version}"
             return _export_loads(world, out)
 
         return kill_outcome(

@@ -18,7 +18,7 @@ The delays come from ``random.Random(f"{TFRS_FAULT_SEED}-<test>")`` (``TFRS_FAUL
 default 12), so a failure is reproducible; each assertion message names the delay.
 
 Marked ``faults`` and left out of the default run (``pytest -m faults`` or ``make faults``
-runs them): 23 minutes on a 2-core machine busy with other jobs (load ~6), most of it
+runs them): 13-23 minutes on a 2-core machine busy with other jobs (load 4-6), most of it
 TensorFlow's start-up in ~20 subprocesses and the three uninterrupted reference runs.
 """
 
@@ -315,13 +315,17 @@ def test_killed_export_rerun_publishes_one_complete_version(world, reference_run
         lambda: out.is_dir() and any(".tmp-" in p.name for p in out.iterdir()),
         delay,
     )
-    published = sorted(p.name for p in out.iterdir() if p.name.isdigit())
-    assert published == [], f"a killed export published {published} (delay {delay:.2f} s)"
+    # The rename that publishes a version is atomic: a kill before it leaves no version,
+    # a kill after it (while models.config is written) leaves a complete one.
+    published = sorted(int(p.name) for p in out.iterdir() if p.name.isdigit())
+    assert published in ([], [1]), published
 
     ok(cli(args, tmp_path, world["env"]), "the re-run of export")
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["1"]
-    answer = tr.load_exported(out).recommend(["tec_0001"], k=3)[0]
-    assert answer["known_user"] and len(answer["items"]) == 3
+    versions = sorted(int(p.name) for p in out.iterdir() if p.name.isdigit())
+    assert versions == [*published, len(published) + 1], f"delay {delay:.2f} s"
+    for version in versions:
+        answer = tr.load_exported(out, version).recommend(["tec_0001"], k=3)[0]
+        assert answer["known_user"] and len(answer["items"]) == 3, (version, delay)
     assert debris(tmp_path) == [], f"delay {delay:.2f} s"
 
 
