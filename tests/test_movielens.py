@@ -776,3 +776,14 @@ def test_utf16_ratings_file(tmp_path: Path) -> None:
     error = _error(load_ml_latest, directory)
     assert (Path(error.file).name, error.line) == ("ratings.csv", 1)
     assert error.problem.startswith("looks like UTF-16")
+
+
+def test_a_pair_rated_twice_names_both_lines(tmp_path: Path) -> None:
+    """A repeated (user, item) would count as two positives, possibly one in train
+    and one in the holdout."""
+    data = U_DATA[:5] + ["298\t474\t5\t884182999"] + U_DATA[5:]  # 298 rated 474 on line 6
+    error = _error(load_ml100k, write_ml100k(tmp_path, data=data))
+    assert (Path(error.file).name, error.line, error.column) == ("u.data", 7, "item_id")
+    assert error.problem == (
+        "user '298' rates item '474' a second time (first on line 6); keep one rating per pair"
+    )

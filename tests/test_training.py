@@ -341,6 +341,24 @@ def test_load_run_refuses_an_unfinished_refit_run(refit_run, tmp_path):
         load_run(run_dir)
 
 
+def test_load_run_names_truncated_weights_in_one_line(refit_run, tmp_path):
+    run_dir = tmp_path / "damaged"
+    shutil.copytree(refit_run[0], run_dir)
+    (data,) = (run_dir / "refit").glob("weights.data-*")
+    data.write_bytes(data.read_bytes()[:10])
+    with pytest.raises(ConfigError, match="weights cannot be read.*damaged") as raised:
+        load_run(run_dir)
+    assert "\n" not in str(raised.value)
+
+
+def test_load_run_names_a_damaged_metrics_json(refit_run, tmp_path):
+    run_dir = tmp_path / "damaged"
+    shutil.copytree(refit_run[0], run_dir)
+    (run_dir / "metrics.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match="metrics.json: not the JSON train writes"):
+        load_run(run_dir)
+
+
 # --- Data without user features ----------------------------------------------------------------
 
 

@@ -87,6 +87,28 @@ def check_unique(table: Table, column: str) -> None:
         )
 
 
+def check_unique_pairs(table: Table, user_column: str, item_column: str) -> None:
+    """No (user, item) pair is rated twice; the message names both lines.
+
+    A repeated pair would count as two positives and could land in both the
+    train split and the holdout.
+    """
+    pairs = table.frame[[user_column, item_column]]
+    duplicated = pairs.duplicated().to_numpy()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated)[0])
+        user, item = pairs.iloc[row]
+        same = (pairs[user_column] == user).to_numpy() & (pairs[item_column] == item).to_numpy()
+        first = int(np.flatnonzero(same)[0])
+        raise _fail(
+            table,
+            row,
+            item_column,
+            f"user {shown_value(user)} rates item {shown_value(item)} a second time "
+            f"(first on line {table.line(first)}); keep one rating per pair",
+        )
+
+
 def check_ids(table: Table, column: str) -> None:
     """The ids of a user or item table: all present and unique."""
     check_ids_present(table, column)

@@ -487,9 +487,23 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     preprocessing = Preprocessing.load(fitted)
     data = prepare_data(config)
     model = build_model(config.model, preprocessing, data.dataset)
-    tf.train.Checkpoint(model=model).read(str(weights)).expect_partial()
+    try:
+        tf.train.Checkpoint(model=model).read(str(weights)).expect_partial()
+    except (tf.errors.OpError, ValueError, IndexError, AssertionError) as exc:
+        raise ConfigError(
+            f"{weights}: the run's weights cannot be read ({_first_line(exc)}); "
+            "the run directory is damaged: train the run again into a new --run-dir"
+        ) from exc
     metrics_path = run_dir / METRICS_FILE
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    metrics = {}
+    if metrics_path.is_file():
+        try:
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(
+                f"{metrics_path}: not the JSON train writes ({_first_line(exc)}); "
+                "the run directory is damaged: train the run again into a new --run-dir"
+            ) from exc
     return TrainedRun(
         run_dir=run_dir,
         config=config,
@@ -498,6 +512,11 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         model=model,
         metrics=metrics,
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 def evaluate(

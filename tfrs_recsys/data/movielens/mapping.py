@@ -26,6 +26,7 @@ from tfrs_recsys.data.validation import (
     check_known,
     check_rating_scale,
     check_timestamps,
+    check_unique_pairs,
 )
 from tfrs_recsys.errors import ConfigError
 
@@ -149,6 +150,7 @@ def assemble(
     if scale is not None:
         check_rating_scale(ratings, "rating", scale)
     check_timestamps(ratings, "timestamp")
+    check_unique_pairs(ratings, USER_ID, ITEM_ID)
     if user_file is not None:
         check_known(ratings, USER_ID, users[USER_ID], known_file=user_file, what="user")
     if item_file is not None:
