@@ -70,20 +70,28 @@ def check_ids_present(table: Table, column: str) -> None:
         raise _fail(table, int(np.flatnonzero(blank)[0]), column, "empty id")
 
 
+def _first_repeat(frame: pd.DataFrame) -> tuple[int, int] | None:
+    """``(row, first)``: the first row whose values appeared before, and that earlier
+    row; None when no row repeats another."""
+    repeated = frame.duplicated().to_numpy()
+    if not repeated.any():
+        return None
+    row = int(np.flatnonzero(repeated)[0])
+    same = (frame == frame.iloc[row]).all(axis=1).to_numpy()
+    return row, int(np.flatnonzero(same)[0])
+
+
 def check_unique(table: Table, column: str) -> None:
     """No id of ``column`` appears twice; the message names both lines."""
-    values = table.frame[column]
-    duplicated = values.duplicated().to_numpy()
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated)[0])
-        value = values.iloc[row]
-        first = int(np.flatnonzero((values == value).to_numpy())[0])
+    repeat = _first_repeat(table.frame[[column]])
+    if repeat is not None:
+        row, first = repeat
         raise _fail(
             table,
             row,
             column,
-            f"duplicate id {shown_value(value)} (first seen on line {table.line(first)}); "
-            "ids must be unique",
+            f"duplicate id {shown_value(table.frame[column].iloc[row])} "
+            f"(first seen on line {table.line(first)}); ids must be unique",
         )
 
 
@@ -94,12 +102,10 @@ def check_unique_pairs(table: Table, user_column: str, item_column: str) -> None
     train split and the holdout.
     """
     pairs = table.frame[[user_column, item_column]]
-    duplicated = pairs.duplicated().to_numpy()
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated)[0])
+    repeat = _first_repeat(pairs)
+    if repeat is not None:
+        row, first = repeat
         user, item = pairs.iloc[row]
-        same = (pairs[user_column] == user).to_numpy() & (pairs[item_column] == item).to_numpy()
-        first = int(np.flatnonzero(same)[0])
         raise _fail(
             table,
             row,
