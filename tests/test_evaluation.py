@@ -433,6 +433,113 @@ def test_schema_without_segment_gives_no_breakdown():
     assert result.metrics["recall@1"] == 0.5
 
 
+# --- Recall@10 by the item's train popularity ----------------------------------------
+#
+# 4 users x 12 items, every user scores item i as -i (lower rows rank first).
+#   train:   u0 {i0}, u1 {i0, i1}, u3 {i11}      (u3 has no holdout: not evaluated)
+#   holdout: u0 {i1, i11}, u1 {i2}, u2 {i0, i5}
+# Train positives: i0 2, i1 1, i11 1 (u3 counts), i2..i10 0 (cold).
+# Top 10: u0 i1..i10 (i1 hit, i11 11th: miss); u1 i2..i11 (i2 hit); u2 i0..i9 (both hit).
+# Bin 0: pairs u1-i2, u2-i5, 2 hits; bin 1-4: u0-i1, u0-i11, u2-i0, 2 hits.
+TAIL_SCORES = np.tile(-np.arange(12, dtype=np.float32), (4, 1))
+TAIL_TRAIN = {0: [0], 1: [0, 1], 3: [11]}
+TAIL_HOLDOUT = {0: [1, 11], 1: [2], 2: [0, 5]}
+
+
+@pytest.fixture
+def tail_result():
+    task = EvaluationTask.build(toy_dataset(4, 12), pairs(TAIL_TRAIN), pairs(TAIL_HOLDOUT))
+    return task, evaluate(matrix_scorer(TAIL_SCORES), task)
+
+
+def test_item_train_positives_count_every_train_user(tail_result):
+    task, _ = tail_result
+    assert list(task.item_train_positives) == [2, 1] + [0] * 9 + [1]
+
+
+def test_items_without_train_positives_are_the_cold_bin(tail_result):
+    _, result = tail_result
+    bins = result.popularity_bins
+    assert bins["0"] == {"items": 9, "pairs": 2, "hits@10": 2, "recall@10": 1.0}
+    assert bins["1-4"] == {"items": 3, "pairs": 3, "hits@10": 2, "recall@10": 2 / 3}
+
+
+def test_empty_popularity_bins_have_no_recall(tail_result):
+    _, result = tail_result
+    assert list(result.popularity_bins) == ["0", "1-4", "5-19", "20-99", "100-499", "500+"]
+    for label in ("5-19", "20-99", "100-499", "500+"):
+        assert result.popularity_bins[label] == {
+            "items": 0,
+            "pairs": 0,
+            "hits@10": 0,
+            "recall@10": None,
+        }
+    assert json.loads(json.dumps(result.to_dict()))["popularity_bins"]["500+"]["recall@10"] is None
+
+
+def test_popularity_bins_round_trip_and_older_results_load(tail_result):
+    _, result = tail_result
+    data = json.loads(json.dumps(result.to_dict()))
+    assert EvaluationResult.from_dict(data).popularity_bins == result.popularity_bins
+    del data["popularity_bins"]  # a metrics.json written before the bins existed
+    older = EvaluationResult.from_dict(data)
+    assert older.popularity_bins == {} and older.metrics == result.metrics
+
+
+def brute_force_bins(scores, train, holdout, n_items):
+    """Per bin: (items, pairs, hits@10) by pandas counts and one full sort per user."""
+    edges = [(0, 0), (1, 4), (5, 19), (20, 99), (100, 499), (500, 10**9)]
+    train = train.drop_duplicates()
+    holdout = holdout.drop_duplicates()
+    counts = train.groupby("item_id")["user_id"].nunique()
+    positives = [int(counts.get(f"i{i}", 0)) for i in range(n_items)]
+    bin_of = [next(b for b, (lo, hi) in enumerate(edges) if lo <= c <= hi) for c in positives]
+    train_sets = train.groupby("user_id")["item_id"].agg(set)
+    items, pairs_in, hits = [0] * 6, [0] * 6, [0] * 6
+    for i in range(n_items):
+        items[bin_of[i]] += 1
+    for user, group in holdout.groupby("user_id"):
+        masked = {int(i[1:]) for i in train_sets.get(user, set())}
+        relevant = {int(i[1:]) for i in group["item_id"]} - masked
+        row = scores[int(user[1:])]
+        ranked = [i for i in np.lexsort((np.arange(n_items), -row)) if i not in masked]
+        top = {i for i in ranked if row[i] > NEG_INF}
+        top = {i for i in ranked[:10] if i in top}
+        for i in relevant:
+            pairs_in[bin_of[i]] += 1
+            hits[bin_of[i]] += i in top
+    return items, pairs_in, hits
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_popularity_bins_match_brute_force(seed):
+    # 700 users x 60 items whose train densities range from 0 to ~0.9, so every
+    # bin has items; seed 1 has tied scores and -inf cells.
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 700, 60
+    dataset = toy_dataset(n_users, n_items)
+    density = np.concatenate([np.zeros(5), np.geomspace(0.001, 0.9, n_items - 5)])
+    cells = rng.random((n_users, n_items))
+    train = pairs({u: list(np.flatnonzero(cells[u] < density)) for u in range(n_users)})
+    holdout = pairs({u: list(np.flatnonzero(cells[u] > 0.93)) for u in range(n_users)})
+    if seed == 1:
+        scores = rng.integers(0, 5, size=(n_users, n_items)).astype(np.float32)
+        scores[rng.random((n_users, n_items)) < 0.3] = NEG_INF
+    else:
+        scores = rng.standard_normal((n_users, n_items)).astype(np.float32)
+    task = EvaluationTask.build(dataset, train, holdout)
+    items, pairs_in, hits = brute_force_bins(scores, train, holdout, n_items)
+    assert min(items) > 0  # every bin is exercised
+    for batch_size in (64, 1024):
+        bins = evaluate(matrix_scorer(scores), task, batch_size=batch_size).popularity_bins
+        assert [b["items"] for b in bins.values()] == items
+        assert [b["pairs"] for b in bins.values()] == pairs_in
+        assert [b["hits@10"] for b in bins.values()] == hits
+        for b, figures in enumerate(bins.values()):
+            expected = hits[b] / pairs_in[b] if pairs_in[b] else None
+            assert figures["recall@10"] == pytest.approx(expected, abs=1e-12)
+
+
 # --- Errors ----------------------------------------------------------------------------
 
 

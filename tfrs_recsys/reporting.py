@@ -5,7 +5,9 @@ Tables:
 - :func:`dataset_summary` and :func:`format_summary`: what ``inspect-data`` prints.
 - :func:`metrics_markdown`: one row per model, the ranking metrics of a run
   (``train``, ``evaluate``, ``demo``).
-- :func:`comparison_markdown`: the ``comparison.md`` table of a ``compare`` report.
+- :func:`comparison_markdown`: the ``comparison.md`` tables of a ``compare`` report.
+- :func:`popularity_markdown`: recall@10 by the item's train popularity, one row
+  per model, one column per bin (the second table of ``comparison.md``).
 - :func:`segment_markdown`: one metric per user segment (personality), one column per model.
 - :func:`metrics_frame`: a pandas table, one row per model (the notebooks).
 
@@ -21,7 +23,7 @@ inline and a script saves them; nothing here switches the pyplot backend:
 A model's figures may be given as an
 :class:`~tfrs_recsys.evaluation.protocol.EvaluationResult` or as a ``compare``
 report entry (``report["models"][name]``, a dict with ``"recall@10"``,
-``"recall_curve"``, ``"per_segment_recall@10"``, ...).
+``"recall_curve"``, ``"per_segment_recall@10"``, ``"popularity_bins"``, ...).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ __all__ = [
     "metrics_frame",
     "metrics_markdown",
     "metrics_of",
+    "popularity_bins_of",
+    "popularity_markdown",
     "plot_metric_bars",
     "plot_recall_curves",
     "plot_segment_bars",
@@ -101,6 +105,15 @@ def segment_values(figures: ModelFigures, metric: str = "recall@10") -> dict[str
     if per_segment is not None:
         return {segment: float(values[metric]) for segment, values in per_segment.items()}
     return {segment: float(value) for segment, value in figures[f"per_segment_{metric}"].items()}
+
+
+def popularity_bins_of(figures: ModelFigures) -> Mapping[str, Mapping[str, Any]]:
+    """``{bin label: {"items", "pairs", "hits@10", "recall@10"}}`` of a result or a
+    report entry; empty when it was recorded before the bins existed."""
+    bins = getattr(figures, "popularity_bins", None)
+    if bins is None and isinstance(figures, Mapping):
+        bins = figures.get("popularity_bins")
+    return bins or {}
 
 
 # --- Tables --------------------------------------------------------------------------------
@@ -182,12 +195,55 @@ def comparison_markdown(report: Mapping[str, Any]) -> str:
             f"{m['eval_s']:.2f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    popularity = popularity_markdown(report["models"])
+    if popularity:
+        lines += ["", popularity]
     if report.get("pending"):
         lines += [
             "",
             f"Not finished yet: {', '.join(report['pending'])} "
             "(`tfrs-recsys compare ... --resume` continues the comparison).",
         ]
+    return "\n".join(lines)
+
+
+def popularity_markdown(rows: Mapping[str, ModelFigures]) -> str:
+    """recall@10 of the holdout pairs by the item's train positives: models x bins.
+
+    The bins and the definition are those of
+    :mod:`tfrs_recsys.evaluation.popularity_bins`. The header gives each bin's
+    holdout pairs when every model has the same ones (one task); otherwise each
+    cell does. A bin without holdout pairs shows ``-``. Models recorded without
+    the bins are named under the table. Empty string when no model has them.
+    """
+    binned = {name: popularity_bins_of(figures) for name, figures in rows.items()}
+    missing = [name for name, bins in binned.items() if not bins]
+    binned = {name: bins for name, bins in binned.items() if bins}
+    if not binned:
+        return ""
+    labels = list(next(iter(binned.values())))
+    counts = {tuple(bins[b]["pairs"] for b in labels) for bins in binned.values()}
+    same = len(counts) == 1
+    first = next(iter(binned.values()))
+    header = [f"{b} ({first[b]['pairs']:,} pairs)" if same else b for b in labels]
+    items = ", ".join(f"{b}: {first[b]['items']:,}" for b in labels)
+    lines = [
+        "recall@10 by the item's train positives: holdout pairs of the bin found in the "
+        "user's top 10 / holdout pairs of the bin (docs/evaluation.md). Catalog items per "
+        f"bin: {items}.",
+        "",
+        "| model | " + " | ".join(header) + " |",
+        "|---|" + "---:|" * len(labels),
+    ]
+    for name, bins in binned.items():
+        cells = []
+        for b in labels:
+            recall = bins[b]["recall@10"]
+            cell = "-" if recall is None else f"{recall:.4f}"
+            cells.append(cell if same else f"{cell} ({bins[b]['pairs']:,})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if missing:
+        lines += ["", f"Recorded without the popularity bins: {', '.join(missing)}."]
     return "\n".join(lines)
 
 

@@ -1,5 +1,8 @@
 """The evaluation protocol (docs/evaluation.md) for any scorer.
 
+(Over 500 lines: the task, its result and the one ranking loop that links them
+are one concept, and splitting them would spread the protocol over modules.)
+
 A *scorer* is any callable ``scorer(user_rows) -> scores`` that takes a
 ``[batch]`` int64 array of user row indices (row order of ``dataset.users``) and
 returns ``[batch, n_items]`` scores (numpy or ``tf.Tensor``, cast to float32),
@@ -34,6 +37,9 @@ Conventions the protocol leaves open, decided here:
   documented order), so results are deterministic.
 - ``coverage@10`` is computed over all evaluated users (and per segment over the
   segment's users): distinct items in a top-10 / catalog size.
+- ``popularity_bins``: recall@10 of the holdout pairs grouped by the item's
+  number of train positives (:mod:`tfrs_recsys.evaluation.popularity_bins`),
+  counted from the same top-10 lists.
 """
 
 from __future__ import annotations
@@ -57,6 +63,13 @@ from tfrs_recsys.evaluation.metrics import (
     metric_key,
     per_user_metrics,
     recall_curve,
+)
+from tfrs_recsys.evaluation.popularity_bins import (
+    BIN_K,
+    BIN_LABELS,
+    binned_recall,
+    count_bins,
+    item_bins,
 )
 from tfrs_recsys.recommender import Scorer
 
@@ -91,6 +104,10 @@ class EvaluationTask:
         segments: ``[U]`` str segment value of each evaluated user, or ``None``.
         dropped_holdout_pairs: Distinct holdout pairs dropped because they are
             also train pairs (see the module docstring).
+        item_train_positives: ``[n_items]`` int64, each item's number of
+            distinct train users over the whole train part (evaluated users or
+            not), for :attr:`EvaluationResult.popularity_bins`. ``None`` (a
+            task built by hand): counted from the evaluated users' train lists.
     """
 
     dataset_name: str
@@ -105,6 +122,7 @@ class EvaluationTask:
     segment: str | None
     segments: np.ndarray | None
     dropped_holdout_pairs: int = 0
+    item_train_positives: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -143,6 +161,7 @@ class EvaluationTask:
             )
         user_rows = np.unique(holdout_keys // n_items)
         holdout_offsets, holdout_items_csr = _csr(holdout_keys, user_rows, n_items)
+        item_train_positives = np.bincount(train_keys % n_items, minlength=n_items)
         train_keys = train_keys[np.isin(train_keys // n_items, user_rows)]
         train_offsets, train_items_csr = _csr(train_keys, user_rows, n_items)
 
@@ -168,6 +187,7 @@ class EvaluationTask:
             segment=segment,
             segments=segments,
             dropped_holdout_pairs=dropped,
+            item_train_positives=item_train_positives.astype(np.int64),
         )
 
     @classmethod
@@ -197,6 +217,13 @@ class EvaluationTask:
             cached = positions * self.n_items + self.holdout_items
             object.__setattr__(self, "_holdout_keys", cached)
         return cached
+
+    @property
+    def train_positives_per_item(self) -> np.ndarray:
+        """``[n_items]`` int64 train positives of each item (:attr:`item_train_positives`)."""
+        if self.item_train_positives is not None:
+            return self.item_train_positives
+        return np.bincount(self.train_items, minlength=self.n_items).astype(np.int64)
 
     def train_items_of(self, position: int) -> np.ndarray:
         """Train item rows of the evaluated user at ``position``."""
@@ -237,6 +264,11 @@ class EvaluationResult:
         dataset: Dataset name.
         split: Split name.
         segment: The segment column, or ``None``.
+        popularity_bins: Bin label -> ``items``, ``pairs``, ``hits@10`` and
+            ``recall@10`` (``None`` for a bin without holdout pairs) of the
+            holdout pairs binned by the item's train positives
+            (:func:`tfrs_recsys.evaluation.popularity_bins.binned_recall`).
+            Empty in a result read from a file written before it existed.
     """
 
     metrics: dict[str, float]
@@ -248,6 +280,7 @@ class EvaluationResult:
     dataset: str
     split: str
     segment: str | None
+    popularity_bins: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dictionary (plain floats and lists)."""
@@ -264,6 +297,9 @@ class EvaluationResult:
             },
             "eval_s": float(self.eval_s),
             "scorer_s": float(self.scorer_s),
+            "popularity_bins": {
+                label: dict(figures) for label, figures in self.popularity_bins.items()
+            },
         }
 
     @classmethod
@@ -280,6 +316,10 @@ class EvaluationResult:
                 dataset=data["dataset"],
                 split=data["split"],
                 segment=data.get("segment"),
+                popularity_bins={
+                    str(label): dict(figures)
+                    for label, figures in data.get("popularity_bins", {}).items()
+                },
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"malformed evaluation result: {exc!r}") from exc
@@ -347,6 +387,9 @@ def evaluate(
     # covered[s, i]: item i is in the top-10 of some user of segment s.
     covered = np.zeros((len(segment_values), task.n_items), dtype=bool)
     holdout_keys = task.holdout_keys
+    bin_of_item = item_bins(task.train_positives_per_item)
+    bin_hits = np.zeros(len(BIN_LABELS), dtype=np.int64)
+    bin_k = min(BIN_K, top_n)
     scorer_s = 0.0
 
     for start in range(0, n_users, batch_size):
@@ -379,6 +422,7 @@ def evaluate(
         for key, values_of_batch in per_user_metrics(hits, batch_counts, ks).items():
             per_user[key][start:stop] = values_of_batch
         curve_sum += recall_curve(hits, batch_counts, curve_max_k).sum(axis=0)
+        bin_hits += count_bins(bin_of_item[items[:, :bin_k][hits[:, :bin_k]]])
 
         top = items[:, :COVERAGE_K]
         shown = ranked[:, :COVERAGE_K]
@@ -419,6 +463,9 @@ def evaluate(
         dataset=task.dataset_name,
         split=task.split_name,
         segment=task.segment,
+        popularity_bins=binned_recall(
+            count_bins(bin_of_item), count_bins(bin_of_item[task.holdout_items]), bin_hits
+        ),
     )
 
 

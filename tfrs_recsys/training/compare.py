@@ -171,8 +171,10 @@ def compare(
 
     Returns:
         ``{"dataset", "split", "models": {name: {"recall@10", "ndcg@10",
-        "recall@50", "coverage@10", "train_s", "eval_s", ...}}}``, also written
-        to ``out/comparison.json``.
+        "recall@50", "coverage@10", "train_s", "eval_s", "popularity_bins",
+        ...}}}``, also written to ``out/comparison.json``; ``popularity_bins``
+        is recall@10 by the item's train positives
+        (:mod:`tfrs_recsys.evaluation.popularity_bins`).
 
     Raises:
         ConfigError: ``out`` holds a comparison (without ``resume``) or one with
@@ -390,6 +392,8 @@ def _entry(run: ModelRun) -> dict[str, Any]:
             seg: float(values["recall@10"]) for seg, values in run.result.per_segment.items()
         }
     entry["recall_curve"] = [float(v) for v in run.result.recall_curve]
+    if run.result.popularity_bins:
+        entry["popularity_bins"] = run.result.popularity_bins
     entry.update(run.details)
     return entry
 
