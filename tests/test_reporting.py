@@ -86,6 +86,68 @@ def test_comparison_markdown_of_an_unfinished_comparison_names_the_pending_model
     assert "Not finished" not in reporting.comparison_markdown(REPORT)
 
 
+def bins(pairs, hits, items=(3, 2)):
+    """A report entry's ``popularity_bins`` with two bins, ``0`` and ``1-4``."""
+    return {
+        label: {
+            "items": n_items,
+            "pairs": n,
+            "hits@10": h,
+            "recall@10": h / n if n else None,
+        }
+        for label, n_items, n, h in zip(("0", "1-4"), items, pairs, hits)
+    }
+
+
+def with_bins(**per_model):
+    models = {
+        name: {**REPORT["models"][name], "popularity_bins": b} for name, b in per_model.items()
+    }
+    return {**REPORT, "models": models}
+
+
+def test_popularity_table_has_pair_counts_in_the_header_and_a_dash_for_empty_bins():
+    report = with_bins(popularity=bins((0, 1200), (0, 300)), oracle=bins((0, 1200), (0, 600)))
+    assert reporting.popularity_markdown(report["models"]).splitlines() == [
+        "recall@10 by the item's train positives: holdout pairs of the bin found in the "
+        "user's top 10 / holdout pairs of the bin (docs/evaluation.md). Catalog items per "
+        "bin: 0: 3, 1-4: 2.",
+        "",
+        "| model | 0 (0 pairs) | 1-4 (1,200 pairs) |",
+        "|---|---:|---:|",
+        "| popularity | - | 0.2500 |",
+        "| oracle | - | 0.5000 |",
+    ]
+
+
+def test_popularity_table_follows_the_comparison_table():
+    report = with_bins(popularity=bins((4, 8), (1, 2)), oracle=bins((4, 8), (2, 2)))
+    lines = reporting.comparison_markdown(report).splitlines()
+    assert lines[5].startswith("| oracle | 0.5000")
+    assert lines[7].startswith("recall@10 by the item's train positives")
+    assert lines[-2:] == ["| popularity | 0.2500 | 0.2500 |", "| oracle | 0.5000 | 0.2500 |"]
+
+
+def test_popularity_table_with_other_pair_counts_per_model_puts_them_in_the_cells():
+    report = with_bins(popularity=bins((4, 8), (1, 2)), oracle=bins((5, 8), (5, 4)))
+    lines = reporting.popularity_markdown(report["models"]).splitlines()
+    assert lines[2] == "| model | 0 | 1-4 |"
+    assert lines[4:] == [
+        "| popularity | 0.2500 (4) | 0.2500 (8) |",
+        "| oracle | 1.0000 (5) | 0.5000 (8) |",
+    ]
+
+
+def test_popularity_table_names_models_recorded_without_bins_and_is_absent_without_any():
+    report = with_bins(popularity=bins((4, 8), (1, 2)))
+    report["models"]["oracle"] = REPORT["models"]["oracle"]
+    lines = reporting.popularity_markdown(report["models"]).splitlines()
+    assert [line.split(" |")[0] for line in lines[4:5]] == ["| popularity"]
+    assert lines[-1] == "Recorded without the popularity bins: oracle."
+    assert reporting.popularity_markdown(REPORT["models"]) == ""
+    assert "train positives" not in reporting.comparison_markdown(REPORT)
+
+
 def test_segment_markdown_has_a_row_per_segment_and_a_column_per_model():
     text = reporting.segment_markdown(REPORT["models"], "personality")
     assert text.splitlines() == [
