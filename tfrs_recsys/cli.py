@@ -117,6 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="evaluate a trained run on its holdout")
     evaluate.add_argument("--run-dir", type=Path, required=True)
+    evaluate.add_argument(
+        "--rerank",
+        type=Path,
+        default=None,
+        metavar="RANKING_RUN",
+        help="two stages: --run-dir (a retrieval run) proposes each user's top --candidates "
+        "unseen items, this ranking run (same data and split) re-orders them; prints the "
+        "retrieval run alone and the two stages",
+    )
+    evaluate.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        metavar="M",
+        help="candidates per user with --rerank (default 200)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
 
     compare = sub.add_parser("compare", help="train and evaluate several models on one split")
@@ -205,6 +221,22 @@ def build_parser() -> argparse.ArgumentParser:
         "profession, a new item's description) go through the TF Hub encoder in "
         "recommend_from_features and score_items instead of getting the zero vector; the whole "
         "SavedModel then needs TF Text to load (TF Serving >= 2.20; in Python `import tensorflow_text`)",
+    )
+    export.add_argument(
+        "--rerank",
+        type=Path,
+        default=None,
+        metavar="RANKING_RUN",
+        help="a two-stage export: --run-dir (a retrieval run) proposes each user's top "
+        "--candidates unseen items, this ranking run (same data and split) re-orders them, in "
+        "one SavedModel (serving_default and recommend_k; stock TensorFlow ops)",
+    )
+    export.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        metavar="M",
+        help="candidates per user with --rerank (default 200; -n must not exceed it)",
     )
     export.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -424,10 +456,71 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _candidates(args: argparse.Namespace) -> int:
+    """``--candidates`` (default 200), refused without ``--rerank`` or below 1."""
+    from tfrs_recsys.errors import ConfigError
+    from tfrs_recsys.models.two_stage import DEFAULT_CANDIDATES, check_candidates
+
+    if args.rerank is None:
+        if args.candidates is not None:
+            raise ConfigError("--candidates goes with --rerank RANKING_RUN (the second stage)")
+        return DEFAULT_CANDIDATES
+    if args.candidates is None:
+        return DEFAULT_CANDIDATES
+    return check_candidates(args.candidates)
+
+
+def _cmd_evaluate_two_stage(args: argparse.Namespace) -> int:
+    from tfrs_recsys.errors import ConfigError
+    from tfrs_recsys.models.two_stage import TwoStageRecommender
+    from tfrs_recsys.reporting import metrics_markdown
+    from tfrs_recsys.training.run import evaluate, load_run
+
+    candidates = _candidates(args)
+    if not args.rerank.is_dir():
+        raise ConfigError(f"--rerank {args.rerank}: no such directory")
+    run, ranking = load_run(args.run_dir), load_run(args.rerank)
+    model = TwoStageRecommender.from_runs(run, ranking, candidates=candidates)
+    data = run.data
+    first_name = f"{run.config.model.kind}_{run.config.model.feature_set}"
+    second_name = f"{ranking.config.model.kind}_{ranking.config.model.feature_set}"
+    results = {
+        first_name: evaluate(run),
+        "two_stage": evaluate(model, data.dataset, data.split),
+    }
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "dataset": data.dataset.schema.name,
+                    "split": data.split.name,
+                    "model": "two_stage",
+                    "retrieval": {"run_dir": str(args.run_dir), "model": first_name},
+                    "ranking": {"run_dir": str(args.rerank), "model": second_name},
+                    "candidates": model.candidates,
+                    **results["two_stage"].to_dict(),
+                    "retrieval_alone": results[first_name].to_dict(),
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return 0
+    print(metrics_markdown(results, data.dataset.schema.name, data.split.name))
+    print(
+        f"\ntwo_stage: {first_name} ({args.run_dir}) proposes the top {model.candidates} unseen "
+        f"items per user, {second_name} ({args.rerank}) re-orders them; the other items follow "
+        "in retrieval order"
+    )
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tfrs_recsys.reporting import metrics_markdown
     from tfrs_recsys.training.run import evaluate, load_run, model_seed_metric
 
+    if args.rerank is not None or args.candidates is not None:
+        return _cmd_evaluate_two_stage(args)
     run = load_run(args.run_dir)
     config, data = run.config, run.data
     result = evaluate(run)
@@ -597,6 +690,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         cold_start_text=args.cold_start_text,
         notice=lambda text: print(text, file=sys.stderr),
+        rerank=args.rerank,
+        candidates=_candidates(args),
     )
     summary = {
         "model": result.model_name,

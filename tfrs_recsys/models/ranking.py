@@ -149,6 +149,43 @@ class RankingModel(tfrs.Model):
 
         return score
 
+    def candidate_scorer(self, pairs_per_call: int = 131_072):
+        """Logits of given candidates per user, for re-ranking (the second of two stages).
+
+        The catalog is encoded once; each call encodes its users once and runs
+        the interaction head on each user's own candidates only.
+
+        Returns:
+            ``score(user_rows [b], item_rows [b, m]) -> logits [b, m]`` (numpy
+            float32), in chunks of about ``pairs_per_call`` pairs.
+        """
+        items = self.encode_items(self.item_gather(tf.range(self.n_items)), training=False)
+
+        @tf.function(reduce_retracing=True)
+        def score_chunk(user_vectors: tf.Tensor, item_rows: tf.Tensor) -> tf.Tensor:
+            width = tf.shape(item_rows)[1]
+            logits = self.head(
+                tf.repeat(user_vectors, width, axis=0),
+                tf.gather(items, tf.reshape(item_rows, [-1])),
+            )
+            return tf.reshape(logits, [-1, width])
+
+        def score(user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+            rows = np.asarray(user_rows, dtype=np.int64)
+            candidates = np.asarray(item_rows, dtype=np.int64)
+            width = candidates.shape[1]
+            if len(rows) == 0 or width == 0:
+                return np.zeros((len(rows), width), np.float32)
+            vectors = self.encode_users(self.user_gather(tf.constant(rows)), training=False)
+            per = max(1, pairs_per_call // width)
+            parts = [
+                score_chunk(vectors[s : s + per], tf.constant(candidates[s : s + per]))
+                for s in range(0, len(rows), per)
+            ]
+            return tf.concat(parts, 0).numpy()
+
+        return score
+
     def serving_parts(self, dataset):
         """What a SavedModel export needs from this model (:class:`~tfrs_recsys.models.serving_parts.ServingParts`).
 

@@ -24,6 +24,11 @@ The steps, one module each:
    (:mod:`~tfrs_recsys.serving.verify`), then renamed to the next integer
    version under a lock.
 
+``--rerank RANKING_RUN --candidates M`` (``rerank=``): a two-stage export, the
+retrieval run's top ``M`` unseen items re-ordered by the ranking run's head in
+one SavedModel (:mod:`~tfrs_recsys.serving.two_stage`), checked against the
+in-process :class:`~tfrs_recsys.models.two_stage.TwoStageRecommender`.
+
 ``--cold-start-text`` (``cold_start_text=True``, runs with precomputed BERT
 text features only): ``recommend_from_features`` and ``score_items`` are
 traced with each text lookup falling back to the run's TF Hub encoder
@@ -45,6 +50,9 @@ TensorFlow per signature, ``custom_ops_to_load``, those of the whole
 SavedModel, ``cold_start_text``, ``needs_tf_text_to_load`` and, for BERT text
 runs, ``text_encoder``) and, if ``tensorflow-serving-api`` is installed,
 ``tf_serving_warmup_requests``.
+
+Longer than 500 lines: the export's one pipeline (checks, build, save, verify,
+publish) and its manifest, for one model or two stages, read in one place.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ import tensorflow as tf
 from tfrs_recsys.atomic import replace_directory
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.models.serving_parts import ServingParts
+from tfrs_recsys.models.two_stage import DEFAULT_CANDIDATES, TwoStageRecommender
 from tfrs_recsys.serving import tf_serving
 from tfrs_recsys.serving.exported import ITEMS_FILE, MANIFEST_FILE, REPRESENTATIVE_FILE
 from tfrs_recsys.serving.index import INDEXES, import_scann
@@ -81,6 +90,12 @@ from tfrs_recsys.serving.text import (
     track_text_encoder,
 )
 from tfrs_recsys.serving.tf_serving import DEFAULT_SERVING_ROOT, WARMUP_FILE
+from tfrs_recsys.serving.two_stage import (
+    build_two_stage_module,
+    check_two_stage_options,
+    two_stage_manifest,
+    verify_two_stage,
+)
 from tfrs_recsys.serving.verify import (
     ExportError,
     verify_cold_start,
@@ -148,6 +163,8 @@ def export(
     warmup: bool = True,
     cold_start_text: bool = False,
     notice: Callable[[str], None] | None = None,
+    rerank: str | os.PathLike | None = None,
+    candidates: int = DEFAULT_CANDIDATES,
 ) -> ExportResult:
     """Exports a trained run as the next TF Serving version under ``out``.
 
@@ -160,8 +177,8 @@ def export(
         run_or_run_dir: A trained run (anything with a ``run_dir``, such as
             the ``TrainedRun`` of ``train``/``load_run``) or its directory.
         out: The model directory (``exported_models/<model_name>``).
-        n, exclude, index, serving_root, warmup, cold_start_text: As
-            :func:`export_run`.
+        n, exclude, index, serving_root, warmup, cold_start_text, rerank,
+            candidates: As :func:`export_run`.
         notice: Receives notices (warm-up skipped, TF Text needed); default
             the ``logging`` warning of this module.
 
@@ -179,6 +196,8 @@ def export(
         warmup=warmup,
         cold_start_text=cold_start_text,
         notice=notice,
+        rerank=None if rerank is None else Path(getattr(rerank, "run_dir", rerank)),
+        candidates=candidates,
     )
 
 
@@ -193,6 +212,8 @@ def export_run(
     warmup: bool = True,
     cold_start_text: bool = False,
     notice: Callable[[str], None] | None = None,
+    rerank: Path | None = None,
+    candidates: int = DEFAULT_CANDIDATES,
 ) -> ExportResult:
     """Exports the best weights of ``run_dir`` as the next version under ``out``.
 
@@ -213,10 +234,16 @@ def export_run(
             The SavedModel then needs TF Text to load (any signature).
         notice: Receives notices (e.g. warm-up skipped, TF Text needed);
             default the ``logging`` warning of this module.
+        rerank: A ranking run trained on the same data and split: the export
+            is then two-stage (:mod:`~tfrs_recsys.serving.two_stage`): the
+            retrieval run's top ``candidates`` unseen items, re-ordered by the
+            ranking model, in one SavedModel.
+        candidates: ``M`` of a two-stage export (``n`` must not exceed it).
 
     Raises:
         ConfigError: Bad arguments, not a finished run, ScaNN missing,
-            ``cold_start_text`` for a run without BERT text features.
+            ``cold_start_text`` for a run without BERT text features; with
+            ``rerank``: runs of different data or kinds, ``candidates < 1``.
         ExportError: The reloaded SavedModel does not answer as the model does.
 
     A run with ``model.text_trainable`` exports like a frozen BERT run: each
@@ -236,6 +263,8 @@ def export_run(
             cold_start_text=cold_start_text,
             notice=notice or _log_notice,
             stack=stack,
+            rerank=None if rerank is None else Path(rerank),
+            candidates=candidates,
         )
 
 
@@ -251,6 +280,8 @@ def _export_run(
     cold_start_text: bool,
     notice: Callable[[str], None],
     stack: contextlib.ExitStack,
+    rerank: Path | None = None,
+    candidates: int = DEFAULT_CANDIDATES,
 ) -> ExportResult:
     from tfrs_recsys.training.run import load_run
 
@@ -262,6 +293,12 @@ def _export_run(
     check_out_dir(out)
     if not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir}: no such directory")
+    if rerank is not None:
+        check_two_stage_options(
+            n=n, candidates=candidates, index=index, cold_start_text=cold_start_text
+        )
+        if not rerank.is_dir():
+            raise ConfigError(f"--rerank {rerank}: no such directory")
     if index == "scann":
         import_scann()
     if cold_start_text:
@@ -269,28 +306,53 @@ def _export_run(
     logger.info("export: loading the run %s", run_dir)
     run = load_run(run_dir)
     config, data, model = run.config, run.data, run.model
+    second = ranking_run = None
+    if rerank is not None:
+        logger.info("export: loading the ranking run %s", rerank)
+        ranking_run = load_run(rerank)
+        second = TwoStageRecommender.from_runs(run, ranking_run, candidates=candidates)
+        check_two_stage_options(
+            n=n, candidates=candidates, index=index, cold_start_text=False,
+            n_items=data.dataset.n_items,
+        )  # fmt: skip
     finetuned = install_finetuned_lookups(model, data.dataset, stack)
+    if second is not None:
+        finetuned += install_finetuned_lookups(second.ranking, data.dataset, stack)
     logger.info(
         "export: vectors of %d users and %d items", data.dataset.n_users, data.dataset.n_items
     )
     parts: ServingParts = model.serving_parts(data.dataset)
-    tables = tables_from_pairs(
-        data.dataset, parts, data.split.train if exclude else None, data.split.train
-    )
     spec = text_encoder_spec(config, parts.text_lookups)
     encoders = []
     if cold_start_text:
         encoders = cold_start_encoders(parts, spec, finetuned, run_dir)
         verify_text_encoder(parts, encoders[0])
-    module, signatures = build_module(
-        tables,
-        parts,
-        n=n,
-        exclude=exclude,
-        index=index,
-        cold_start_text=encoders[0] if encoders else None,
-    )
-    track_model_resources(module, model, signatures)
+    if second is not None:
+        module, signatures = build_two_stage_module(
+            data.dataset,
+            parts,
+            second.ranking.serving_parts(data.dataset),
+            second.ranking.head,
+            exclude_pairs=data.split.train if exclude else None,
+            popularity_pairs=data.split.train,
+            n=n,
+            candidates=candidates,
+            exclude=exclude,
+        )
+        track_model_resources(module, [model, second.ranking], signatures)
+    else:
+        tables = tables_from_pairs(
+            data.dataset, parts, data.split.train if exclude else None, data.split.train
+        )
+        module, signatures = build_module(
+            tables,
+            parts,
+            n=n,
+            exclude=exclude,
+            index=index,
+            cold_start_text=encoders[0] if encoders else None,
+        )
+        track_model_resources(module, model, signatures)
     # The fine-tuned lookups are not model layers: their tables are tracked here.
     module.finetuned_text_tables = [lookup.table for lookup in finetuned]
     if encoders:
@@ -307,6 +369,8 @@ def _export_run(
         out.name, run_dir, config, data, parts, signatures, custom,
         n=n, exclude=exclude, index=index, cold_start_text=cold_start_text, spec=spec,
     )  # fmt: skip
+    if ranking_run is not None:
+        manifest.update(two_stage_manifest(ranking_run, candidates, data.dataset.n_items))
     check_user = _check_user(data)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -344,16 +408,19 @@ def _export_run(
                 )
         logger.info("export: reloading and checking against the model")
         loaded = tf.saved_model.load(str(staging))
-        verify_export(
-            staging,
-            model,
-            data,
-            check_user,
-            n=n,
-            exclude=exclude,
-            exact=index == "brute_force",
-            loaded=loaded,
-        )
+        if second is not None:
+            verify_two_stage(loaded, second, data, check_user, n=n)
+        else:
+            verify_export(
+                staging,
+                model,
+                data,
+                check_user,
+                n=n,
+                exclude=exclude,
+                exact=index == "brute_force",
+                loaded=loaded,
+            )
         if encoders:
             verify_cold_start(loaded, signatures, parts, data, check_user)
         del loaded

@@ -8,6 +8,9 @@ One interface, :class:`TopKIndex`, and two implementations, as TFRS's
   Stock TensorFlow ops only.
 - :class:`ScannIndex`: approximate nearest neighbours by dot product with the
   ScaNN ops (the optional ``scann`` extra; a TF Serving build with them).
+- :class:`TwoStageIndex`: retrieval then ranking; the exact top ``M`` of a
+  first-stage score, re-ordered by a ranking head on those ``M`` pairs. Stock
+  TensorFlow ops only.
 
 Both answer ``top_k(queries [b, d], k, exclude) -> (scores [b, k'], rows
 [b, k'])`` with ``k' = clip(k, 0, n_items)``: rows best first, ties to the
@@ -30,7 +33,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.models.serving_parts import RETRIEVAL_CELLS_PER_CHUNK, ScoreChunk
+from tfrs_recsys.models.serving_parts import (
+    RANKING_PAIRS_PER_CHUNK,
+    RETRIEVAL_CELLS_PER_CHUNK,
+    ScoreChunk,
+)
 
 INDEXES = ("brute_force", "scann")
 SCANN_EXTRA_HINT = "pip install 'tfrs-recsys[scann]' (scann[tf]==1.4.2)"
@@ -38,7 +45,7 @@ SCANN_EXTRA_HINT = "pip install 'tfrs-recsys[scann]' (scann[tf]==1.4.2)"
 SCANN_USERS_PER_CHUNK = 256
 
 
-class _Hidden:
+class Hidden:
     """Holds Python objects a tf.Module must not track (functions of the Keras model)."""
 
     def __init__(self, **values) -> None:
@@ -157,19 +164,101 @@ class BruteForceIndex(TopKIndex):
             self.item_vectors = tf.Variable(
                 np.asarray(item_vectors, np.float32), trainable=False, name="item_vectors"
             )
-        self._fns = _Hidden(score_chunk=score_chunk or dot_scores)
+        self._fns = Hidden(score_chunk=score_chunk or dot_scores)
 
     def _chunk_top_k(self, queries, k, exclude):
-        scores = self._fns.score_chunk(queries, self.item_vectors)
-        if exclude is not None:
-            cells = tf.stack(
-                [exclude.value_rowids(), tf.cast(exclude.flat_values, tf.int64)], axis=1
-            )
-            scores = tf.tensor_scatter_nd_update(
-                scores, cells, tf.fill([tf.shape(cells)[0]], tf.constant(-np.inf, scores.dtype))
-            )
+        scores = masked(self._fns.score_chunk(queries, self.item_vectors), exclude)
         top = tf.math.top_k(scores, k=k)
         return top.values, top.indices
+
+
+def masked(scores: tf.Tensor, exclude: tf.RaggedTensor | None) -> tf.Tensor:
+    """``scores [u, m]`` with the cells ``(j, exclude[j])`` set to ``-inf``."""
+    if exclude is None:
+        return scores
+    cells = tf.stack([exclude.value_rowids(), tf.cast(exclude.flat_values, tf.int64)], axis=1)
+    return tf.tensor_scatter_nd_update(
+        scores, cells, tf.fill([tf.shape(cells)[0]], tf.constant(-np.inf, scores.dtype))
+    )
+
+
+class TwoStageIndex(TopKIndex):
+    """Retrieval then ranking: the top ``candidates`` by a first-stage score, re-ordered.
+
+    A query is a user's first-stage vector and its ranking user vector side
+    by side, ``[first_dim + d_rank]``. Per chunk of users: the first-stage
+    score of the whole catalog (excluded items masked), its exact top
+    ``M = min(candidates, n_items)`` (ties to the lower row), the ranking
+    head on those ``M`` (user, item) pairs, and the top ``k`` of the ``M``
+    logits (ties to the better retrieval place). The answer's scores are the
+    ranking logits; ``k`` is clipped to ``[0, M]``. Stock TensorFlow ops.
+
+    Args:
+        first_items: ``[n_items, d]`` first-stage item vectors (array or variable).
+        ranking_items: ``[n_items, d']`` ranking item encodings.
+        pair_logits: ``(user vectors [p, d_rank], item encodings [p, d']) ->
+            logits [p, 1]`` of paired rows (the ranking head).
+        first_dim: ``d_q``, the width of the first-stage part of a query.
+        candidates: ``M``.
+        first_score: ``(queries [u, d_q], items [m, d]) -> [u, m]``; default
+            the dot product.
+        cells_per_chunk: Bound on ``u * n_items`` per first-stage score matrix.
+        pairs_per_chunk: Bound on ``u * M`` pairs through the head at a time.
+    """
+
+    def __init__(
+        self,
+        first_items: np.ndarray | tf.Variable,
+        ranking_items: np.ndarray,
+        pair_logits: ScoreChunk,
+        *,
+        first_dim: int,
+        candidates: int,
+        first_score: ScoreChunk | None = None,
+        cells_per_chunk: int = RETRIEVAL_CELLS_PER_CHUNK,
+        pairs_per_chunk: int = RANKING_PAIRS_PER_CHUNK,
+    ) -> None:
+        n_items = int(first_items.shape[0])
+        if n_items == 0:
+            raise ConfigError("cannot build a top-k index of an empty catalog")
+        if int(candidates) < 1:
+            raise ConfigError(f"--candidates must be at least 1, got {candidates}")
+        m = min(int(candidates), n_items)
+        per = min(int(cells_per_chunk) // n_items, int(pairs_per_chunk) // m)
+        super().__init__(n_items, per, name="two_stage")
+        self.candidates = m
+        self.first_dim = int(first_dim)
+        if isinstance(first_items, tf.Variable):
+            self.first_items = first_items
+        else:
+            self.first_items = tf.Variable(
+                np.asarray(first_items, np.float32), trainable=False, name="item_vectors"
+            )
+        self.ranking_items = tf.Variable(
+            np.asarray(ranking_items, np.float32), trainable=False, name="ranking_item_vectors"
+        )
+        self._fns = Hidden(pair_logits=pair_logits, first_score=first_score or dot_scores)
+
+    def clip_k(self, k: tf.Tensor | int) -> tf.Tensor:
+        """``k`` as an int32 scalar in ``[0, M]``: only candidates are returned."""
+        return tf.clip_by_value(tf.cast(tf.reshape(k, []), tf.int32), 0, self.candidates)
+
+    def _chunk_top_k(self, queries, k, exclude):
+        m = self.candidates
+        first = self._fns.first_score(queries[:, : self.first_dim], self.first_items)
+        proposed = tf.math.top_k(masked(first, exclude), k=m)
+        users = queries[:, self.first_dim :]
+        logits = self._fns.pair_logits(
+            tf.repeat(users, m, axis=0),
+            tf.gather(self.ranking_items, tf.reshape(proposed.indices, [-1])),
+        )
+        logits = tf.reshape(logits, [-1, m])
+        # Places past the user's unseen items (masked, -inf) are no candidates.
+        logits = tf.where(
+            tf.math.is_finite(proposed.values), logits, tf.constant(-np.inf, logits.dtype)
+        )
+        top = tf.math.top_k(logits, k=k)
+        return top.values, tf.gather(proposed.indices, top.indices, batch_dims=1)
 
 
 class ScannIndex(TopKIndex):

@@ -35,7 +35,7 @@ Every signature checks its inputs in graph: a column that is not a vector, a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ import tensorflow as tf
 
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.models.serving_parts import RETRIEVAL_CELLS_PER_CHUNK, ScoreChunk, ServingParts
-from tfrs_recsys.serving.index import build_index, dot_scores
+from tfrs_recsys.serving.index import TopKIndex, build_index, dot_scores
 from tfrs_recsys.serving.tables import ServingTables
 from tfrs_recsys.serving.text import text_fallbacks
 
@@ -98,6 +98,9 @@ class RecommenderModule(tf.Module):
         index: ``brute_force`` or ``scann`` (approximate, needs the ScaNN ops).
         scann_options: ``num_leaves``, ``num_leaves_to_search``, ``reorder``
             of the ScaNN tree (defaults from the catalog size).
+        index_builder: Builds the index from the item vectors variable
+            instead of ``index`` (e.g. a
+            :class:`~tfrs_recsys.serving.index.TwoStageIndex`).
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class RecommenderModule(tf.Module):
         cells_per_chunk: int = RETRIEVAL_CELLS_PER_CHUNK,
         index: str = "brute_force",
         scann_options: Mapping[str, int] | None = None,
+        index_builder: Callable[[tf.Variable], TopKIndex] | None = None,
     ) -> None:
         super().__init__(name="recommender")
         n_users, n_items = len(tables.user_ids), len(tables.item_ids)
@@ -148,6 +152,9 @@ class RecommenderModule(tf.Module):
         self.popular_scores = tf.Variable(
             tables.popularity[order], trainable=False, name="popular_scores"
         )
+        if index_builder is not None:
+            self.index = index_builder(self.item_vectors)
+            return
         self.index = build_index(
             index,
             self.item_vectors,
@@ -323,11 +330,14 @@ def track_model_resources(module: tf.Module, model, signatures: Mapping[str, Any
 
     The Keras model itself is not saved (its Python classes would be needed to
     revive it); the functions keep working because every resource they read is
-    tracked. Returns how many were tracked.
+    tracked. ``model`` may be a list of models (the two stages of a two-stage
+    export). Returns how many were tracked.
     """
     captured = {id(t) for fn in signatures.values() for t in fn.captured_inputs}
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
     kept = []
-    for obj in tf.train.TrackableView(model).descendants():
+    descendants = [obj for m in models for obj in tf.train.TrackableView(m).descendants()]
+    for obj in descendants:
         if isinstance(obj, tf.Variable):
             handle = obj.handle
         elif isinstance(obj, tf.saved_model.experimental.TrackableResource):
