@@ -333,3 +333,39 @@ def test_export_refuses_runs_on_different_data(
     assert cli.main([*args, "--out", str(tmp_path / "models" / "two")]) == 2
     err = capsys.readouterr().err.strip()
     assert "same data and split" in err and len(err.splitlines()) == 1
+
+
+# --- compare ----------------------------------------------------------------------------------
+
+
+def test_compare_two_stage_row_reuses_the_retrieval_run(small_dir, tmp_path, monkeypatch):
+    import tfrs_recsys.training.run as run_module
+    from tfrs_recsys.training.compare import compare
+
+    trained = []
+    real_train = run_module.train
+
+    def spy(config, run_dir, **kwargs):
+        trained.append(config.name)
+        return real_train(config, run_dir, **kwargs)
+
+    monkeypatch.setattr(run_module, "train", spy)
+    out = tmp_path / "report"
+    empty = tmp_path / "no-configs"
+    empty.mkdir()
+    overrides = ["train.epochs=1", "model.negatives_per_user=3"]
+    report = compare(
+        str(small_dir), ["retrieval_ids", "two_stage_ids"], out, config_dir=empty,
+        overrides=overrides, verbose=0,
+    )  # fmt: skip
+    # retrieval_ids is trained once (its row), ranking_ids once (for the two-stage row).
+    assert trained == ["retrieval_ids", "ranking_ids"]
+    entry = report["models"]["two_stage_ids"]
+    assert entry["retrieval"].startswith("retrieval_ids (built-in defaults")
+    assert entry["ranking"].startswith("ranking_ids (built-in defaults")
+    first, second = load_run(out / "runs" / "retrieval_ids"), load_run(out / "runs" / "ranking_ids")
+    assert entry["candidates"] == min(200, first.data.dataset.n_items)
+    model = TwoStageRecommender.from_runs(first, second, candidates=200)
+    want = evaluate(model.scorer(), EvaluationTask.from_split(first.data.dataset, first.data.split))
+    assert entry["ndcg@10"] == pytest.approx(want.metrics["ndcg@10"], abs=1e-9)
+    assert entry["recall@10"] == pytest.approx(want.metrics["recall@10"], abs=1e-9)

@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--models",
         required=True,
         help="comma-separated: popularity, oracle, seed_subset, ease, als, retrieval_ids, "
-        "retrieval_subset, retrieval_all, ranking_ids, ranking_subset, ranking_all",
+        "retrieval_subset, retrieval_all, ranking_ids, ranking_subset, ranking_all, "
+        "two_stage_ids, two_stage_subset, two_stage_all (retrieval_<set> then ranking_<set>)",
     )
     compare.add_argument(
         "--out", type=Path, required=True, help="report directory (comparison.md/.json, plot)"

@@ -57,7 +57,9 @@ TFRS_MODELS = (
     "ranking_subset",
     "ranking_all",
 )
-MODEL_NAMES = PEERS + TFRS_MODELS
+# Retrieval then ranking: two_stage_<fs> re-ranks retrieval_<fs>'s top candidates with ranking_<fs>.
+TWO_STAGE_MODELS = ("two_stage_ids", "two_stage_subset", "two_stage_all")
+MODEL_NAMES = PEERS + TFRS_MODELS + TWO_STAGE_MODELS
 # Config file prefix per dataset name.
 CONFIG_PREFIX = {"tech-products": "tech", "movielens-100k": "ml100k"}
 # The min_rating of the data compare loads (load_dataset's default); peers train on it.
@@ -210,6 +212,17 @@ def compare(
                     config, data=dataclasses.replace(config.data, split=split.name)
                 )
             configs[name] = (config, origin)
+        if name in TWO_STAGE_MODELS:
+            configs[name] = [
+                _stage_config(stage, dataset.schema.name, source, config_dir, overrides, split)
+                for stage in two_stage_parts(name)
+            ]
+            if done.get(name) is None:
+                for stage, (stage_config, _) in zip(two_stage_parts(name), configs[name]):
+                    check_model(
+                        stage, *_model_data(datasets, stage_config, split_name), stage_config
+                    )
+            continue
         if done.get(name) is not None:
             _check_recorded_config(directory, name, done[name], config)
             continue
@@ -231,6 +244,8 @@ def compare(
             config, origin = configs[name]
             run = _train_tfrs(config, origin, directory.runs_dir / name, step, verbose)
             config_toml = config.to_toml()
+        elif name in TWO_STAGE_MODELS:
+            run = _run_two_stage(name, configs[name], directory.runs_dir, step, verbose)
         else:
             if task is None:
                 task = EvaluationTask.build(
@@ -251,6 +266,46 @@ def compare(
     report = _report(dataset.schema.name, split.name, models, entries)
     directory.write_report(report)
     return report
+
+
+def two_stage_parts(name: str) -> tuple[str, str]:
+    """``two_stage_<fs>`` -> ``("retrieval_<fs>", "ranking_<fs>")``, its two stages."""
+    feature_set = name.removeprefix("two_stage_")
+    return f"retrieval_{feature_set}", f"ranking_{feature_set}"
+
+
+def _stage_config(stage, dataset_name, source, config_dir, overrides, split):
+    """A two-stage model's stage config: as its own row would be configured."""
+    try:
+        config, origin = model_config(stage, dataset_name, source, config_dir, overrides)
+    except RecsysError as exc:
+        raise ConfigError(f"model {stage}: {exc}") from None
+    data = dataclasses.replace(config.data, split=split.name)
+    return dataclasses.replace(config, data=data), origin
+
+
+def _run_two_stage(name: str, stages, runs_dir: Path, step: str, verbose: int) -> ModelRun:
+    """Retrieval then ranking: each stage's run in ``runs_dir/<stage>`` (reused when
+    finished with the same config, trained otherwise), the ranking run re-ordering the
+    retrieval run's top :data:`~tfrs_recsys.models.two_stage.DEFAULT_CANDIDATES`."""
+    from tfrs_recsys.models.two_stage import DEFAULT_CANDIDATES, TwoStageRecommender
+    from tfrs_recsys.training.run import load_run
+
+    details: dict[str, Any] = {}
+    train_s = 0.0
+    for stage, (config, origin) in zip(two_stage_parts(name), stages):
+        run = _train_tfrs(config, origin, runs_dir / stage, f"{step} ({stage})", verbose)
+        train_s += run.train_s
+        details[stage.split("_")[0]] = f"{stage} ({origin})"
+    first, second = (load_run(runs_dir / stage) for stage in two_stage_parts(name))
+    model = TwoStageRecommender.from_runs(first, second, candidates=DEFAULT_CANDIDATES)
+    details["candidates"] = model.candidates
+    progress.info(
+        "%s: %s re-orders the top %d unseen items of %s", step, second.config.name,
+        model.candidates, first.config.name,
+    )  # fmt: skip
+    task = EvaluationTask.from_split(first.data.dataset, first.data.split)
+    return ModelRun(name, evaluate(model.scorer(), task), train_s, details)
 
 
 def _model_data(
