@@ -16,14 +16,18 @@ import sys
 
 import numpy as np
 import pytest
-from model_fixtures import PROBE_PRELUDE, tiny_experiment
+from model_fixtures import PROBE_PRELUDE, small_split, tiny_experiment  # noqa: F401
 
 from tfrs_recsys import cli
 from tfrs_recsys.data.generator import GeneratorConfig, generate
 from tfrs_recsys.data.techproducts import write_tech_products
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
-from tfrs_recsys.models.two_stage import TwoStageRecommender, rerank_order
+from tfrs_recsys.models.two_stage import (
+    TwoStageRecommender,
+    candidate_negative_exclusions,
+    rerank_order,
+)
 from tfrs_recsys.serving.export import export_run
 from tfrs_recsys.training.run import load_run, train
 
@@ -77,6 +81,29 @@ def test_candidates_beyond_the_catalog_rerank_every_unseen_item():
     # Unseen items 0, 2, 3 by logit: 2 (5.0), 3 (1.0), 0 (0.0); item 1 is seen.
     assert result.order[0, :3].tolist() == [2, 3, 0]
     assert result.candidates.tolist() == [3]
+
+
+def test_hard_negative_exclusions_leave_each_users_top_unseen_candidates(
+    small_dataset, small_split
+):
+    rng = np.random.default_rng(1)
+    table = rng.normal(size=(small_dataset.n_users, small_dataset.n_items)).astype(np.float32)
+
+    class FixedScores:
+        def scorer(self):
+            return lambda rows: table[rows]
+
+    m = 9
+    seen = small_split.train
+    excluded = candidate_negative_exclusions(FixedScores(), small_dataset, seen, m, batch_size=64)
+    users, items = small_dataset.encode(excluded)
+    seen_users, seen_items = small_dataset.encode(seen)
+    for row in (0, 17, 250, small_dataset.n_users - 1):
+        mine = set(seen_items[seen_users == row].tolist())
+        unseen = [i for i in range(small_dataset.n_items) if i not in mine]
+        top = set(sorted(unseen, key=lambda i: (-table[row, i], i))[:m])
+        allowed = set(range(small_dataset.n_items)) - set(items[users == row].tolist())
+        assert allowed == top
 
 
 # --- Tiny trained runs ------------------------------------------------------------------------

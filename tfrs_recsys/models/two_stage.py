@@ -302,3 +302,46 @@ def _same_tables(a: RecDataset, b: RecDataset) -> bool:
         and np.array_equal(a.table("user").ids, b.table("user").ids)
         and np.array_equal(a.table("item").ids, b.table("item").ids)
     )
+
+
+def candidate_negative_exclusions(
+    retrieval, dataset: RecDataset, seen: pd.DataFrame, candidates: int, batch_size: int = 1024
+) -> pd.DataFrame:
+    """Pairs whose exclusion leaves only each user's retrieval candidates as negatives.
+
+    Hard negatives for a second stage: with ``exclude`` set to these pairs,
+    :func:`~tfrs_recsys.data.pipelines.ranking_dataset` draws each user's
+    negatives from the first stage's top ``candidates`` items outside ``seen``,
+    the items the ranking model will have to re-order, instead of the whole
+    catalog.
+
+    Args:
+        retrieval: The first stage (anything with ``scorer()``).
+        dataset: The dataset it ranks.
+        seen: ``user_id``, ``item_id`` pairs that are never candidates nor
+            negatives (the train positives).
+        candidates: ``M``, clipped to the catalog.
+        batch_size: Users per scorer call.
+
+    Returns:
+        ``user_id``, ``item_id`` pairs: ``seen`` plus every item outside the
+        user's ``M`` candidates.
+    """
+    m = min(check_candidates(candidates), dataset.n_items)
+    excluded = ExcludedItems(dataset, seen)
+    score = retrieval.scorer()
+    keep = np.zeros((dataset.n_users, dataset.n_items), dtype=bool)
+    for start in range(0, dataset.n_users, batch_size):
+        rows = np.arange(start, min(start + batch_size, dataset.n_users), dtype=np.int64)
+        scores = np.array(score(rows), dtype=np.float32)
+        excluded.mask(scores, rows)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :m]
+        finite = np.isfinite(np.take_along_axis(scores, top, axis=1))
+        keep[np.repeat(rows, m)[finite.ravel()], top.ravel()[finite.ravel()]] = True
+    users, items = np.nonzero(~keep)
+    return pd.DataFrame(
+        {
+            "user_id": dataset.table("user").ids[users],
+            "item_id": dataset.table("item").ids[items],
+        }
+    )
