@@ -49,6 +49,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+#: The models ``tune`` takes: compare's TFRS models (tfrs_recsys.training.compare.TFRS_MODELS).
+TUNABLE_MODELS = (
+    "retrieval_ids",
+    "retrieval_subset",
+    "retrieval_all",
+    "ranking_ids",
+    "ranking_subset",
+    "ranking_all",
+)
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -170,6 +191,66 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the comparison in --out: models whose result is written there are not "
         "trained again (the settings must be the same)",
     )
+
+    compare.add_argument(
+        "--tune",
+        action="store_true",
+        help="tune each TFRS model's config on the validation carve of train first "
+        "(Optuna; see docs/tuning.md), within --budget-s / --trials per model",
+    )
+    compare.add_argument(
+        "--budget-s",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="with --tune: seconds of tuning trials per TFRS model (default 600)",
+    )
+    compare.add_argument(
+        "--trials",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="with --tune: tuning trials per TFRS model at most",
+    )
+
+    tune = sub.add_parser(
+        "tune",
+        help="search a TFRS model's config on the validation carve of train (Optuna)",
+        description="Trains trial configs on train minus its validation carve and scores them "
+        "on the carve (never the holdout); pruned trials stop early. Writes the best config to "
+        "--out and the study (journal, trials.csv) next to it, in NAME.tuning/.",
+    )
+    tune.add_argument("--data", required=True, help="dataset directory or name")
+    tune.add_argument("--model", required=True, choices=TUNABLE_MODELS, help="the model to tune")
+    tune.add_argument(
+        "--config",
+        default=None,
+        help="the config to start from (default: the dataset's shipped config, or defaults "
+        "chosen from the dataset's statistics)",
+    )
+    tune.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the starting config, e.g. --set data.min_rating=3 (repeatable)",
+    )
+    tune.add_argument(
+        "--trials", type=_positive_int, default=None, metavar="N", help="trials in all"
+    )
+    tune.add_argument(
+        "--budget-s",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="seconds of trials in all",
+    )
+    tune.add_argument(
+        "--out", type=Path, required=True, help="the tuned config to write, e.g. configs/NAME.toml"
+    )
+    tune.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
+    tune.add_argument("--resume", action="store_true", help="continue the study next to --out")
 
     export = sub.add_parser(
         "export",
@@ -352,6 +433,7 @@ _OUTPUT_FLAGS = {
     "fetch-data": "cache",
     "train": "run_dir",
     "compare": "out",
+    "tune": "out",
     "export": "out",
     "build-text-encoder": "out",
     "demo": "run_dir",
@@ -566,6 +648,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             config_dir=args.config_dir,
             overrides=args.overrides,
             resume=args.resume,
+            tuning=_tuning_plan(args),
         )
     if args.json is not None:
         keep = (*COMPARISON_KEYS, "train_s", "eval_s", "recall@10_vs_oracle")
@@ -580,6 +663,45 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, summary)
     print(comparison_markdown(report))
     print(f"\nreport: {args.out}/comparison.md, comparison.json, recall_at_k.png")
+    return 0
+
+
+def _tuning_plan(args: argparse.Namespace):
+    """``compare --tune``'s plan, or None; --budget-s / --trials need --tune."""
+    from tfrs_recsys.errors import ConfigError
+    from tfrs_recsys.tuning.plan import TuningPlan
+
+    if not args.tune:
+        if args.budget_s is not None or args.trials is not None:
+            raise ConfigError("--budget-s and --trials go with --tune")
+        return None
+    if args.budget_s is None and args.trials is None:
+        return TuningPlan()
+    return TuningPlan(budget_s=args.budget_s, trials=args.trials)
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from tfrs_recsys.tuning.starting import starting_point
+    from tfrs_recsys.tuning.tuner import tune
+
+    base, known = starting_point(args.data, args.model, args.config, args.overrides)
+    result = tune(
+        base,
+        args.out,
+        known=known,
+        trials=args.trials,
+        budget_s=args.budget_s,
+        seed=args.seed,
+        resume=args.resume,
+    )
+    summary = result.summary()
+    trials = summary["trials"]
+    print(
+        f"best validation {summary['metric']} {summary['best_validation']:.4f} "
+        f"(trial {summary['best_trial'] + 1}; {trials['complete']} complete, "
+        f"{trials['pruned']} pruned, {trials['fail']} failed; {summary['tuning_s']:.0f} s)"
+    )
+    print(f"config: {result.out}\ntrials: {result.study_dir}/trials.csv")
     return 0
 
 
@@ -787,6 +909,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "compare": _cmd_compare,
+    "tune": _cmd_tune,
     "demo": _cmd_demo,
     "export": _cmd_export,
     "recommend": _cmd_recommend,

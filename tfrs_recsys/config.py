@@ -534,6 +534,15 @@ def load_config(
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    return _overridden(data, overrides, source)
+
+
+def with_overrides(config: ExperimentConfig, overrides: Sequence[str]) -> ExperimentConfig:
+    """``config`` with ``--set`` overrides applied, checked as :func:`load_config` checks them."""
+    return _overridden(config.to_dict(), overrides, "--set")
+
+
+def _overridden(data: dict[str, Any], overrides: Sequence[str], source: str) -> ExperimentConfig:
     for section, values in parse_overrides(overrides).items():
         if section == "name":
             raise ConfigError("--set name=... is not supported; use a section key")

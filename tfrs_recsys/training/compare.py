@@ -33,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from tfrs_recsys.config import ExperimentConfig, config_names, config_origin, load_config
+from tfrs_recsys.config import (
+    ExperimentConfig,
+    config_names,
+    config_origin,
+    load_config,
+    with_overrides,
+)
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.loading import load_dataset
 from tfrs_recsys.data.splits import Split, make_split
@@ -45,6 +51,8 @@ from tfrs_recsys.recommender import Recommender, probability_fn
 from tfrs_recsys.reporting import COMPARISON_KEYS
 from tfrs_recsys.training.compare_checks import check_model
 from tfrs_recsys.training.comparison_dir import ComparisonDir, comparison_settings
+from tfrs_recsys.tuning.defaults import DatasetStats, dataset_stats
+from tfrs_recsys.tuning.plan import TuningPlan, tuned_config
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +102,7 @@ def model_config(
     source: str,
     config_dir: Path | None = None,
     overrides: Sequence[str] = (),
+    stats: DatasetStats | None = None,
 ) -> tuple[ExperimentConfig, str]:
     """The config of a TFRS model for a dataset, pointed at ``source``.
 
@@ -101,12 +110,15 @@ def model_config(
     ``<prefix>_ranking_<feature_set>`` (ranking), ``<prefix>`` being the
     dataset's (``tech``, ``ml100k``): a shipped config, or
     ``config_dir/<that>.toml`` when ``config_dir`` is given. Without one, the
-    built-in defaults with the model's kind and feature set.
+    default chosen from the dataset's statistics ``stats``
+    (:func:`~tfrs_recsys.tuning.defaults.default_config`), or without ``stats``
+    the built-in defaults with the model's kind and feature set.
 
     Returns:
         ``(config, origin)``: ``origin`` says in words which config it is
-        (``shipped config tech_all``, ``config file DIR/tech_all.toml`` or ``built-in
-        defaults because ...``), for the user to see.
+        (``shipped config tech_all``, ``config file DIR/tech_all.toml``, ``defaults
+        from the dataset's statistics because ...`` or ``built-in defaults because
+        ...``), for the user to see.
     """
     kind, feature_set = name.split("_", 1)
     prefix = CONFIG_PREFIX.get(dataset_name)
@@ -124,11 +136,17 @@ def model_config(
         origin = (
             f"built-in defaults because no config named {stem} ships for dataset {dataset_name}"
         )
-    if found is None:
+    if found is None and stats is not None:
+        from tfrs_recsys.tuning.defaults import default_config
+
+        origin = origin.replace("built-in defaults", "defaults from the dataset's statistics")
+        config = with_overrides(default_config(name, source, stats), overrides)
+    elif found is None:
         base_overrides += [f'model.kind="{kind}"', f'model.feature_set="{feature_set}"']
+        config = load_config(found, [*base_overrides, *overrides])
     else:
         origin = config_origin(found)
-    config = load_config(found, [*base_overrides, *overrides])
+        config = load_config(found, [*base_overrides, *overrides])
     if (config.model.kind, config.model.feature_set) != (kind, feature_set):
         raise ConfigError(f"{found}: is not a {name} config (model.kind / model.feature_set)")
     return dataclasses.replace(config, name=name), origin
@@ -144,6 +162,7 @@ def compare(
     split_name: str = "holdout-80-20",
     verbose: int = 2,
     resume: bool = False,
+    tuning: TuningPlan | None = None,
 ) -> dict[str, Any]:
     """Trains and evaluates ``models`` on one split; writes the report to ``out``.
 
@@ -170,6 +189,8 @@ def compare(
             written there are not trained again (a TFRS model's interrupted run
             directory is resumed); the others run. The settings (data, split,
             ``config_dir``, ``overrides``) must be those ``out`` recorded.
+        tuning: Tune each TFRS model's config first (``compare --tune``,
+            :mod:`tfrs_recsys.tuning.plan`), under this plan's budget per model.
 
     Returns:
         ``{"dataset", "split", "models": {name: {"recall@10", "ndcg@10",
@@ -189,6 +210,8 @@ def compare(
     dataset = load_dataset(source)
     split = make_split(split_name, dataset.interactions)
     settings = comparison_settings(source, dataset, split, config_dir, overrides)
+    if tuning is not None:
+        settings["tune"] = tuning.settings()
     if resume:
         directory.check_resume(settings)
         if directory.recorded_settings() is None:
@@ -198,12 +221,13 @@ def compare(
     progress.info("checking %d model(s) against %s ...", len(models), dataset.schema.name)
     configs = {}
     datasets = {LOADED_MIN_RATING: (dataset, split)}
+    stats = dataset_stats(dataset, split.train)
     for name in models:
         config = origin = None
         if name in TFRS_MODELS:
             try:
                 config, origin = model_config(
-                    name, dataset.schema.name, source, config_dir, overrides
+                    name, dataset.schema.name, source, config_dir, overrides, stats
                 )
             except RecsysError as exc:
                 raise ConfigError(f"model {name}: {exc}") from None
@@ -214,7 +238,9 @@ def compare(
             configs[name] = (config, origin)
         if name in TWO_STAGE_MODELS:
             configs[name] = [
-                _stage_config(stage, dataset.schema.name, source, config_dir, overrides, split)
+                _stage_config(
+                    stage, dataset.schema.name, source, config_dir, overrides, split, stats
+                )
                 for stage in two_stage_parts(name)
             ]
             if done.get(name) is None:
@@ -224,7 +250,8 @@ def compare(
                     )
             continue
         if done.get(name) is not None:
-            _check_recorded_config(directory, name, done[name], config)
+            if tuning is None:
+                _check_recorded_config(directory, name, done[name], config)
             continue
         model_data = _model_data(datasets, config, split_name)
         check_model(name, *model_data, config=config)
@@ -242,10 +269,20 @@ def compare(
         config_toml = None
         if name in TFRS_MODELS:
             config, origin = configs[name]
+            tuned: dict[str, Any] = {}
+            if tuning is not None:
+                config, origin, tuned = tuned_config(name, config, origin, tuning, out, stats)
             run = _train_tfrs(config, origin, directory.runs_dir / name, step, verbose)
+            run.details.update(tuned)
             config_toml = config.to_toml()
         elif name in TWO_STAGE_MODELS:
-            run = _run_two_stage(name, configs[name], directory.runs_dir, step, verbose)
+            stages = configs[name]
+            if tuning is not None:
+                stages = [
+                    tuned_config(stage, *stages[i], tuning, out, stats)[:2]
+                    for i, stage in enumerate(two_stage_parts(name))
+                ]
+            run = _run_two_stage(name, stages, directory.runs_dir, step, verbose)
         else:
             if task is None:
                 task = EvaluationTask.build(
@@ -274,10 +311,10 @@ def two_stage_parts(name: str) -> tuple[str, str]:
     return f"retrieval_{feature_set}", f"ranking_{feature_set}"
 
 
-def _stage_config(stage, dataset_name, source, config_dir, overrides, split):
+def _stage_config(stage, dataset_name, source, config_dir, overrides, split, stats=None):
     """A two-stage model's stage config: as its own row would be configured."""
     try:
-        config, origin = model_config(stage, dataset_name, source, config_dir, overrides)
+        config, origin = model_config(stage, dataset_name, source, config_dir, overrides, stats)
     except RecsysError as exc:
         raise ConfigError(f"model {stage}: {exc}") from None
     data = dataclasses.replace(config.data, split=split.name)

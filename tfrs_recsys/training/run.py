@@ -201,7 +201,7 @@ def resumed_pipeline(
     return pipeline
 
 
-def _optimizer(config: ExperimentConfig) -> tf.keras.optimizers.Optimizer:
+def optimizer_for(config: ExperimentConfig) -> tf.keras.optimizers.Optimizer:
     rate = config.train.learning_rate
     if config.train.optimizer == "adam":
         return tf.keras.optimizers.Adam(rate)
@@ -335,7 +335,7 @@ def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedR
     preprocessing = fit_preprocessing(data.dataset, data.fit.train, config.model)
     preprocessing.save(run_dir / PREPROCESSING_DIR)
     model = build_model(config.model, preprocessing, data.dataset)
-    model.compile(optimizer=_optimizer(config))
+    model.compile(optimizer=optimizer_for(config))
     pipeline = training_dataset(model, data.dataset, data.fit.train, config)
     validation_task = EvaluationTask.build(
         data.dataset, data.fit.train, data.fit.holdout, split_name="validation"
@@ -439,7 +439,7 @@ def _refit(
     preprocessing = fit_preprocessing(data.dataset, data.split.train, config.model)
     preprocessing.save(run_dir / REFIT_DIR / PREPROCESSING_DIR)
     model = build_model(config.model, preprocessing, data.dataset)
-    model.compile(optimizer=_optimizer(config))
+    model.compile(optimizer=optimizer_for(config))
     pipeline = training_dataset(model, data.dataset, data.split.train, config)
     start = time.perf_counter()
     model.fit(pipeline, epochs=epochs, verbose=verbose)

@@ -1,0 +1,1 @@
+"""Tuning of the TFRS models (Optuna) and configs chosen from a dataset's statistics."""
