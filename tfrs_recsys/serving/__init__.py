@@ -15,6 +15,7 @@ One module per job:
 - :mod:`~tfrs_recsys.serving.ops`: the ops a SavedModel needs to load;
 - :mod:`~tfrs_recsys.serving.verify`: the export answers as the model does;
 - :mod:`~tfrs_recsys.serving.export`: :func:`export`, the steps above in order;
+- :mod:`~tfrs_recsys.serving.two_stage`: the two-stage export (retrieval then ranking);
 - :mod:`~tfrs_recsys.serving.tf_serving`: version directories, ``models.config``, warm-up;
 - :mod:`~tfrs_recsys.serving.exported`: :func:`load_exported`, an export as a Python object.
 """
