@@ -12,6 +12,11 @@ are not trained again, so the tables can be printed again for free. A TFRS
 model whose finished run recorded no bins (a run older than them) is evaluated
 again from its run directory, by the same protocol.
 
+``--cold-by-features`` also evaluates each retrieval run that has an id
+residual and an item bias with its cold items (0 train positives) scored by
+their feature encoding alone, the out-of-vocabulary id row and bias replaced
+(see :func:`cold_items_by_features`): an experiment, not an option of the models.
+
 Run (one at a time, ~15 min for ML-100K, ~25 min for the default data)::
 
     TFRS_RECSYS_CACHE=... nice -n 5 .venv/bin/python -m benchmarks.long_tail \\
@@ -54,11 +59,78 @@ def fill_missing_bins(report: dict, out: Path) -> list[str]:
     return filled
 
 
+def cold_items_by_features(run_dir: Path):
+    """A retrieval run's scorer with its cold items scored by their features alone.
+
+    Items without train positives share the out-of-vocabulary row of the id
+    residual and of the item bias, which a catalog softmax pushes down (they
+    are negatives in every batch, never positives). Here a cold item's vector
+    is its feature encoding without the residual, and its bias the warm
+    items' mean bias. Returns ``(scorer, task, {"oov_bias", "warm_bias"})``.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    import tfrs_recsys as tr
+    from tfrs_recsys.evaluation.protocol import EvaluationTask
+
+    run = tr.load_run(run_dir)
+    model, tower = run.model, run.model.candidate_tower
+    if tower.id_residual is None or model.item_bias is None:
+        raise ValueError(f"{run_dir}: needs an id residual and an item bias")
+    task = EvaluationTask.from_split(run.data.dataset, run.data.split)
+    cold = task.train_positives_per_item == 0
+    items = model.item_gather(tf.range(model.n_items))
+    x = tower.encoder({c: items[c] for c in model.item_columns})
+    for layer in tower.hidden_layers:
+        x = layer(x)
+    x = tower.output_layer(x)
+    features = (tf.math.l2_normalize(x, axis=-1) if tower.normalize else x).numpy()
+    vectors = model.item_embeddings()  # builds the layers of a loaded run
+    bias = model.item_bias.get_weights()[0][:, 0]  # row 0: the out-of-vocabulary row
+    vectors[cold, :-1] = features[cold]
+    vectors[cold, -1] = bias[1:].mean()
+    candidates = tf.constant(vectors)
+
+    def score(user_rows):
+        queries = model.query_vectors(model.user_gather(tf.constant(user_rows)))
+        return tf.matmul(queries, candidates, transpose_b=True)
+
+    return score, task, {"oov_bias": float(bias[0]), "warm_bias": float(np.mean(bias[1:]))}
+
+
+def print_cold_variants(report: dict, out: Path) -> None:
+    """The binned table of each retrieval run whose cold items are scored by features."""
+    from tfrs_recsys.evaluation.protocol import evaluate
+    from tfrs_recsys.reporting import metrics_markdown, popularity_markdown
+
+    rows, notes = {}, []
+    for name in report["models"]:
+        if name not in TFRS_MODELS:
+            continue
+        try:
+            score, task, bias = cold_items_by_features(ComparisonDir(out).runs_dir / name)
+        except ValueError:
+            continue
+        rows[f"{name}, cold items by features"] = evaluate(score, task)
+        notes.append(f"{name}: OOV bias {bias['oov_bias']:.3f}, warm mean {bias['warm_bias']:.3f}")
+    if rows:
+        print("\nCold items scored by their features (no OOV id residual, mean warm bias):")
+        print("; ".join(notes) + "\n")
+        print(metrics_markdown(rows, report["dataset"], report["split"]) + "\n")
+        print(popularity_markdown(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/tech-products", help="dataset directory or name")
     parser.add_argument("--out", type=Path, required=True, help="compare's report directory")
     parser.add_argument("--models", default=DEFAULT_MODELS)
+    parser.add_argument(
+        "--cold-by-features",
+        action="store_true",
+        help="also evaluate each retrieval run with its cold items scored by their features only",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("tfrs_recsys.progress").setLevel(logging.INFO)
@@ -70,6 +142,8 @@ def main() -> None:
     print(comparison_markdown(report))
     if filled:
         print(f"\n(binned figures of {', '.join(filled)} evaluated again from their runs)")
+    if args.cold_by_features:
+        print_cold_variants(report, args.out)
     print()
     print(json.dumps({n: m.get("popularity_bins") for n, m in report["models"].items()}))
 
