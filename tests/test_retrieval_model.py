@@ -427,3 +427,33 @@ def test_softmax_model_has_no_probabilities(small_dataset, small_split):
     assert not model.gives_probabilities
     with pytest.raises(ConfigError, match="catalog_sigmoid"):
         model.probabilities(np.array([0]), np.array([0]))
+
+
+def test_mixed_negatives_loss_matches_numpy(small_dataset, small_split):
+    """Batch positives plus uniform catalog draws, the mixture's logQ, accidental hits out."""
+    tf.keras.utils.set_random_seed(7)
+    config = _config("mixed", "ids", True, mixed_negatives=50)
+    model = model_for(small_dataset, small_split.train, config)
+    batch = first_batch(_pipeline(model, small_dataset, small_split.train, batch_size=64))
+    model.compute_loss(batch)  # creates the weights; the first draw
+    step = int(model.mixed_draws.numpy())
+    rows = _item_rows(small_dataset, batch)
+    n_items = small_dataset.n_items
+    # The next step's draws: stateless, keyed on (the model's seed, steps so far).
+    draws = tf.random.stateless_uniform(
+        [50], seed=[model.mixed_seed, step + 1], maxval=n_items, dtype=tf.int64
+    ).numpy()
+    _, train_items = small_dataset.encode(small_split.train)
+    counts = np.bincount(train_items, minlength=n_items).astype(np.float64)
+    frequency = np.maximum(counts, 1.0) / counts.sum()
+    candidate_rows = np.concatenate([rows, draws])
+    queries = model.query_vectors(batch).numpy().astype(np.float64)
+    catalog = model.item_embeddings().astype(np.float64)
+    logits = queries @ catalog[candidate_rows].T / TEMPERATURE
+    logits -= np.log(frequency[candidate_rows] + 50 / (len(rows) * n_items))[None, :]
+    same = rows[:, None] == candidate_rows[None, :]
+    diagonal = np.eye(len(rows), len(candidate_rows), dtype=bool)
+    logits = np.where(same & ~diagonal, -1e30, logits)
+    expected = numpy_softmax_ce(logits, np.arange(len(rows))).sum()
+    np.testing.assert_allclose(float(model.compute_loss(batch)), expected, rtol=1e-4)
+    assert int(model.mixed_draws.numpy()) == step + 1

@@ -60,8 +60,9 @@ def test_the_catalog_losses_are_left_out_above_the_catalog_limit():
         "catalog_softmax",
         "catalog_sigmoid",
         "in_batch_logq",
+        "mixed",
     }
-    assert retrieval_losses(CATALOG_LOSS_MAX_ITEMS + 1) == ["in_batch_logq"]
+    assert retrieval_losses(CATALOG_LOSS_MAX_ITEMS + 1) == ["in_batch_logq", "mixed"]
     config = load_config("ml100k_ids")
     params = params_of(config, config, CATALOG_LOSS_MAX_ITEMS + 1)
     assert params["loss"] == "in_batch_logq"

@@ -34,7 +34,7 @@ FEATURE_SETS = ("ids", "subset", "all")
 MODEL_KINDS = ("retrieval", "ranking")
 TEXT_ENCODERS = ("none", "bow", "bert")
 ID_MODES = ("input", "residual", "none")
-NEGATIVES = ("in_batch", "catalog")
+NEGATIVES = ("in_batch", "catalog", "mixed")
 RETRIEVAL_LOSSES = ("softmax", "sigmoid", "catalog_sigmoid")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 # The shipped configs: ``tfrs_recsys/configs/<name>.toml``, package data of the wheel.
@@ -107,6 +107,7 @@ NUMBER_RANGES: dict[str, _Range] = {
     "model.vector_l2": _NON_NEGATIVE,
     "model.temperature": _POSITIVE,
     "model.num_hard_negatives": _COUNT_OR_ZERO,
+    "model.mixed_negatives": _COUNT,
     "model.negatives_per_user": _COUNT_OR_ZERO,
     "train.epochs": _COUNT,
     "train.batch_size": _COUNT,
@@ -210,8 +211,13 @@ class ModelConfig:
             cell of a batch of users (their train positives are the ones), a
             full-matrix logistic loss for catalogs up to ~100k items.
         negatives: ``in_batch`` (other positives of the batch, with optional
-            logQ correction) or ``catalog`` (softmax over the whole catalog;
-            exact, for catalogs up to ~100k items).
+            logQ correction), ``catalog`` (softmax over the whole catalog;
+            exact, for catalogs up to ~100k items) or ``mixed`` (mixed negative
+            sampling: the batch's positives plus ``mixed_negatives`` items drawn
+            uniformly from the whole catalog each step, with the logQ
+            correction of that mixture; for catalogs of any size).
+        mixed_negatives: Uniformly drawn catalog items per step of ``negatives
+            = "mixed"``.
         logq_correction: Subtract log item frequency from in-batch logits.
         remove_accidental_hits: Ignore in-batch negatives equal to the positive.
         num_hard_negatives: Keep only this many hardest in-batch negatives (0: all).
@@ -242,6 +248,7 @@ class ModelConfig:
     logq_correction: bool = True
     remove_accidental_hits: bool = True
     num_hard_negatives: int = 0
+    mixed_negatives: int = 512
     negatives_per_user: int = 100
     cross_layer: bool = False
 

@@ -75,6 +75,11 @@ class RetrievalModel(tfrs.Model):
             num_hard_negatives=config.num_hard_negatives or None,
         )
         self._id_column = preprocessing.item.id_column
+        if config.negatives == "mixed" and config.loss == "softmax":
+            # The uniform draws are keyed on (seed, steps so far), the count a
+            # weight checkpointed with the model: a resumed run draws the same.
+            self.mixed_seed = int(np.random.randint(0, 2**31 - 1))
+            self.mixed_draws = tf.Variable(0, dtype=tf.int64, trainable=False, name="mixed_draws")
         self.user_bias = None
         if config.loss in ("sigmoid", "catalog_sigmoid"):
             # A per-user offset absorbs how active a user is; it does not change
@@ -177,6 +182,9 @@ class RetrievalModel(tfrs.Model):
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=rows, logits=logits)
             )
             whole_catalog = True
+        elif self.config.negatives == "mixed":
+            loss, candidates = self._mixed_negatives_loss(queries, features, training)
+            whole_catalog = False
         else:
             rows = self._item_rows(features)
             candidates = self.candidate_vectors(features, training=training)
@@ -196,6 +204,46 @@ class RetrievalModel(tfrs.Model):
         if self.config.vector_l2 > 0:
             loss += self._vector_penalty(queries, candidates, whole_catalog=whole_catalog)
         return loss
+
+    def _mixed_negatives_loss(
+        self, queries: tf.Tensor, features: Mapping[str, tf.Tensor], training: bool
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Softmax over the batch's positives plus ``mixed_negatives`` uniform catalog items.
+
+        Mixed negative sampling (Yi et al., 2019): an item is a candidate of a
+        step as a batch positive (about ``batch * p(item)`` times, ``p`` its
+        train frequency) or as a uniform draw (``draws / n_items`` times); its
+        logit is corrected by the log of that sum (divided by the batch size,
+        a constant the softmax ignores). Candidates equal to a row's positive
+        are not negatives of that row.
+        """
+        rows = self._item_rows(features)
+        count = self.mixed_draws.assign_add(1)
+        seed = tf.stack([tf.constant(self.mixed_seed, tf.int64), count])
+        draws = tf.random.stateless_uniform(
+            [self.config.mixed_negatives], seed=seed, maxval=self.n_items, dtype=tf.int64
+        )
+        candidates = tf.concat(
+            [
+                self.candidate_vectors(features, training=training),
+                self.candidate_vectors(self.item_gather(draws), training=training),
+            ],
+            axis=0,
+        )
+        candidate_rows = tf.concat([rows, draws], axis=0)
+        batch = tf.cast(tf.shape(queries)[0], tf.float32)
+        probability = tf.exp(tf.gather(self.item_log_probability, candidate_rows)) + tf.cast(
+            self.config.mixed_negatives, tf.float32
+        ) / (batch * self.n_items)
+        loss = self.task(
+            queries,
+            candidates,
+            candidate_sampling_probability=probability if self.config.logq_correction else None,
+            candidate_ids=candidate_rows,
+            compute_metrics=False,
+            compute_batch_metrics=False,
+        )
+        return loss, candidates
 
     def user_embeddings(self, user_rows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """Query vectors ``[len(user_rows), dim]`` of user-table rows."""

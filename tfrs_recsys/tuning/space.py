@@ -2,7 +2,7 @@
 
 One space per model kind. Retrieval searches the loss (exact softmax over the
 catalog, logistic loss over every catalog cell, in-batch softmax with logQ
-correction), the temperature and whether vectors are normalised, the item
+correction, mixed negatives: in-batch plus uniform catalog draws), the temperature and whether vectors are normalised, the item
 bias, tower depth and widths, the id embedding width, the L2 penalties,
 the learning rate and the batch size. Ranking searches the tower and head
 widths, a cross layer, dropout, the negatives sampled per user, the learning
@@ -32,7 +32,10 @@ RETRIEVAL_LOSSES: dict[str, dict[str, Any]] = {
     "catalog_softmax": {"loss": "softmax", "negatives": "catalog"},
     "catalog_sigmoid": {"loss": "catalog_sigmoid", "normalize": False, "temperature": 1.0},
     "in_batch_logq": {"loss": "softmax", "negatives": "in_batch", "logq_correction": True},
+    "mixed": {"loss": "softmax", "negatives": "mixed", "logq_correction": True},
 }
+#: Uniform catalog draws per step the space tries for the ``mixed`` loss.
+MIXED_NEGATIVES = (128, 512, 2048)
 #: Above this many items the catalog losses are not searched.
 CATALOG_LOSS_MAX_ITEMS = 100_000
 #: Epochs without a better validation value before a trial stops, if the base sets none.
@@ -52,7 +55,7 @@ class Suggest(Protocol):
 def retrieval_losses(n_items: int) -> list[str]:
     """The losses searched for a catalog of ``n_items`` items."""
     if n_items > CATALOG_LOSS_MAX_ITEMS:
-        return ["in_batch_logq"]
+        return ["in_batch_logq", "mixed"]
     return list(RETRIEVAL_LOSSES)
 
 
@@ -81,6 +84,8 @@ def _tower(trial: Suggest, min_depth: int) -> tuple[int, ...]:
 def _retrieval(trial: Suggest, base: ExperimentConfig, n_items: int) -> dict[str, Any]:
     loss = trial.suggest_categorical("loss", retrieval_losses(n_items))
     model: dict[str, Any] = dict(RETRIEVAL_LOSSES[loss])
+    if loss == "mixed":
+        model["mixed_negatives"] = trial.suggest_categorical("mixed_negatives", MIXED_NEGATIVES)
     if loss == "catalog_sigmoid":
         normalize = False
     else:
@@ -162,6 +167,11 @@ def params_of(config: ExperimentConfig, base: ExperimentConfig, n_items: int) ->
         loss = "catalog_sigmoid"
     elif model.negatives == "catalog":
         loss = "catalog_softmax"
+    elif model.negatives == "mixed":
+        loss = "mixed"
+        params["mixed_negatives"] = min(
+            MIXED_NEGATIVES, key=lambda n: abs(n - model.mixed_negatives)
+        )
     else:
         loss = "in_batch_logq"
     if loss not in retrieval_losses(n_items):
