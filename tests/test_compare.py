@@ -42,7 +42,7 @@ def cli(monkeypatch):
 
 @pytest.fixture(scope="module")
 def config_dir(tmp_path_factory):
-    """An empty config directory: the TFRS models use the built-in defaults."""
+    """An empty config directory: the TFRS models use the defaults from the data's statistics."""
     return tmp_path_factory.mktemp("no-configs")
 
 

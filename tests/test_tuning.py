@@ -314,3 +314,24 @@ class _no_exit:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_compare_gives_a_dataset_without_a_shipped_config_the_statistics_default(small_dir):
+    from tfrs_recsys.training.compare import model_config
+
+    data = prepare_data(_tiny(small_dir))
+    stats = dataset_stats(data.dataset, data.split.train)
+    config, origin = model_config("retrieval_subset", "my-data", "src", stats=stats)
+    expected = default_config("retrieval_subset", "src", stats)
+    assert config == dataclasses.replace(expected, name="retrieval_subset")
+    assert origin == (
+        "defaults from the dataset's statistics because no configs ship for dataset my-data"
+    )
+    overridden, _ = model_config(
+        "retrieval_subset", "my-data", "src", overrides=["model.temperature=0.5"], stats=stats
+    )
+    assert overridden.model.temperature == 0.5
+    shipped, origin = model_config("retrieval_ids", "movielens-100k", "src", stats=stats)
+    assert (
+        origin == "shipped config ml100k_ids" and shipped.model == load_config("ml100k_ids").model
+    )

@@ -388,8 +388,8 @@ def test_compare_two_stage_row_reuses_the_retrieval_run(small_dir, tmp_path, mon
     # retrieval_ids is trained once (its row), ranking_ids once (for the two-stage row).
     assert trained == ["retrieval_ids", "ranking_ids"]
     entry = report["models"]["two_stage_ids"]
-    assert entry["retrieval"].startswith("retrieval_ids (built-in defaults")
-    assert entry["ranking"].startswith("ranking_ids (built-in defaults")
+    assert entry["retrieval"].startswith("retrieval_ids (defaults from the dataset's statistics")
+    assert entry["ranking"].startswith("ranking_ids (defaults from the dataset's statistics")
     first, second = load_run(out / "runs" / "retrieval_ids"), load_run(out / "runs" / "ranking_ids")
     assert entry["candidates"] == min(200, first.data.dataset.n_items)
     model = TwoStageRecommender.from_runs(first, second, candidates=200)
