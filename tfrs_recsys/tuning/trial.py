@@ -119,18 +119,29 @@ def run_trial(
 ) -> TrialResult:
     """Trains ``config`` on ``trial``'s fit split; returns its best validation score.
 
-    Seeds as :func:`tfrs_recsys.training.run.train` sets them, so the trial's
-    model is the one a run of ``config`` trains before its refit.
+    Seeds, data and epoch length as :func:`tfrs_recsys.training.run.train`
+    has them before its refit; the epochs' shuffles differ (see the code), so a
+    trial's value and best epoch are close to, not equal to, the run's.
     """
     start = time.perf_counter()
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(config.train.seed)
     data = trial.data
     model = build_model(config.model, trial.preprocessing(config), data.dataset)
-    model.compile(optimizer=optimizer_for(config))
     pipeline = training_dataset(model, data.dataset, data.fit.train, config)
+    # One endless iterator with a known epoch length runs the same epochs about
+    # a third faster than Keras' new iterator per epoch (measured on ML-100K);
+    # the epochs' shuffles then differ from a run's, their number does not.
+    steps = int(pipeline.reduce(0, lambda count, _: count + 1))
+    model.compile(optimizer=optimizer_for(config), steps_per_execution=min(steps, 16))
     callback = _Validate(trial, config, report)
-    model.fit(pipeline, epochs=config.train.epochs, callbacks=[callback], verbose=0)
+    model.fit(
+        pipeline.repeat(),
+        epochs=config.train.epochs,
+        steps_per_epoch=steps,
+        callbacks=[callback],
+        verbose=0,
+    )
     return TrialResult(
         best=callback.best,
         best_epoch=callback.best_epoch,
