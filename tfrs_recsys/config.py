@@ -222,6 +222,11 @@ class ModelConfig:
         remove_accidental_hits: Ignore in-batch negatives equal to the positive.
         num_hard_negatives: Keep only this many hardest in-batch negatives (0: all).
         negatives_per_user: Ranking: sampled negatives per user and epoch.
+        user_history: Retrieval with a softmax loss: the query tower also reads
+            the user's train items, as the mean of an item embedding
+            (``id_dim`` wide) over them, next to the user's features (the
+            item a training example predicts is left out of its history).
+            A user without train items (a new user) gets zeros.
         cross_layer: Ranking: add a DCN cross layer.
     """
 
@@ -249,6 +254,7 @@ class ModelConfig:
     remove_accidental_hits: bool = True
     num_hard_negatives: int = 0
     mixed_negatives: int = 512
+    user_history: bool = False
     negatives_per_user: int = 100
     cross_layer: bool = False
 
@@ -272,6 +278,12 @@ class ModelConfig:
             raise ConfigError(
                 "model.text_trainable = true needs model.text_encoder = 'bert', "
                 f"got {self.text_encoder!r}"
+            )
+        if self.user_history and (self.kind != "retrieval" or self.loss != "softmax"):
+            raise ConfigError(
+                "model.user_history needs model.kind = 'retrieval' and model.loss = 'softmax' "
+                f"(the item predicted is left out of its user's history), got "
+                f"{self.kind!r} / {self.loss!r}"
             )
         if self.feature_set == "ids" and self.id_mode == "none":
             raise ConfigError("model.feature_set 'ids' needs model.id_mode 'input' or 'residual'")

@@ -109,12 +109,16 @@ class Preprocessing:
         item_counts: ``[n_items]`` train positives of each catalog item (row
             order of the item table).
         n_train_users: Distinct users with a train positive.
+        user_history: With ``model.user_history``: each user's train items as
+            ``(offsets [n_users + 1], item_rows)``, rows of the user and item
+            tables (user ``u``'s items are ``item_rows[offsets[u]:offsets[u+1]]``).
     """
 
     user: SidePreprocessing
     item: SidePreprocessing
     item_counts: np.ndarray
     n_train_users: int
+    user_history: tuple[np.ndarray, np.ndarray] | None = None
 
     def side(self, side: Side) -> SidePreprocessing:
         return self.user if side == "user" else self.item
@@ -131,6 +135,8 @@ class Preprocessing:
             "sides": {},
         }
         arrays: dict[str, np.ndarray] = {"item_counts": self.item_counts}
+        if self.user_history is not None:
+            arrays["user_history/offsets"], arrays["user_history/items"] = self.user_history
         for side in (self.user, self.item):
             prefix = side.side
             manifest["sides"][prefix] = {
@@ -218,6 +224,11 @@ class Preprocessing:
             item=sides["item"],
             item_counts=arrays["item_counts"],
             n_train_users=int(manifest["n_train_users"]),
+            user_history=(
+                (arrays["user_history/offsets"], arrays["user_history/items"])
+                if "user_history/offsets" in arrays
+                else None
+            ),
         )
 
 
@@ -273,7 +284,20 @@ def fit_preprocessing(
         ),
         item_counts=counts,
         n_train_users=max(len(np.unique(user_rows)), 1),
+        user_history=(
+            user_histories(user_rows, item_rows, dataset.n_users) if config.user_history else None
+        ),
     )
+
+
+def user_histories(
+    user_rows: np.ndarray, item_rows: np.ndarray, n_users: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's items as ``(offsets [n_users + 1], item_rows)``, items in row order."""
+    order = np.lexsort((item_rows, user_rows))
+    offsets = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(user_rows, minlength=n_users), out=offsets[1:])
+    return offsets, np.asarray(item_rows, dtype=np.int64)[order]
 
 
 def fit_side(

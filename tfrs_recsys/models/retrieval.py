@@ -44,7 +44,23 @@ class RetrievalModel(tfrs.Model):
         super().__init__()
         self.config = config
         self._fitted = Untracked(preprocessing)
-        self.query_tower = build_tower(preprocessing.user, users, config)
+        history = None
+        if config.user_history:
+            from tfrs_recsys.towers.history import HistoryEncoder
+
+            if preprocessing.user_history is None:
+                raise ConfigError(
+                    "model.user_history needs preprocessing fitted with it (no user histories)"
+                )
+            history = HistoryEncoder(
+                users.ids,
+                *preprocessing.user_history,
+                n_items=len(items),
+                dim=config.id_dim,
+                l2=config.id_l2,
+                name="user_history",
+            )
+        self.query_tower = build_tower(preprocessing.user, users, config, history)
         self.candidate_tower = build_tower(preprocessing.item, items, config)
         self.user_columns = preprocessing.user.columns
         self.item_columns = preprocessing.item.columns
@@ -114,7 +130,12 @@ class RetrievalModel(tfrs.Model):
         With an item bias the query gets a constant ``temperature`` component
         and the candidate its bias, so ``q . c / temperature`` adds the bias.
         """
-        queries = self.query_tower({c: features[c] for c in self.user_columns}, training=training)
+        inputs = {c: features[c] for c in self.user_columns}
+        if training and self.config.user_history and self._id_column in features:
+            from tfrs_recsys.towers.history import EXCLUDED_ITEM
+
+            inputs[EXCLUDED_ITEM] = self._item_rows(features)  # not the item it predicts
+        queries = self.query_tower(inputs, training=training)
         if self.item_bias is None:
             return queries
         constant = tf.fill(

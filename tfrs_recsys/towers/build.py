@@ -101,9 +101,12 @@ def build_side_encoder(
 
 
 def build_tower(
-    preprocessing: SidePreprocessing, table: FeatureTable, config: ModelConfig
+    preprocessing: SidePreprocessing,
+    table: FeatureTable,
+    config: ModelConfig,
+    history: tf.keras.layers.Layer | None = None,
 ) -> Tower:
-    """The retrieval tower of one side (``preprocessing.side``)."""
+    """The retrieval tower of one side (``preprocessing.side``), reading ``history`` too if given."""
     side = preprocessing.side
     features = preprocessing.features
     id_feature = next(f for f in features if f.kind == "id")
@@ -134,5 +137,6 @@ def build_tower(
         id_residual=residual,
         id_l2=config.id_l2,
         normalize=config.normalize,
+        history=None if history is None else (id_feature.name, history),
         name=TOWER_NAMES[side],
     )

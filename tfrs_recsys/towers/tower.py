@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfrs_recsys.features.side_encoder import SideEncoder, batch_l2
 from tfrs_recsys.towers.dropout import CountedDropout
+from tfrs_recsys.towers.history import EXCLUDED_ITEM
 
 
 class Tower(tf.keras.Model):
@@ -24,6 +25,9 @@ class Tower(tf.keras.Model):
             regularised on their own).
         id_l2: L2 weight on the residual id rows a batch looks up.
         normalize: L2-normalise the output (cosine scores).
+        history: Optional ``(id column, encoder)``: the user's train items
+            (:class:`~tfrs_recsys.towers.history.HistoryEncoder`), concatenated
+            to the encoded features before the dense layers.
     """
 
     def __init__(
@@ -36,10 +40,14 @@ class Tower(tf.keras.Model):
         id_residual: tuple[str, tf.keras.layers.Layer, tf.keras.layers.Layer] | None = None,
         id_l2: float = 0.0,
         normalize: bool = True,
+        history: tuple[str, tf.keras.layers.Layer] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.encoder = encoder
+        self.history_column = None
+        if history is not None:
+            self.history_column, self.history = history
         self.hidden_layers = [tf.keras.layers.Dense(width, activation="relu") for width in hidden]
         # Masks keyed on a checkpointed call counter (resume draws the same masks);
         # each layer's seed comes from the global seed (``train.seed``).
@@ -62,6 +70,9 @@ class Tower(tf.keras.Model):
 
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
         x = self.encoder(inputs, training=training)
+        if self.history_column is not None:
+            history = self.history(inputs[self.history_column], inputs.get(EXCLUDED_ITEM))
+            x = tf.concat([x, tf.cast(history, x.dtype)], axis=-1)
         for i, layer in enumerate(self.hidden_layers):
             x = layer(x)
             if self.dropout_layers:
