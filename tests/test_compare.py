@@ -133,7 +133,8 @@ def test_ease_records_its_tuned_penalty(comparison):
 
 
 def test_markdown_table_has_a_row_per_model(comparison):
-    text = (comparison[0] / "comparison.md").read_text(encoding="utf-8")
+    # The first table; the second (by item popularity) has its own test.
+    text = (comparison[0] / "comparison.md").read_text(encoding="utf-8").split("\n\n")[1]
     rows = [
         line
         for line in text.splitlines()
@@ -142,6 +143,19 @@ def test_markdown_table_has_a_row_per_model(comparison):
     assert [row.split("|")[1].strip() for row in rows] == MODELS
     oracle_row = rows[MODELS.index("oracle")]
     assert "1.000" in oracle_row
+
+
+def test_every_model_records_recall_by_item_popularity(comparison):
+    out, report = comparison
+    bins = {name: entry["popularity_bins"] for name, entry in report["models"].items()}
+    labels = ["0", "1-4", "5-19", "20-99", "100-499", "500+"]
+    assert all(list(b) == labels for b in bins.values())
+    pairs = {name: [b[label]["pairs"] for label in labels] for name, b in bins.items()}
+    assert len({tuple(p) for p in pairs.values()}) == 1  # one task for every model
+    assert sum(pairs["oracle"]) > 0
+    text = (out / "comparison.md").read_text(encoding="utf-8")
+    table = text.split("\n\n")[3].splitlines()
+    assert [row.split("|")[1].strip() for row in table[2:]] == MODELS
 
 
 def test_compare_refuses_an_existing_report(comparison, small_dir):
