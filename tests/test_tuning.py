@@ -32,6 +32,7 @@ SEARCHED_MODEL_KEYS = (
     "normalize",
     "temperature",
     "item_bias",
+    "user_history",
     "hidden",
     "output_dim",
     "id_dim",
@@ -73,11 +74,12 @@ def test_the_catalog_losses_are_left_out_above_the_catalog_limit():
 def test_a_trial_keeps_the_data_section_and_the_feature_set():
     config = load_config("tech_all")
     params = params_of(config, config, 1_000) | {"loss": "catalog_softmax", "normalize": True}
-    params |= {"temperature": 0.1, "id_mode": "residual", "dropout": 0.1}
+    params |= {"temperature": 0.1, "id_mode": "residual", "dropout": 0.1, "user_history": True}
     tuned = suggest_config(FixedParams(params), config, 1_000)
     assert tuned.data == config.data
     assert (tuned.model.feature_set, tuned.model.text_encoder) == ("all", "bert")
     assert tuned.model.temperature == 0.1 and tuned.model.id_mode == "residual"
+    assert tuned.model.user_history
     assert tuned.train.refit and tuned.train.epochs == config.train.epochs
 
 

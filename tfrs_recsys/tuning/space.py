@@ -2,9 +2,11 @@
 
 One space per model kind. Retrieval searches the loss (exact softmax over the
 catalog, logistic loss over every catalog cell, in-batch softmax with logQ
-correction, mixed negatives: in-batch plus uniform catalog draws), the temperature and whether vectors are normalised, the item
-bias, tower depth and widths, the id embedding width, the L2 penalties,
-the learning rate and the batch size. Ranking searches the tower and head
+correction, mixed negatives: in-batch plus uniform catalog draws), the
+temperature and whether vectors are normalised, the item bias, whether the
+query tower reads the user's train items (``user_history``), tower depth and
+widths, the id embedding width, the L2 penalties, the learning rate and the
+batch size. Ranking searches the tower and head
 widths, a cross layer, dropout, the negatives sampled per user, the learning
 rate and the batch size. The epoch count is not searched: each trial stops
 early on validation (the base config's ``train.patience``, :data:`PATIENCE` if
@@ -98,6 +100,9 @@ def _retrieval(trial: Suggest, base: ExperimentConfig, n_items: int) -> dict[str
         0.0 if normalize else trial.suggest_float("vector_l2", 1e-5, 1e-1, log=True)
     )
     model["item_bias"] = trial.suggest_categorical("item_bias", [True, False])
+    model["user_history"] = loss != "catalog_sigmoid" and trial.suggest_categorical(
+        "user_history", [False, True]
+    )
     model["hidden"] = _tower(trial, 0)
     model["output_dim"] = trial.suggest_categorical("output_dim", [32, 64, 128])
     model["id_dim"] = trial.suggest_categorical("id_dim", [16, 32, 64])
@@ -185,6 +190,8 @@ def params_of(config: ExperimentConfig, base: ExperimentConfig, n_items: int) ->
     if not normalize:
         params["vector_l2"] = min(max(model.vector_l2, 1e-5), 1e-1)
     params["item_bias"] = model.item_bias
+    if loss != "catalog_sigmoid":
+        params["user_history"] = model.user_history
     params["depth"] = min(len(model.hidden), 2)
     if base.model.feature_set != "ids":
         params["id_mode"] = model.id_mode

@@ -7,7 +7,7 @@ every epoch; early stopping (``train.patience``) ends it. The protocol's holdout
 is not an argument: it cannot reach the choice. Nothing is written to disk.
 
 The fitted preprocessing is shared by trials whose configs read the data the
-same way (feature set, text encoder, id mode, numeric buckets), so a study fits
+same way (feature set, text encoder, id mode, numeric buckets, user histories), so a study fits
 it once per distinct setting.
 """
 
@@ -72,6 +72,7 @@ class TrialData:
             model.text_trainable,
             model.id_mode,
             model.numeric_buckets,
+            model.user_history,
         )
         if key not in self._preprocessing:
             self._preprocessing[key] = fit_preprocessing(
