@@ -337,3 +337,18 @@ def test_compare_gives_a_dataset_without_a_shipped_config_the_statistics_default
     assert (
         origin == "shipped config ml100k_ids" and shipped.model == load_config("ml100k_ids").model
     )
+
+
+def test_the_comparison_table_shows_tuning_seconds_and_trials():
+    from tfrs_recsys.reporting import COMPARISON_KEYS, comparison_markdown
+
+    figures = {k: 0.1 for k in COMPARISON_KEYS} | {"train_s": 1.0, "eval_s": 0.1}
+    tuned = figures | {"tuning_s": 812.4, "tuning_trials": {"complete": 3, "pruned": 7}}
+    table = comparison_markdown(
+        {"dataset": "d", "split": "s", "models": {"ease": figures, "retrieval_ids": tuned}}
+    )
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[0].endswith("| tuning s | trials |")
+    assert rows[1].endswith("| - | - |") and rows[2].endswith("| 812 | 10 (7 pruned) |")
+    untuned = comparison_markdown({"dataset": "d", "split": "s", "models": {"ease": figures}})
+    assert "tuning s" not in untuned

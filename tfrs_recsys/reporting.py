@@ -168,14 +168,17 @@ def comparison_markdown(report: Mapping[str, Any]) -> str:
 
     Columns: :data:`COMPARISON_KEYS`, ``recall@10 / oracle`` when the report has
     an oracle, the seed metric (``-`` for models without probabilities), train
-    and evaluation seconds. A report of a comparison still running or
+    and evaluation seconds, and with ``compare --tune`` each TFRS model's
+    tuning seconds and trials. A report of a comparison still running or
     interrupted (``"pending"`` models) says so under the table.
     """
     has_oracle = any("recall@10_vs_oracle" in m for m in report["models"].values())
+    tuned = any("tuning_s" in m for m in report["models"].values())
     header = (
         ["model", *COMPARISON_KEYS]
         + (["recall@10 / oracle"] if has_oracle else [])
         + ["seed metric", "train s", "eval s"]
+        + (["tuning s", "trials"] if tuned else [])
     )
     lines = [
         f"Dataset `{report['dataset']}`, split `{report['split']}`; full-catalog ranking, "
@@ -194,7 +197,20 @@ def comparison_markdown(report: Mapping[str, Any]) -> str:
             f"{m['train_s']:.1f}",
             f"{m['eval_s']:.2f}",
         ]
+        if tuned:
+            trials = m.get("tuning_trials")
+            cells += [
+                f"{m['tuning_s']:.0f}" if "tuning_s" in m else "-",
+                f"{sum(trials.values())} ({trials.get('pruned', 0)} pruned)" if trials else "-",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
+    if tuned:
+        lines += [
+            "",
+            "tuning s: the TFRS model's config search on the validation carve of train "
+            "(`compare --tune`, docs/tuning.md); EASE's and ALS's validation searches are "
+            "inside their train s.",
+        ]
     popularity = popularity_markdown(report["models"])
     if popularity:
         lines += ["", popularity]
