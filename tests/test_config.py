@@ -476,3 +476,21 @@ def test_a_latin1_byte_names_its_line(tmp_path):
 def test_an_endless_config_stops_at_the_size_limit():
     message = _error(lambda: load_config("/dev/zero"))
     assert message.startswith("/dev/zero: larger than 1 MiB")
+
+
+def test_a_recorded_config_without_newer_keys_still_matches():
+    from tfrs_recsys.config import config_matches
+
+    config = load_config("ml100k_ids")
+    text = config.to_toml()
+    older = "\n".join(
+        line
+        for line in text.splitlines()
+        if not line.startswith(("user_history", "mixed_negatives"))
+    )
+    assert older != text and config_matches(older, config)
+    assert config_matches(text, config)
+    changed = text.replace("temperature = 0.2", "temperature = 0.3")
+    assert changed != text and not config_matches(changed, config)
+    assert not config_matches("not [toml", config) and not config_matches(None, config)
+    assert not config_matches(text + "\n[model]\nbogus = 1\n", config)

@@ -199,3 +199,15 @@ def test_a_directory_of_other_files_is_not_called_a_run(small_dir, tmp_path):
     with pytest.raises(ConfigError, match="holds no run.*new or empty --run-dir"):
         train(tiny_experiment(small_dir), other, verbose=0)
     assert (other / "cat.jpg").read_bytes() == b"\xff\xd8"
+
+
+def test_a_run_recorded_before_a_config_key_existed_resumes(small_dir, tmp_path):
+    config = tiny_experiment(small_dir, train={"epochs": 1})
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    older = "\n".join(
+        line for line in config.to_toml().splitlines() if not line.startswith("user_history")
+    )
+    (run_dir / "config.toml").write_text(older + "\n")
+    run = train(config, run_dir, resume=True, verbose=0)
+    assert run.metrics["epochs_run"] == 1

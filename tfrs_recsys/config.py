@@ -556,6 +556,20 @@ def load_config(
     return _overridden(data, overrides, source)
 
 
+def config_matches(recorded: str | None, config: ExperimentConfig) -> bool:
+    """Whether a recorded ``config.toml`` text describes ``config``.
+
+    Keys the recorded file lacks count as their defaults, so a run written
+    before a key existed still matches the config it was trained with.
+    """
+    if recorded is None:
+        return False
+    try:
+        return config_from_dict(tomllib.loads(recorded), source="recorded config") == config
+    except (tomllib.TOMLDecodeError, ConfigError):
+        return False
+
+
 def with_overrides(config: ExperimentConfig, overrides: Sequence[str]) -> ExperimentConfig:
     """``config`` with ``--set`` overrides applied, checked as :func:`load_config` checks them."""
     return _overridden(config.to_dict(), overrides, "--set")

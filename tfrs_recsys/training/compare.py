@@ -35,6 +35,7 @@ import numpy as np
 
 from tfrs_recsys.config import (
     ExperimentConfig,
+    config_matches,
     config_names,
     config_origin,
     load_config,
@@ -365,7 +366,7 @@ def _check_recorded_config(
     directory: ComparisonDir, name: str, record: dict[str, Any], config: ExperimentConfig | None
 ) -> None:
     """Refuses a finished TFRS model whose recorded config is not the one resolved now."""
-    if config is None or record.get("config_toml") == config.to_toml():
+    if config is None or config_matches(record.get("config_toml"), config):
         return
     old = (record.get("config_toml") or "").splitlines()
     new = config.to_toml().splitlines()
@@ -389,7 +390,9 @@ def _train_tfrs(
     if origin.startswith("built-in"):
         logger.warning("%s: %s", name, origin)
     recorded = run_dir / CONFIG_FILE
-    same_config = recorded.is_file() and recorded.read_text(encoding="utf-8") == config.to_toml()
+    same_config = recorded.is_file() and config_matches(
+        recorded.read_text(encoding="utf-8"), config
+    )
     if same_config and (run_dir / METRICS_FILE).is_file():
         progress.info("%s: its run %s had finished; reading its metrics", step, run_dir)
         metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))

@@ -39,7 +39,7 @@ from typing import Any
 import tensorflow as tf
 
 from tfrs_recsys.atomic import write_json_atomic, write_text_atomic
-from tfrs_recsys.config import ExperimentConfig, load_config
+from tfrs_recsys.config import ExperimentConfig, config_matches, load_config
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.loading import load_dataset
 from tfrs_recsys.data.splits import Split, carve_validation, make_split
@@ -270,7 +270,7 @@ def train(
     if resume:
         if not config_path.is_file():
             raise ConfigError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
-        if config_path.read_text(encoding="utf-8") != config.to_toml():
+        if not config_matches(config_path.read_text(encoding="utf-8"), config):
             raise ConfigError(
                 f"{run_dir}: --resume with a config different from the run's {CONFIG_FILE}; "
                 "resume with the same config (or no --config: the run's own is used)"
