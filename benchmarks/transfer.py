@@ -34,7 +34,8 @@ rules of the defaults.
 An ``--scratch`` holding a finished variant's comparison is resumed (nothing
 is trained again), so the table can be printed again for free.
 
-Run (one at a time; about 60-75 min on a shared 2-core machine)::
+Run (one at a time; on a shared 2-core machine 6 to 15 min per ML-100K variant and
+about 15 min for ``tech-sparse``, with the five models of the docs' table)::
 
     TFRS_RECSYS_CACHE=/work/cache nice -n 5 .venv/bin/python -m benchmarks.transfer \\
         --scratch runs/transfer
