@@ -37,7 +37,7 @@ is trained again), so the table can be printed again for free.
 Run (one at a time; on a shared 2-core machine 6 to 15 min per ML-100K variant and
 about 15 min for ``tech-sparse``, with the five models of the docs' table)::
 
-    TFRS_RECSYS_CACHE=/work/cache nice -n 5 .venv/bin/python -m benchmarks.transfer \\
+    nice -n 5 .venv/bin/python -m benchmarks.transfer \\
         --scratch runs/transfer
 """
 

@@ -123,3 +123,16 @@ def default_config(model_name: str, source: str, stats: DatasetStats) -> Experim
         },
         source=f"default config of {model_name}",
     )
+
+
+def known_configs(
+    base: ExperimentConfig, origin: str, stats: DatasetStats
+) -> dict[str, ExperimentConfig]:
+    """The configs a study of ``base`` tries first, by origin: ``base`` and the
+    statistics-based default of its model (only the searched keys of the latter
+    are read, so its data section is ``base``'s)."""
+    name = f"{base.model.kind}_{base.model.feature_set}"
+    default = dataclasses.replace(default_config(name, base.data.source, stats), data=base.data)
+    known = {origin: base}
+    known.setdefault("defaults from the dataset's statistics", default)
+    return known

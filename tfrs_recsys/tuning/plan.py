@@ -22,7 +22,7 @@ from typing import Any
 from tfrs_recsys.config import ExperimentConfig, load_config
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.progress import logger as progress
-from tfrs_recsys.tuning.defaults import DatasetStats, default_config
+from tfrs_recsys.tuning.defaults import DatasetStats, known_configs
 from tfrs_recsys.tuning.tuner import RESULT_FILE, study_dir_of, tune
 
 TUNING_DIR = "tuning"
@@ -71,23 +71,11 @@ def tuned_config(
         progress.info("%s: tuned already (%s)", name, path)
         summary = json.loads(result_path.read_text(encoding="utf-8"))
     else:
-        known = {origin: config}
-        default = default_config(name, config.data.source, stats)
-        default = dataclasses.replace(
-            default,
-            data=config.data,
-            model=dataclasses.replace(
-                default.model,
-                text_encoder=config.model.text_encoder,
-                text_model=config.model.text_model,
-            ),
-        )
-        known.setdefault("defaults from the dataset's statistics", default)
         progress.info("%s: tuning (%s) ...", name, _budget_text(plan))
         result = tune(
             config,
             path,
-            known=known,
+            known=known_configs(config, origin, stats),
             trials=plan.trials,
             budget_s=plan.budget_s,
             seed=plan.seed,

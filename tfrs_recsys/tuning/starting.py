@@ -9,7 +9,7 @@ from tfrs_recsys.config import ExperimentConfig, load_config, with_overrides
 from tfrs_recsys.data.loading import load_dataset
 from tfrs_recsys.data.splits import make_split
 from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.tuning.defaults import dataset_stats, default_config
+from tfrs_recsys.tuning.defaults import dataset_stats, known_configs
 
 
 def starting_point(
@@ -50,8 +50,4 @@ def starting_point(
             model_name, dataset.schema.name, source, overrides=overrides, stats=stats
         )
         base = dataclasses.replace(base, data=dataclasses.replace(base.data, split=split.name))
-    default = default_config(model_name, source, stats)
-    default = dataclasses.replace(default, data=base.data)
-    known = {origin: base}
-    known.setdefault("defaults from the dataset's statistics", default)
-    return base, known
+    return base, known_configs(base, origin, stats)

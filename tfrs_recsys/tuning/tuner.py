@@ -30,6 +30,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import tensorflow as tf
+
 from tfrs_recsys.atomic import write_json_atomic, write_text_atomic
 from tfrs_recsys.config import ExperimentConfig
 from tfrs_recsys.errors import ConfigError
@@ -215,7 +217,7 @@ def tune(
             n_trials=remaining_trials,
             timeout=remaining_s,
             callbacks=[after_trial],
-            catch=(_resource_errors()),
+            catch=(tf.errors.ResourceExhaustedError,),
         )
     _write_trials(study, study_dir / TRIALS_FILE)
     complete = study.get_trials(deepcopy=False, states=(state.COMPLETE,))
@@ -243,12 +245,6 @@ def tune(
     write_json_atomic(study_dir / RESULT_FILE, result.summary())
     write_text_atomic(out, _header(result, base) + config.to_toml())
     return result
-
-
-def _resource_errors() -> tuple[type[BaseException], ...]:
-    import tensorflow as tf
-
-    return (tf.errors.ResourceExhaustedError,)
 
 
 def _check_study_dir(study_dir: Path, out: Path, settings: dict[str, Any], resume: bool) -> None:
