@@ -49,6 +49,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_set_flag(parser: argparse.ArgumentParser, help: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` config override of ``parser``."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -121,14 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a shipped config name (tech_all, ml100k_subset, ...) or a TOML file (default: built-in defaults)",
     )
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set model.temperature=0.2 (repeatable)",
-    )
+    _add_set_flag(train, "override a config key, e.g. --set model.temperature=0.2 (repeatable)")
     train.add_argument("--run-dir", type=Path, required=True, help="run directory to create")
     train.add_argument(
         "--resume",
@@ -177,14 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a folder of <prefix>_<feature_set>.toml configs to use instead of the shipped ones",
     )
-    compare.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key of every TFRS model's config, e.g. --set train.epochs=3",
-    )
+    _add_set_flag(compare, "override a key of every TFRS model's config, e.g. --set train.epochs=3")
     compare.add_argument(
         "--resume",
         action="store_true",
@@ -228,13 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the config to start from (default: the dataset's shipped config, or defaults "
         "chosen from the dataset's statistics)",
     )
-    tune.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key of the starting config, e.g. --set data.min_rating=3 (repeatable)",
+    _add_set_flag(
+        tune, "override a key of the starting config, e.g. --set data.min_rating=3 (repeatable)"
     )
     tune.add_argument(
         "--trials", type=_positive_int, default=None, metavar="N", help="trials in all"
