@@ -352,3 +352,9 @@ def test_the_comparison_table_shows_tuning_seconds_and_trials():
     assert rows[1].endswith("| - | - |") and rows[2].endswith("| 812 | 10 (7 pruned) |")
     untuned = comparison_markdown({"dataset": "d", "split": "s", "models": {"ease": figures}})
     assert "tuning s" not in untuned
+
+
+def test_the_cli_tunes_exactly_compares_tfrs_models(cli):
+    from tfrs_recsys.training.compare import TFRS_MODELS
+
+    assert cli.TUNABLE_MODELS == TFRS_MODELS
