@@ -102,13 +102,34 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--layout",
         choices=("auto", "wide", "long"),
-        default="auto",
+        default=None,
         help="wide matrix CSV as the notebooks read, long sharded interactions, or auto "
-        "(wide up to 20M cells)",
+        "(wide up to 20M cells; the default)",
     )
-    gen.add_argument("--shard-format", choices=("parquet", "csv"), default="parquet")
+    gen.add_argument(
+        "--shard-format", choices=("parquet", "csv"), default=None, help="default parquet"
+    )
     gen.add_argument("--force", action="store_true", help="replace an existing directory")
     gen.add_argument("--json", action="store_true", help="print the summary as JSON")
+    gen.add_argument(
+        "--scale",
+        action="store_true",
+        help="scale mode: sample each user's positives directly (1M users x 100k items in "
+        "minutes); Parquet shards, dataset.toml and truth_scale.npz",
+    )
+    gen.add_argument(
+        "--positives-per-user",
+        type=_positive_float,
+        default=None,
+        help="with --scale: mean distinct positives per user (default 100 or --items / 10 if "
+        "smaller; at most --items / 2)",
+    )
+    gen.add_argument(
+        "--shard-users",
+        type=_positive_int,
+        default=None,
+        help="with --scale: users per interactions shard (default 20000)",
+    )
 
     fetch = sub.add_parser("fetch-data", help="download a public dataset into the cache")
     fetch.add_argument("name", help="dataset name, e.g. movielens-100k")
@@ -454,16 +475,22 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from tfrs_recsys.atomic import check_writable_target
     from tfrs_recsys.data.generator import GeneratorConfig, generate
     from tfrs_recsys.data.techproducts import write_tech_products
+    from tfrs_recsys.errors import ConfigError
 
+    if args.scale:
+        return _cmd_generate_scale(args)
+    for flag in ("positives_per_user", "shard_users"):
+        if getattr(args, flag) is not None:
+            raise ConfigError(f"--{flag.replace('_', '-')} needs --scale")
     check_writable_target(args.out, overwrite=args.force)
     config = GeneratorConfig(users=args.users, items=args.items, seed=args.seed)
     start = time.perf_counter()
     manifest = write_tech_products(
         generate(config),
         args.out,
-        layout=args.layout,
+        layout=args.layout or "auto",
         overwrite=args.force,
-        shard_format=args.shard_format,
+        shard_format=args.shard_format or "parquet",
     )
     summary = {
         "out": str(args.out),
@@ -473,6 +500,54 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         "positives": manifest["positives"],
         "density": manifest["density"],
         "seconds": round(time.perf_counter() - start, 2),
+    }
+    _print_summary(summary, args.json)
+    return 0
+
+
+def _cmd_generate_scale(args: argparse.Namespace) -> int:
+    from tfrs_recsys.atomic import check_writable_target
+    from tfrs_recsys.data.generator_scale import SEED_MAX, ScaleConfig, write_scale_dataset
+    from tfrs_recsys.errors import ConfigError
+
+    for flag in ("layout", "shard_format"):
+        if getattr(args, flag) is not None:
+            raise ConfigError(
+                f"--{flag.replace('_', '-')} does not apply with --scale "
+                "(it writes Parquet shards of the long layout)"
+            )
+    positives = args.positives_per_user or min(100.0, args.items / 10)
+    if args.items < 8:
+        raise ConfigError(
+            f"--items must be at least 8 with --scale (one per product type), got {args.items}"
+        )
+    if positives > args.items / 2:
+        raise ConfigError(
+            f"--positives-per-user must be at most --items / 2 = {args.items / 2:g}, "
+            f"got {positives:g}"
+        )
+    if args.seed > SEED_MAX:
+        raise ConfigError(f"--seed must be at most 2**64 - 1, got {args.seed}")
+    check_writable_target(args.out, overwrite=args.force)
+    config = ScaleConfig(
+        users=args.users, items=args.items, positives_per_user=positives, seed=args.seed
+    )
+    manifest = write_scale_dataset(
+        args.out,
+        config,
+        shard_users=args.shard_users or 20_000,
+        overwrite=args.force,
+    )
+    summary = {
+        "out": str(args.out),
+        "layout": "long (scale mode)",
+        "users": manifest["users"],
+        "items": manifest["items"],
+        "positives": manifest["positives"],
+        "density": manifest["density"],
+        "positives_per_user": manifest["positives_per_user"]["mean"],
+        "shards": manifest["shards"],
+        "seconds": manifest["seconds"]["total"],
     }
     _print_summary(summary, args.json)
     return 0
