@@ -137,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--force", action="store_true", help="download again")
 
     inspect = sub.add_parser("inspect-data", help="validate a dataset and print its summary")
-    inspect.add_argument("source", help="dataset directory or name (movielens-100k)")
+    inspect.add_argument(
+        "source", nargs="?", help="dataset directory, dataset.toml or name (movielens-100k)"
+    )
+    inspect.add_argument("--data", default=None, help="the same as SOURCE, given as a flag")
     inspect.add_argument(
         "--min-rating", type=float, default=4.0, help="explicit ratings >= this are positives"
     )
@@ -569,7 +572,11 @@ def _inspect(source: str | Path, min_rating: float = 4.0) -> dict[str, Any]:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    _print_summary(_inspect(args.source, args.min_rating), args.json)
+    from tfrs_recsys.errors import ConfigError
+
+    if (args.source is None) == (args.data is None):
+        raise ConfigError("inspect-data takes the dataset as SOURCE or as --data, once")
+    _print_summary(_inspect(args.data or args.source, args.min_rating), args.json)
     return 0
 
 

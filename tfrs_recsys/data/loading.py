@@ -11,14 +11,21 @@ from tfrs_recsys.errors import DatasetNotFoundError
 
 
 def load_dataset(source: str | Path, *, min_rating: float = 4.0) -> RecDataset:
-    """Loads a dataset directory, or a named dataset from the cache (fetching it).
+    """Loads a declared dataset, a dataset directory, or a named dataset from the cache.
 
     Args:
-        source: A directory holding the tech-products CSV files or any
-            MovieLens / RecBole format, or a name known to ``fetch-data``
-            (``movielens-100k``).
-        min_rating: Explicit-rating data keeps ratings >= this as positives.
+        source: A declared dataset (a ``dataset.toml`` file, or a directory
+            holding one: see :mod:`tfrs_recsys.data.declared`), a directory
+            holding the tech-products CSV files or any MovieLens / RecBole
+            format, or a name known to ``fetch-data`` (``movielens-100k``).
+        min_rating: Explicit-rating data keeps ratings >= this as positives
+            (a declared dataset's own ``min_rating`` takes precedence).
     """
+    from tfrs_recsys.data.declared import declaration_path
+    from tfrs_recsys.data.declared_memory import load_declared
+
+    if declaration_path(source) is not None:
+        return load_declared(source, min_rating=min_rating)
     path = Path(source)
     if not path.exists():
         from tfrs_recsys.data.fetch import KNOWN_DATASETS, dataset_dir
