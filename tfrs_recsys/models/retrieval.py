@@ -325,12 +325,34 @@ class RetrievalModel(tfrs.Model):
     def scorer(self):
         """A scorer for the evaluator: user rows -> scores over the catalog."""
         items = tf.constant(self.item_embeddings())
+        score_rows = self._compiled_score_rows()
 
         def score(user_rows: np.ndarray) -> tf.Tensor:
-            queries = self.query_vectors(self.user_gather(tf.constant(user_rows)))
-            return tf.matmul(queries, items, transpose_b=True)
+            return score_rows(tf.constant(user_rows, dtype=tf.int64), items)
 
         return score
+
+    def _compiled_score_rows(self):
+        """``(user_rows [b] int64, items [n_items, dim]) -> scores [b, n_items]`` as one graph.
+
+        Traced once per model (the evaluator calls it after every epoch): the
+        query tower run eagerly layer by layer cost more than the scoring.
+        """
+        if getattr(self, "_score_rows", None) is None:
+
+            @tf.function(
+                input_signature=[
+                    tf.TensorSpec([None], tf.int64),
+                    tf.TensorSpec([None, None], tf.float32),
+                ]
+            )
+            def score_rows(user_rows: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+                queries = self.query_vectors(self.user_gather(user_rows))
+                return tf.matmul(queries, items, transpose_b=True)
+
+            # Not tracked: a function is no weight, and checkpoints stay as they were.
+            object.__setattr__(self, "_score_rows", score_rows)
+        return self._score_rows
 
     def serving_parts(self, dataset):
         """What a SavedModel export needs from this model (:class:`~tfrs_recsys.models.serving_parts.ServingParts`).

@@ -51,6 +51,7 @@ from tfrs_recsys.features.columns import id_only_sides
 from tfrs_recsys.features.preprocessing import Preprocessing, fit_preprocessing
 from tfrs_recsys.models.factory import build_model, training_dataset
 from tfrs_recsys.recommender import Recommender, probability_fn
+from tfrs_recsys.training.epoch_line import EpochLine
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ def train(
         run_dir: Output directory; must be new or empty unless ``resume``.
         resume: Continue the run in ``run_dir`` (its ``config.toml`` must
             equal ``config``).
-        verbose: Keras verbosity (2: one line per epoch).
+        verbose: 0: silent; otherwise one printed line per epoch.
 
     Raises:
         ConfigError: ``run_dir`` is a file or holds another run (without
@@ -374,6 +375,8 @@ def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedR
         ),
         EpochCheckpoint(manager),
     ]
+    if verbose:
+        callbacks.insert(1, EpochLine(config.train.epochs))
     fit_start = time.perf_counter()
     if initial_epoch < config.train.epochs and not stopped_early:
         model.fit(
@@ -381,7 +384,7 @@ def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedR
             epochs=config.train.epochs,
             initial_epoch=initial_epoch,
             callbacks=callbacks,
-            verbose=verbose,
+            verbose=0,  # EpochLine prints the epochs: Keras's progress bar costs a step's time
         )
     train_s = time.perf_counter() - fit_start
 
@@ -442,7 +445,7 @@ def _refit(
     model.compile(optimizer=optimizer_for(config))
     pipeline = training_dataset(model, data.dataset, data.split.train, config)
     start = time.perf_counter()
-    model.fit(pipeline, epochs=epochs, verbose=verbose)
+    model.fit(pipeline, epochs=epochs, callbacks=[EpochLine(epochs)] if verbose else [], verbose=0)
     train_s = time.perf_counter() - start
     tf.train.Checkpoint(model=model).write(str(run_dir / REFIT_DIR / "weights"))
     return (
