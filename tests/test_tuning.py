@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -142,6 +143,13 @@ def test_a_trial_stops_when_its_report_says_so(small_dir):
     result = run_trial(TrialData(prepare_data(_tiny(small_dir))), _tiny(small_dir), report)
     assert result.stopped_by_report and result.epochs_run == 1
     assert calls == [(1, result.best)]
+
+
+def test_a_trial_past_its_deadline_stops_after_the_current_epoch(small_dir):
+    config = _tiny(small_dir)  # 2 epochs without a deadline (see the test above)
+    result = run_trial(TrialData(prepare_data(config)), config, deadline=time.perf_counter())
+    assert result.stopped_at_deadline and not result.stopped_by_report
+    assert result.epochs_run == 1 and result.best_epoch == 1 and 0.0 < result.best <= 1.0
 
 
 # --- the study ------------------------------------------------------------------------------------

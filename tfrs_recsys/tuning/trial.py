@@ -43,6 +43,8 @@ class TrialResult:
         metrics: Validation recall@10, ndcg@10 and recall@50 of the best epoch.
         seconds: Wall time of the trial (training and validation).
         stopped_by_report: Whether ``report`` ended it (pruned).
+        stopped_at_deadline: Whether the study's time budget ended it (its
+            value is that of the epochs it had).
     """
 
     best: float
@@ -51,6 +53,7 @@ class TrialResult:
     metrics: dict[str, float]
     seconds: float
     stopped_by_report: bool
+    stopped_at_deadline: bool = False
 
 
 class TrialData:
@@ -82,8 +85,16 @@ class TrialData:
 
 
 class _Validate(tf.keras.callbacks.Callback):
-    def __init__(self, trial: TrialData, config: ExperimentConfig, report: EpochReport | None):
+    def __init__(
+        self,
+        trial: TrialData,
+        config: ExperimentConfig,
+        report: EpochReport | None,
+        deadline: float | None = None,
+    ):
         super().__init__()
+        self.deadline = deadline
+        self.stopped_at_deadline = False
         self.trial = trial
         self.monitor = config.train.monitor
         self.patience = config.train.patience
@@ -113,16 +124,31 @@ class _Validate(tf.keras.callbacks.Callback):
         if self.report is not None and self.report(epoch + 1, score):
             self.stopped_by_report = True
             self.model.stop_training = True
+        elif (
+            not self.model.stop_training
+            and self.deadline is not None
+            and time.perf_counter() >= self.deadline
+        ):
+            self.stopped_at_deadline = True
+            self.model.stop_training = True
 
 
 def run_trial(
-    trial: TrialData, config: ExperimentConfig, report: EpochReport | None = None
+    trial: TrialData,
+    config: ExperimentConfig,
+    report: EpochReport | None = None,
+    *,
+    deadline: float | None = None,
 ) -> TrialResult:
     """Trains ``config`` on ``trial``'s fit split; returns its best validation score.
 
     Seeds, data and epoch length as :func:`tfrs_recsys.training.run.train`
     has them before its refit; the epochs' shuffles differ (see the code), so a
     trial's value and best epoch are close to, not equal to, the run's.
+
+    ``deadline`` (a ``time.perf_counter()`` value) ends the trial after the
+    first epoch that finishes past it, so one slow trial cannot overrun a
+    study's time budget by more than an epoch.
     """
     start = time.perf_counter()
     tf.keras.backend.clear_session()
@@ -135,7 +161,7 @@ def run_trial(
     # the epochs' shuffles then differ from a run's, their number does not.
     steps = int(pipeline.reduce(0, lambda count, _: count + 1))
     model.compile(optimizer=optimizer_for(config), steps_per_execution=min(steps, 16))
-    callback = _Validate(trial, config, report)
+    callback = _Validate(trial, config, report, deadline)
     model.fit(
         pipeline.repeat(),
         epochs=config.train.epochs,
@@ -150,4 +176,5 @@ def run_trial(
         metrics=callback.best_metrics,
         seconds=time.perf_counter() - start,
         stopped_by_report=callback.stopped_by_report,
+        stopped_at_deadline=callback.stopped_at_deadline,
     )

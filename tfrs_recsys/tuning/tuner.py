@@ -26,6 +26,7 @@ import dataclasses
 import json
 import logging
 import math
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,7 @@ def tune(
             trial.report(value if math.isfinite(value) else 0.0, epoch)
             return trial.should_prune()
 
-        result = run_trial(data, config, report)
+        result = run_trial(data, config, report, deadline=deadline)
         _record(trial, result)
         if result.stopped_by_report:
             raise optuna.TrialPruned()
@@ -211,6 +212,8 @@ def tune(
     spent = _seconds(study)
     remaining_trials = None if trials is None else max(trials - done, 0)
     remaining_s = None if budget_s is None else max(budget_s - spent, 0.0)
+    # Optuna's timeout only stops starting trials; the deadline also ends a running one.
+    deadline = None if remaining_s is None else time.perf_counter() + remaining_s
     if remaining_trials != 0 and remaining_s != 0.0:
         study.optimize(
             objective,
@@ -274,6 +277,8 @@ def _record(trial, result: TrialResult) -> None:
     trial.set_user_attr("best_epoch", result.best_epoch)
     trial.set_user_attr("epochs_run", result.epochs_run)
     trial.set_user_attr("seconds", round(result.seconds, 2))
+    if result.stopped_at_deadline:
+        trial.set_user_attr("stopped_at_budget", True)
     for key, value in result.metrics.items():
         trial.set_user_attr(f"validation_{key}", value)
 
@@ -300,6 +305,8 @@ def _progress_line(study, trial, trials: int | None) -> None:
         value = f"{shown:.4f}" + (
             " (pruned at epoch %d)" % attrs.get("epochs_run", 0)
             if trial.state.name == "PRUNED"
+            else " (stopped at the time budget)"
+            if attrs.get("stopped_at_budget")
             else ""
         )
     try:
