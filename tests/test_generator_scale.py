@@ -221,6 +221,21 @@ def test_cluster_and_item_probabilities_are_normalised():
     )
 
 
+def test_pair_probabilities_equal_the_full_rows():
+    truth = generate_scale(ScaleConfig(users=60, items=700, positives_per_user=30, seed=9)).truth
+    rng = np.random.default_rng(1)
+    users, items = rng.integers(60, size=300), rng.integers(700, size=300)
+    full = truth.probabilities(np.arange(60))
+    np.testing.assert_allclose(
+        truth.pair_probabilities(users, items), full[users, items], rtol=1e-5, atol=1e-7
+    )
+    # The oracle's pair interface gives the same (it slices the full rows).
+    np.testing.assert_allclose(
+        OracleScorer(truth).probabilities(users, items), full[users, items], rtol=1e-6
+    )
+    assert truth.expected_positives(np.arange(60)) == pytest.approx(full.sum(axis=1), rel=1e-4)
+
+
 def test_save_load_round_trip_is_exact(tmp_path):
     truth = generate_scale(SMALL).truth
     truth.save(tmp_path / "t.npz")
