@@ -234,6 +234,8 @@ def test_pair_probabilities_equal_the_full_rows():
         OracleScorer(truth).probabilities(users, items), full[users, items], rtol=1e-6
     )
     assert truth.expected_positives(np.arange(60)) == pytest.approx(full.sum(axis=1), rel=1e-4)
+    with pytest.raises(ConfigError, match="users and items differ in shape"):
+        truth.pair_probabilities(users, items[:-1])
 
 
 def test_save_load_round_trip_is_exact(tmp_path):

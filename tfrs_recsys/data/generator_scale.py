@@ -251,19 +251,37 @@ class ScaleTrueModel:
         return self._by_chunks(users, lambda rows: -np.expm1(-np.exp(self._log_rates(rows))))
 
     def pair_probabilities(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """``P(users[k] likes items[k])`` [n] (float32), ``O(K)`` a pair, not ``O(items)``."""
+        """``P(users[k] likes items[k])`` [n] (float32), ``O(taste_rank)`` a pair.
+
+        The first call computes every user's normaliser of ``p(i | u)`` (``O(users x K)``).
+        """
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
-        out = np.empty(len(users), np.float32)
-        for s in range(0, len(users), 65_536):
-            u, i = users[s : s + 65_536], items[s : s + 65_536]
-            scores = self.cluster_scores(u)
-            log_p = (
-                self.group_item[self.group[u], i]
-                + scores[np.arange(len(u)), self.cluster[i]]
-                - _logsumexp(scores + self._cluster_log_mass[self.group[u]])
+        if users.shape != items.shape:
+            raise ConfigError(f"users and items differ in shape: {users.shape} vs {items.shape}")
+        cluster = self.cluster[items]
+        score = (
+            self.group_item[self.group[users], items].astype(np.float64)
+            + np.einsum(
+                "nr,nr->n",
+                self.user_taste[users].astype(np.float64),
+                self.cluster_taste[cluster].astype(np.float64),
             )
-            out[s : s + 65_536] = -np.expm1(-self.rate[u] * np.exp(log_p))
+            - self.sensitivity[users].astype(np.float64) * self.cluster_price[cluster]
+        )
+        rate = self.rate[users] * np.exp(score - self._user_log_normaliser[users])
+        return (-np.expm1(-rate)).astype(np.float32)
+
+    @functools.cached_property
+    def _user_log_normaliser(self) -> np.ndarray:
+        """``log sum_i exp(s(u, i))`` of every user [users] (float64)."""
+        step = max(1, _CHUNK_CELLS // self.n_clusters)
+        out = np.empty(self.n_users)
+        for s in range(0, self.n_users, step):
+            users = np.arange(s, min(s + step, self.n_users))
+            out[users] = _logsumexp(
+                self.cluster_scores(users) + self._cluster_log_mass[self.group[users]]
+            )
         return out
 
     def expected_positives(self, users: np.ndarray) -> np.ndarray:
