@@ -135,6 +135,24 @@ def test_dataset_toml_names_existing_files_and_columns(small_dir):
     assert declared["users"]["columns"]["personality"] == "categorical"
 
 
+def test_a_failure_while_writing_leaves_no_directory(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    written = []
+
+    def failing_write(table, path, **kwargs):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(path)
+        return real_write(table, path, **kwargs)
+
+    real_write = pq.write_table
+    monkeypatch.setattr(pq, "write_table", failing_write)
+    with pytest.raises(OSError, match="No space left"):
+        write_scale_dataset(tmp_path / "out", SMALL, shard_users=400)
+    assert len(written) == 1 and list(tmp_path.iterdir()) == []  # no target, no staging
+
+
 def test_written_truth_loads_and_equals_the_generated_one(small_dir):
     truth = load_scale_truth(small_dir)
     generated = generate_scale(SMALL).truth
@@ -219,6 +237,15 @@ def test_cluster_and_item_probabilities_are_normalised():
     np.testing.assert_allclose(
         np.exp(truth.logits(users).astype(np.float64)).sum(axis=1), truth.rate, rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("items", [8, 9, 30])
+def test_tiny_catalogs_have_no_empty_cluster(items):
+    # 8 items fill only the 4 largest product types (2 each): no cluster of an empty type.
+    truth = generate_scale(ScaleConfig(users=100, items=items, positives_per_user=2)).truth
+    assert np.bincount(truth.cluster, minlength=truth.n_clusters).min() >= 1
+    assert np.isfinite(truth.logits(np.arange(100))).all()
+    assert truth.expected_positives(np.arange(100)).mean() == pytest.approx(2.0, rel=1e-5)
 
 
 def test_pair_probabilities_equal_the_full_rows():

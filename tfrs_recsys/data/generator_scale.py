@@ -439,7 +439,7 @@ def generate_scale(config: ScaleConfig | None = None) -> ScaleData:
     """Draws the users, the items and the scale true model (calibrated activity).
 
     Memory: about 100 bytes a user, 0.5 kB an item, 12 bytes x 30 groups an
-    item (the sampling table) and up to 200 MB for the calibration.
+    item (the sampling table) and about 100 MB for the calibration.
     """
     config = config or ScaleConfig()
     personality, profession, age, activity, user_taste = _draw_users(config)
@@ -566,7 +566,7 @@ def _make_items(
     counts = np.floor(shares / shares.sum() * config.items).astype(int)
     counts[np.argsort(-shares)[: config.items - counts.sum()]] += 1
     per_type = np.clip(np.rint(config.n_clusters * counts / config.items), 1, None).astype(int)
-    per_type = np.minimum(per_type, np.maximum(counts, 1))
+    per_type = np.minimum(per_type, counts)  # no cluster without items (tiny catalogs)
     first = np.concatenate([[0], np.cumsum(per_type)[:-1]])
 
     item_type = rng.permutation(np.repeat(np.arange(n_types), counts))
