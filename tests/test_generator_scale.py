@@ -384,3 +384,25 @@ def test_default_generate_data_output_is_unchanged(tmp_path, capsys):
     for name, digest in digests.items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest, name
     assert not (out / "dataset.toml").exists() and not (out / SCALE_TRUTH_FILE).exists()
+
+
+def test_the_oracle_baseline_finds_the_scale_truth_beside_a_declared_dataset(tmp_path):
+    """The oracle model of compare loads ``truth_scale.npz`` from the dataset.toml's directory."""
+    from tfrs_recsys.data.loading import load_dataset
+    from tfrs_recsys.data.splits import make_split
+    from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate
+
+    config = ScaleConfig(users=1_500, items=200, positives_per_user=15, seed=5)
+    write_scale_dataset(tmp_path / "scale", config, shard_users=500)
+    dataset = load_dataset(tmp_path / "scale" / "dataset.toml")
+    split = make_split("holdout-80-20", dataset.interactions)
+    task = EvaluationTask.from_split(dataset, split)
+    oracle = OracleScorer.for_dataset(dataset)
+    truth = load_scale_truth(tmp_path / "scale")
+    # The oracle's pair probabilities are the truth's, through the pair interface.
+    users, items = np.array([0, 7, 1_499]), np.array([3, 0, 199])
+    np.testing.assert_allclose(
+        oracle.probabilities(users, items), truth.pair_probabilities(users, items)
+    )
+    # 0.457 for the oracle here; popularity (train counts) gets 0.200.
+    assert evaluate(oracle, task).metrics["recall@10"] > 0.4

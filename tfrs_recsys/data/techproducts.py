@@ -242,10 +242,22 @@ def load_tech_products(directory: Path) -> RecDataset:
     )
 
 
-def load_truth(directory: Path) -> TrueModel | None:
-    """The generator's true model of a dataset directory, if it has one."""
-    path = Path(directory) / TRUTH_FILE
-    return TrueModel.load(path) if path.is_file() else None
+def load_truth(directory: Path):
+    """The generator's true model of a dataset directory, if it has one.
+
+    ``truth.npz`` of the default generator (:class:`TrueModel`) or
+    ``truth_scale.npz`` of ``generate-data --scale``; ``directory`` may also be
+    a declared dataset's ``dataset.toml`` (the truth is beside it). Both models
+    answer ``probabilities(user_rows)`` the same way. None without either.
+    """
+    directory = Path(directory)
+    if directory.is_file():
+        directory = directory.parent
+    if (directory / TRUTH_FILE).is_file():
+        return TrueModel.load(directory / TRUTH_FILE)
+    from tfrs_recsys.data.generator_scale import load_scale_truth
+
+    return load_scale_truth(directory)
 
 
 def _read_users(path: Path) -> Table:
