@@ -10,6 +10,7 @@ import pytest
 
 import tfrs_recsys
 from tfrs_recsys.config import (
+    CATALOG_LOSS_MAX_ITEMS,
     DataConfig,
     ExperimentConfig,
     ModelConfig,
@@ -494,3 +495,41 @@ def test_a_recorded_config_without_newer_keys_still_matches():
     assert changed != text and not config_matches(changed, config)
     assert not config_matches("not [toml", config) and not config_matches(None, config)
     assert not config_matches(text + "\n[model]\nbogus = 1\n", config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "asked"),
+    [
+        ({"loss": "catalog_sigmoid"}, "model.loss = 'catalog_sigmoid'"),
+        ({"loss": "softmax", "negatives": "catalog"}, "model.negatives = 'catalog'"),
+    ],
+)
+def test_a_catalog_loss_refuses_a_catalog_above_its_limit_naming_the_sampled_losses(
+    overrides, asked
+):
+    config = ModelConfig(kind="retrieval", **overrides)
+    config.check_catalog(CATALOG_LOSS_MAX_ITEMS)  # at the limit: accepted
+    with pytest.raises(ConfigError) as raised:
+        config.check_catalog(CATALOG_LOSS_MAX_ITEMS + 1)
+    message = str(raised.value)
+    assert asked in message and "100,001 items" in message
+    assert "'in_batch'" in message and "'mixed'" in message
+
+
+def test_the_sampled_losses_take_any_catalog():
+    for negatives in ("in_batch", "mixed"):
+        ModelConfig(kind="retrieval", loss="softmax", negatives=negatives).check_catalog(10**7)
+
+
+def test_the_retrieval_model_checks_its_catalog_before_building_anything():
+    import numpy as np
+
+    from tfrs_recsys.data.dataset import FeatureTable
+    from tfrs_recsys.data.schema import Feature
+    from tfrs_recsys.models.retrieval import RetrievalModel
+
+    ids = np.array([f"i{n}" for n in range(CATALOG_LOSS_MAX_ITEMS + 1)], dtype=object)
+    items = FeatureTable("item", (Feature("item_id", "id"),), {"item_id": ids})
+    config = ModelConfig(kind="retrieval", loss="catalog_sigmoid")
+    with pytest.raises(ConfigError, match="100,001 items"):
+        RetrievalModel(config, None, None, items)  # fails before it reads the preprocessing

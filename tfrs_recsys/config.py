@@ -162,6 +162,11 @@ class DataConfig:
         _check_numbers("data", self)
 
 
+#: The largest catalog the catalog losses (``catalog_sigmoid``, ``negatives =
+#: "catalog"``) accept: each step scores every item.
+CATALOG_LOSS_MAX_ITEMS = 100_000
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The model: towers, features and the retrieval / ranking task.
@@ -287,6 +292,34 @@ class ModelConfig:
             )
         if self.feature_set == "ids" and self.id_mode == "none":
             raise ConfigError("model.feature_set 'ids' needs model.id_mode 'input' or 'residual'")
+
+    @property
+    def scores_whole_catalog(self) -> bool:
+        """Whether every training step scores every catalog item (the catalog losses)."""
+        return self.kind == "retrieval" and (
+            self.loss == "catalog_sigmoid"
+            or (self.loss == "softmax" and self.negatives == "catalog")
+        )
+
+    def check_catalog(self, n_items: int) -> None:
+        """Raises a ConfigError if a catalog loss is asked of a catalog too large for it.
+
+        A catalog loss runs the candidate tower over every item and holds a
+        ``[batch, n_items]`` score matrix (and its gradient) at every step;
+        above :data:`CATALOG_LOSS_MAX_ITEMS` items that is neither fast nor
+        bounded in memory, and the sampled losses are the tool.
+        """
+        if self.scores_whole_catalog and n_items > CATALOG_LOSS_MAX_ITEMS:
+            asked = (
+                "model.loss = 'catalog_sigmoid'"
+                if self.loss == "catalog_sigmoid"
+                else "model.negatives = 'catalog'"
+            )
+            raise ConfigError(
+                f"{asked} scores all {n_items:,} items at every step, more than the "
+                f"{CATALOG_LOSS_MAX_ITEMS:,} a catalog loss is for; use model.loss = 'softmax' "
+                "with model.negatives = 'in_batch' (and logq_correction = true) or 'mixed'"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,6 +41,7 @@ class RetrievalModel(tfrs.Model):
         users: FeatureTable,
         items: FeatureTable,
     ) -> None:
+        config.check_catalog(len(items))
         super().__init__()
         self.config = config
         self._fitted = Untracked(preprocessing)

@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from tfrs_recsys.config import ExperimentConfig, config_from_dict
+from tfrs_recsys.config import CATALOG_LOSS_MAX_ITEMS, ExperimentConfig, config_from_dict
 
 #: Retrieval losses of the space, by name: the config keys each one sets.
 RETRIEVAL_LOSSES: dict[str, dict[str, Any]] = {
@@ -38,8 +38,6 @@ RETRIEVAL_LOSSES: dict[str, dict[str, Any]] = {
 }
 #: Uniform catalog draws per step the space tries for the ``mixed`` loss.
 MIXED_NEGATIVES = (128, 512, 2048)
-#: Above this many items the catalog losses are not searched.
-CATALOG_LOSS_MAX_ITEMS = 100_000
 #: Epochs without a better validation value before a trial stops, if the base sets none.
 PATIENCE = 4
 
