@@ -373,6 +373,13 @@ def test_demo_trains_evaluates_and_recommends_on_small_data(small_dir, tmp_path,
     assert (export / "1" / "saved_model.pb").is_file()
     assert (export.parent / "models.config").is_file()
     assert f"Exported version 1 to {export / '1'}" in out
+    # The last line says where the time went, phase by phase, in order.
+    time_line = out.strip().splitlines()[-1]
+    assert time_line.startswith("time: data ")
+    order = [time_line.index(f"{name} ") for name in
+             ("data", "training", "baselines", "recommendations", "export")]  # fmt: skip
+    assert order == sorted(order)
+    assert "early stopping " in time_line and " over 1 epochs" in time_line
 
 
 # --- Hostile arguments: one line each ------------------------------------------------------------

@@ -867,6 +867,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         first_user = data.dataset.users["user_id"].iloc[0]
         print(f"try: tfrs-recsys recommend --model {exported.path.parent} --user {first_user} -n 5")
     print(f"\nMain job done in {result.seconds:.0f} s; run directory {result.run.run_dir}")
+    print(f"time: {result.time_line()}")
     return 0
 
 

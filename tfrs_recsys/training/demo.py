@@ -58,6 +58,10 @@ class DemoResult:
         recommendations: Per segment value (personality), the users' top items.
         export: The export, or None with ``export=False``.
         seconds: Wall time of the whole job.
+        phases: Seconds by phase, in order: ``data`` (generation or checks),
+            ``training`` (preprocessing, early-stopped training, refit and the
+            holdout evaluation of the run), ``baselines`` (popularity and
+            oracle), ``recommendations``, ``export``.
     """
 
     data_dir: Path
@@ -68,6 +72,24 @@ class DemoResult:
     recommendations: dict[str, list[UserRecommendations]]
     export: ExportResult | None
     seconds: float
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def time_line(self) -> str:
+        """Where the time went, in one line (``data 5 s, training 96 s (...), ...``)."""
+        metrics = self.run.metrics
+        parts = []
+        for phase, seconds in self.phases.items():
+            text = f"{phase} {seconds:.1f} s"
+            if phase == "training" and metrics.get("train_s") is not None:
+                inner = (
+                    f"early stopping {metrics['train_s']:.1f} s over {metrics['epochs_run']} epochs"
+                )
+                refit = metrics.get("refit")
+                if refit:
+                    inner += f", refit {refit['train_s']:.1f} s over {refit['epochs']} epochs"
+                text += f" ({inner})"
+            parts.append(text)
+        return ", ".join(parts)
 
     @property
     def model_name(self) -> str:
@@ -121,6 +143,14 @@ def run_demo(
     from tfrs_recsys.training.run import train
 
     started = time.perf_counter()
+    phases: dict[str, float] = {}
+    clock = [started]
+
+    def phase(name: str) -> None:
+        now = time.perf_counter()
+        phases[name] = now - clock[0]
+        clock[0] = now
+
     data_dir = Path(data_dir)
     generated = not (data_dir / MANIFEST_FILE).is_file()
     if generated:
@@ -143,7 +173,9 @@ def run_demo(
         origin,
         run_dir,
     )
+    phase("data")
     run = train(loaded, run_dir)
+    phase("training")
     metrics, data, model = run.metrics, run.data, run.model
 
     task = EvaluationTask.build(
@@ -158,6 +190,7 @@ def run_demo(
     if truth is not None:
         results["oracle"] = evaluate(OracleScorer(truth), task)
 
+    phase("baselines")
     scorer = model.scorer()
     users = data.dataset.users.set_index("user_id")
     recommendations = {}
@@ -172,12 +205,14 @@ def run_demo(
             for user_id, items in zip(user_ids, tops)
         ]
 
+    phase("recommendations")
     exported = None
     if export:
         from tfrs_recsys.serving.export import export_run
 
         out = Path(export_dir) if export_dir is not None else Path("exported_models") / loaded.name
         exported = export_run(run_dir, out, notice=notice or progress.info)
+        phase("export")
     return DemoResult(
         data_dir=data_dir,
         generated=generated,
@@ -187,4 +222,5 @@ def run_demo(
         recommendations=recommendations,
         export=exported,
         seconds=time.perf_counter() - started,
+        phases=phases,
     )
