@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from test_stream_split import TOML, TOML_WITH_TABLES, events_frame, feature_tables, write_dataset
 
+from tfrs_recsys.data.declared_memory import load_declared
 from tfrs_recsys.data.stream_pipeline import (
     FeatureJoin,
     check_ids_known,
@@ -197,8 +198,13 @@ def test_ids_only_tables_come_from_the_stats_and_bad_files_are_refused(tmp_path)
     stats = compute_stream_stats(split)
     users, items = load_feature_tables(data, stats)
     assert list(users.columns) == ["user_id"] and list(items.ids) == list(stats.item_ids)
-    with pytest.raises(ConfigError, match="no \\[users\\] table; pass the stream statistics"):
+    with pytest.raises(ConfigError, match="no \\[users\\] table; pass the split"):
         load_feature_tables(data)
+    # The split lists every kept row's ids, first appearance first: the in-memory catalog.
+    memory = load_declared(data)
+    users, items = load_feature_tables(data, split=split)
+    assert list(users.ids) == memory.users["user_id"].tolist()
+    assert list(items.ids) == memory.items["item_id"].tolist()
     first = next(iter(stream_dataset(split, batch_size=16, features=FeatureJoin(users, items))))
     assert sorted(first) == ["item_id", "user_id"]
     bad = tmp_path / "bad.parquet"

@@ -338,6 +338,10 @@ def test_rating_rules_missing_features_and_values_follow_the_in_memory_loader(tm
     assert split.manifest["raw_rows"] == 8
     assert split.manifest["positives"] == 4
     assert split.manifest["min_rating"] == 4.0
+    # The side without a feature table lists every kept row's ids (non-positives too).
+    assert split.manifest["id_files"] == {"item": "item_ids.parquet"}
+    assert split.ids("item") == memory.items["item_id"].tolist() == ["a", "b", "c"]
+    assert split.ids("user") is None
 
 
 def test_label_rule_and_errors_name_file_line_and_column(tmp_path):

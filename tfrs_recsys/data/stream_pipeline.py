@@ -96,15 +96,20 @@ def shard_files(
 
 
 def load_feature_tables(
-    declaration: DatasetDeclaration | str | Path, stats: StreamStats | None = None
+    declaration: DatasetDeclaration | str | Path,
+    stats: StreamStats | None = None,
+    *,
+    split: StreamSplit | None = None,
 ) -> tuple[FeatureTable, FeatureTable]:
     """The user and item feature tables of a declared dataset (read whole, with the loader's checks).
 
-    A side without a declared table gets a table of ids only: the train ids of
-    ``stats`` (their order).
+    A side without a declared table gets a table of ids only: the ids the
+    ``split`` listed (every kept interaction row's, as the in-memory loader's
+    catalog) or, without a split, the train ids of ``stats`` (their order).
 
     Raises:
-        ConfigError: A side has no declared table and ``stats`` is None.
+        ConfigError: A side has no declared table, and neither ``split`` nor
+            ``stats`` is given.
     """
     from tfrs_recsys.data.declared_memory import _read_feature_table
 
@@ -116,12 +121,15 @@ def load_feature_tables(
         spec = declaration.table(side)  # type: ignore[arg-type]
         id_name = canonical_id(side)
         if spec is None:
-            if stats is None:
+            ids = split.ids(side) if split is not None else None
+            if ids is None and stats is None:
                 raise ConfigError(
-                    f"{declaration.path}: no [{side}s] table; pass the stream statistics, "
-                    f"whose train {side} ids become the {side} table"
+                    f"{declaration.path}: no [{side}s] table; pass the split (its {side} ids) "
+                    f"or the stream statistics (their train {side} ids)"
                 )
-            frame = pd.DataFrame({id_name: np.asarray(stats.ids(side), dtype=object)})
+            if ids is None:
+                ids = list(stats.ids(side))  # type: ignore[union-attr]
+            frame = pd.DataFrame({id_name: np.asarray(ids, dtype=object)})
             features: tuple[Feature, ...] = (Feature(id_name, "id"),)
         else:
             if not headers:

@@ -9,6 +9,8 @@ one-line errors), and writes::
 
     out_dir/train/part-00000.parquet, ...
     out_dir/holdout/part-00000.parquet, ...
+    out_dir/user_ids.parquet    (a side without a declared feature table: the ids
+    out_dir/item_ids.parquet     of every kept row, first appearance first)
     out_dir/split.json          (written last)
 
 with the canonical columns ``user_id``, ``item_id`` (strings) and, when
@@ -100,6 +102,8 @@ __all__ = [
 STREAM_SPLITS: tuple[str, ...] = ("hash-80-20", "leave-last-out", "time-80-20")
 HOLDOUT_FRACTION = 0.2
 SPLIT_FILE = "split.json"
+#: Side -> the file listing its ids, written for a side without a declared feature table.
+ID_FILES = {"user": "user_ids.parquet", "item": "item_ids.parquet"}
 TRAIN, HOLDOUT = "train", "holdout"
 #: Rows of the bottom-k hash sample the ``time-80-20`` cut-off is computed on.
 TIME_SAMPLE_ROWS = 1_000_000
@@ -189,6 +193,8 @@ class ReadTally:
             ``user`` id or, user known, an unknown ``item`` id.
         unknown: ``missing_features = "error"``: side -> distinct unknown ids
             (and ``unknown_rows`` their row counts), for the error at the end.
+        ids: Side -> the ids of every kept row (positive or not) in order of
+            first appearance, for the sides asked for (``collect_ids``).
     """
 
     raw_rows: int = 0
@@ -199,6 +205,7 @@ class ReadTally:
         default_factory=lambda: {"user": set(), "item": set()}
     )
     unknown_rows: dict[str, int] = dataclasses.field(default_factory=lambda: {"user": 0, "item": 0})
+    ids: dict[str, dict[str, None]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -354,6 +361,7 @@ def iter_positive_batches(
     known: dict[str, pd.Index] | None = None,
     tally: ReadTally | None = None,
     headers: dict[Path, FileColumns] | None = None,
+    collect_ids: Sequence[str] = (),
 ) -> Iterator[PositiveBatch]:
     """The positive interactions of every shard, one record batch at a time.
 
@@ -370,6 +378,9 @@ def iter_positive_batches(
         tally: Filled with the counts of the pass; with ``missing_features =
             "error"`` check it with :func:`finish_pass` after the last batch.
         headers: :meth:`DatasetDeclaration.check_files`' result, if already read.
+        collect_ids: Sides (``user``, ``item``) whose ids of every kept row
+            are gathered into ``tally.ids`` (as the in-memory loader lists the
+            ids of a side without a feature table).
 
     Yields:
         One :class:`PositiveBatch` per input batch that holds a positive.
@@ -405,6 +416,9 @@ def iter_positive_batches(
                     tally.unknown[side].update(pd.unique(ids[~present].to_numpy(dtype=object)))
                     tally.unknown_rows[side] += int((~present).sum())
             tally.kept_rows += len(rows)
+            for side in collect_ids:
+                seen = tally.ids.setdefault(side, {})
+                seen.update(dict.fromkeys(rows[canonical_id(side)].unique().tolist()))
             positive = rows[_positive(spec, rows, min_rating)]
             if len(positive):
                 tally.positives += len(positive)
@@ -497,6 +511,13 @@ class _PartWriter:
             self._writer = None
 
 
+def _write_ids(path: Path, column: str, ids: list[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({column: pa.array(ids, pa.string())}), path)
+
+
 # --- Splits -------------------------------------------------------------------------------------
 
 
@@ -521,6 +542,15 @@ class StreamSplit:
         if side not in (TRAIN, HOLDOUT):
             raise ConfigError(f"a split has sides {TRAIN!r} and {HOLDOUT!r}, not {side!r}")
         return [self.directory / side / name for name in self.manifest["parts"][side]]
+
+    def ids(self, side: str) -> list[str] | None:
+        """A side's ids (every kept row's, first appearance first) when it has no feature table."""
+        name = self.manifest.get("id_files", {}).get(side)
+        if name is None:
+            return None
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.directory / name).column(0).to_pylist()
 
     @property
     def train_files(self) -> list[Path]:
@@ -622,7 +652,9 @@ def split_declared(
     known = known_ids(declaration)
     columns = _canonical_columns(declaration)
 
-    def passes() -> tuple[Iterator[PositiveBatch], ReadTally]:
+    id_sides = [side for side in ("user", "item") if declaration.table(side) is None]  # type: ignore[arg-type]
+
+    def passes(collect: Sequence[str] = ()) -> tuple[Iterator[PositiveBatch], ReadTally]:
         tally = ReadTally()
         batches = iter_positive_batches(
             declaration,
@@ -631,6 +663,7 @@ def split_declared(
             known=known,
             tally=tally,
             headers=headers,
+            collect_ids=collect,
         )
         return batches, tally
 
@@ -663,7 +696,7 @@ def split_declared(
                 "cutoff_exact": sampled == tally.positives,
                 "rule": "timestamp > cutoff goes to holdout",
             }
-        batches, tally = passes()
+        batches, tally = passes(id_sides)
         for batch in batches:
             holdout = chooser(batch.frame)
             writers[TRAIN].write(batch.frame[~holdout])
@@ -671,6 +704,10 @@ def split_declared(
         for writer in writers.values():
             writer.close()
         finish_pass(declaration, tally, min_rating=min_rating)
+        id_files = {}
+        for side in id_sides:
+            id_files[side] = ID_FILES[side]
+            _write_ids(staging / ID_FILES[side], canonical_id(side), list(tally.ids[side]))
         manifest = {
             "format": FORMAT,
             "split": split,
@@ -696,6 +733,7 @@ def split_declared(
                 else None
             ),
             "parts": {side: writers[side].parts for side in (TRAIN, HOLDOUT)},
+            "id_files": id_files,
             "sources": _source_files(declaration),
             "seconds": round(time.perf_counter() - started, 3),
         }
