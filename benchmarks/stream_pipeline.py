@@ -7,7 +7,7 @@ whose peak resident set size is read from ``wait4``:
 
 - ``baseline:data`` / ``baseline:tf``: the imports alone (pandas and pyarrow;
   and TensorFlow), the floor of the other steps' peak RSS;
-- ``split hash-80-20`` and ``split leave-last-out``:
+- ``split hash-80-20``, ``split leave-last-out`` and ``split time-80-20``:
   :func:`tfrs_recsys.data.stream_split.split_declared` (wall time, rows/s);
 - ``stats``: :func:`tfrs_recsys.data.stream_stats.compute_stream_stats` over
   the hash split's train parts, with the feature tables' numeric columns;
@@ -42,6 +42,7 @@ STEPS = (
     "baseline:tf",
     "split:hash-80-20",
     "split:leave-last-out",
+    "split:time-80-20",
     "stats",
     "pipeline:1024:none",
     "pipeline:8192:none",

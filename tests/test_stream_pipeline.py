@@ -217,3 +217,18 @@ def test_ids_only_tables_come_from_the_stats_and_bad_files_are_refused(tmp_path)
     )
     with pytest.raises(ConfigError, match="batch_size must be at least 1"):
         stream_dataset(split, batch_size=0)
+
+
+def test_declared_weights_come_with_the_batches(tmp_path):
+    toml = TOML.replace('timestamp = "ts"', 'weight = "qty"')
+    events = events_frame(n=120).assign(qty=np.arange(120) % 7 + 0.5)
+    data = write_dataset(tmp_path / "d", events, toml=toml, shards=2)
+    split = split_declared(data, tmp_path / "s", rows_per_part=30)
+    batches = list(stream_dataset(split, batch_size=25, shuffle=False))
+    got = np.concatenate([b["weight"].numpy() for b in batches])
+    assert batches[0]["weight"].dtype == tf.float32
+    np.testing.assert_array_equal(got, train_rows(tmp_path / "s")["weight"].to_numpy(np.float32))
+    assert sorted(batches[0]) == ["item_id", "user_id", "weight"]
+    # Not asked for: not carried.
+    first = next(iter(stream_dataset(split, batch_size=25, columns=())))
+    assert sorted(first) == ["item_id", "user_id"]
