@@ -85,15 +85,18 @@ from tfrs_recsys.errors import ConfigError, DataValidationError
 
 __all__ = [
     "HOLDOUT_FRACTION",
+    "ID_FILES",
     "SPLIT_FILE",
     "STREAM_SPLITS",
     "TIME_SAMPLE_ROWS",
     "PositiveBatch",
     "ReadTally",
     "StreamSplit",
+    "finish_pass",
     "fnv1a64",
     "hash_fraction",
     "iter_positive_batches",
+    "known_ids",
     "read_split",
     "split_declared",
     "splitmix64",
