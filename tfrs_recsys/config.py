@@ -114,6 +114,7 @@ NUMBER_RANGES: dict[str, _Range] = {
     "train.learning_rate": _POSITIVE,
     "train.patience": _COUNT_OR_ZERO,
     "train.seed": _SEED,
+    "train.ensemble": _Range(1, 16),
 }
 
 
@@ -340,6 +341,11 @@ class TrainConfig:
             validation split, train a fresh model on the whole train split
             for that many epochs and keep it (as the peers ALS and EASE use the
             whole train split). The holdout is still used only at the end.
+        ensemble: Retrieval: train the config this many times, with seeds
+            ``seed``, ``seed + 1``, ..., and score with the sum of the
+            members' scores: one two-tower whose query and candidate vectors
+            are the members' side by side, served as a single dot product.
+            1 (the default): a single model.
     """
 
     epochs: int = 20
@@ -350,6 +356,7 @@ class TrainConfig:
     monitor: str = "recall@10"
     seed: int = 42
     refit: bool = False
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         _choice("train", "optimizer", self.optimizer, OPTIMIZERS)
@@ -365,6 +372,13 @@ class ExperimentConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.train.ensemble > 1 and self.model.kind != "retrieval":
+            raise ConfigError(
+                f"train.ensemble = {self.train.ensemble} needs model.kind = 'retrieval' (members "
+                f"are summed as one two-tower), got {self.model.kind!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -15,6 +15,10 @@ Run directory layout:
 - ``refit/``: with ``train.refit``, the weights of a fresh model trained on the
   whole train split for the best epoch count (the model that is evaluated and
   exported);
+- ``members/<k>/``: with ``train.ensemble = K > 1``, members 1 .. K-1, each a
+  run directory of its own (seed ``train.seed + k``); the run's own model is
+  member 0 and the evaluated model is their sum
+  (:class:`~tfrs_recsys.models.ensemble.EnsembleModel`);
 - ``metrics.json``: holdout metrics of the best weights (the protocol of
   docs/evaluation.md), validation history, timings, and ``holdout_seed_metric``
   (the notebooks' mean probability of one holdout positive per user) for
@@ -49,6 +53,7 @@ from tfrs_recsys.evaluation.protocol import evaluate as evaluate_scorer
 from tfrs_recsys.evaluation.seed_metric import seed_metric
 from tfrs_recsys.features.columns import id_only_sides
 from tfrs_recsys.features.preprocessing import Preprocessing, fit_preprocessing
+from tfrs_recsys.models.ensemble import EnsembleModel
 from tfrs_recsys.models.factory import build_model, training_dataset
 from tfrs_recsys.recommender import Recommender, probability_fn
 from tfrs_recsys.training.epoch_line import EpochLine
@@ -60,6 +65,7 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 REFIT_DIR = "refit"
 CHECKPOINTS_DIR = "checkpoints"
+MEMBERS_DIR = "members"
 PREPROCESSING_DIR = "preprocessing"
 
 
@@ -396,6 +402,9 @@ def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedR
     holdout_task = EvaluationTask.build(
         data.dataset, data.split.train, data.split.holdout, split_name=data.split.name
     )
+    ensemble = None
+    if config.train.ensemble > 1:
+        model, ensemble = _train_members(config, run_dir, model, holdout_task, verbose)
     result = evaluate_scorer(model.scorer(), holdout_task)
     seed = model_seed_metric(model, data)
     examples = len(data.fit.train) * int(state.epochs_done.numpy() - initial_epoch)
@@ -410,6 +419,7 @@ def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedR
         "train_s": round(train_s, 2),
         "examples_per_s": round(examples / train_s, 1) if train_s > 0 and examples else None,
         "refit": refit,
+        "ensemble": ensemble,
         "total_s": round(time.perf_counter() - start, 2),
         "holdout": result.to_dict(),
         "holdout_seed_metric": seed,
@@ -423,6 +433,52 @@ def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedR
         model=model,
         metrics=metrics,
     )
+
+
+def member_config(config: ExperimentConfig, k: int) -> ExperimentConfig:
+    """Member ``k`` (1-based after the run's own model, 0) of ``config``'s ensemble."""
+    return dataclasses.replace(
+        config,
+        name=f"{config.name}-member{k}",
+        train=dataclasses.replace(config.train, seed=config.train.seed + k, ensemble=1),
+    )
+
+
+def _train_members(
+    config: ExperimentConfig,
+    run_dir: Path,
+    model: tf.keras.Model,
+    holdout_task: EvaluationTask,
+    verbose: int,
+) -> tuple[EnsembleModel, dict[str, Any]]:
+    """Trains (or finds finished) members 1 .. K-1 under ``members/``; the ensemble and its record.
+
+    Each member is a run directory of its own (``members/<k>``, seed ``seed +
+    k``), so a killed ensemble resumes member by member like any run.
+    """
+    members, record = [model], []
+    for k in range(config.train.ensemble):
+        if k > 0:
+            member_dir = run_dir / MEMBERS_DIR / str(k)
+            if (member_dir / METRICS_FILE).is_file():
+                member = load_run(member_dir)
+            else:
+                logger.info("training ensemble member %d of %d", k + 1, config.train.ensemble)
+                resume = (member_dir / CONFIG_FILE).is_file()
+                member = train(member_config(config, k), member_dir, resume=resume, verbose=verbose)
+            members.append(member.model)
+            train_s = member.metrics.get("total_s")
+        else:
+            train_s = None
+        alone = evaluate_scorer(members[-1].scorer(), holdout_task).metrics
+        record.append(
+            {
+                "seed": config.train.seed + k,
+                "total_s": train_s,
+                "holdout": {key: float(alone[key]) for key in ("recall@10", "ndcg@10")},
+            }
+        )
+    return EnsembleModel(members), {"members": config.train.ensemble, "runs": record}
 
 
 def model_seed_metric(model: Recommender, data: PreparedData) -> float | None:
@@ -497,6 +553,17 @@ def load_run(run_dir: str | Path) -> TrainedRun:
             f"{weights}: the run's weights cannot be read ({_first_line(exc)}); "
             "the run directory is damaged: train the run again into a new --run-dir"
         ) from exc
+    if config.train.ensemble > 1:
+        members = [model]
+        for k in range(1, config.train.ensemble):
+            member_dir = run_dir / MEMBERS_DIR / str(k)
+            if not (member_dir / METRICS_FILE).is_file():
+                raise ConfigError(
+                    f"{run_dir}: ensemble member {k + 1} of {config.train.ensemble} has not "
+                    f"finished (no {member_dir / METRICS_FILE}); continue the run with --resume"
+                )
+            members.append(load_run(member_dir).model)
+        model = EnsembleModel(members)
     metrics_path = run_dir / METRICS_FILE
     metrics = {}
     if metrics_path.is_file():
