@@ -15,7 +15,10 @@ in docs/tuning.md; in short:
   add the id embedding to the tower's output (``id_mode = "residual"``), so an
   item with few positives still gets its features' vector;
 - early stopping on the validation carve picks the epoch count, and the model
-  is refitted on the whole train split.
+  is refitted on the whole train split;
+- retrieval models are seed ensembles of :data:`ENSEMBLE_MEMBERS` members
+  (``train.ensemble``) up to :data:`ENSEMBLE_MAX_POSITIVES` train positives,
+  where a member trains in minutes; one model above.
 """
 
 from __future__ import annotations
@@ -30,6 +33,12 @@ from tfrs_recsys.config import ExperimentConfig, config_from_dict
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID
 from tfrs_recsys.tuning.space import CATALOG_LOSS_MAX_ITEMS
+
+#: Members of a default retrieval config's seed ensemble (``train.ensemble``).
+ENSEMBLE_MEMBERS = 3
+#: Above this many train positives a default retrieval config is one model:
+#: each member costs a whole training, and larger data leave less variance to average.
+ENSEMBLE_MAX_POSITIVES = 2_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +121,8 @@ def default_config(model_name: str, source: str, stats: DatasetStats) -> Experim
             model.update(loss="softmax", negatives="catalog")
         else:
             model.update(loss="softmax", negatives="in_batch", logq_correction=True)
+        if stats.positives <= ENSEMBLE_MAX_POSITIVES:
+            train["ensemble"] = ENSEMBLE_MEMBERS
     else:
         model.update(hidden=[128, 64], output_dim=32, negatives_per_user=100)
     return config_from_dict(
