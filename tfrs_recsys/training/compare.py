@@ -413,6 +413,11 @@ def _train_tfrs(
         # Training time includes the refit on the whole train split.
         details["refit_epochs"] = metrics["refit"]["epochs"]
         train_s += metrics["refit"]["train_s"]
+    if metrics.get("ensemble"):
+        # A seed ensemble: the other members' whole runs count too.
+        runs = metrics["ensemble"]["runs"]
+        details["ensemble"] = len(runs)
+        train_s += sum(run["total_s"] or 0.0 for run in runs[1:])
     return ModelRun(name, result, train_s, details, metrics.get("holdout_seed_metric"))
 
 
