@@ -96,6 +96,8 @@ NUMBER_RANGES: dict[str, _Range] = {
     "data.min_rating": _Range(-math.inf),
     "data.validation_fraction": _SHARE,
     "data.validation_seed": _SEED,
+    "data.shuffle_buffer": _COUNT_OR_ZERO,
+    "data.eval_users": _COUNT,
     "model.id_dim": _COUNT,
     "model.categorical_dim": _COUNT,
     "model.numeric_buckets": _COUNT_OR_ZERO,
@@ -142,12 +144,24 @@ class DataConfig:
     """Where the data comes from and how it is split.
 
     Attributes:
-        source: Dataset directory or name (``movielens-100k``).
+        source: Dataset directory or name (``movielens-100k``); with
+            ``stream``, a declared dataset (``dataset.toml`` or its directory).
         split: ``holdout-80-20`` (the protocol), ``per-user-random`` or
-            ``leave-last-out``.
+            ``leave-last-out``; with ``stream``, one of the streamed splits
+            ``hash-80-20``, ``leave-last-out`` or ``time-80-20``
+            (docs/streaming.md).
         min_rating: Explicit ratings >= this are positives.
         validation_fraction: Share of train carved off for early stopping.
         validation_seed: Seed of that carve, in ``[0, 2**31 - 1]``.
+        stream: Train without loading the interactions: the declared shards
+            are split into cached Parquet parts and streamed through
+            ``tf.data`` (:mod:`tfrs_recsys.training.streamed`); evaluation
+            uses a hash sample of ``eval_users`` users.
+        shuffle_buffer: With ``stream``: rows of each shuffle block of the
+            streamed pipeline (0: file order and chunk permutations only).
+        eval_users: With ``stream``: users of the hash sample that validation
+            and the holdout evaluation rank the catalog for (all users when
+            there are fewer).
     """
 
     source: str = "data/tech-products"
@@ -155,11 +169,26 @@ class DataConfig:
     min_rating: float = 4.0
     validation_fraction: float = 0.1
     validation_seed: int = 7
+    stream: bool = False
+    shuffle_buffer: int = 1_000_000
+    eval_users: int = 20_000
 
     def __post_init__(self) -> None:
         from tfrs_recsys.data.splits import SPLITS
+        from tfrs_recsys.data.stream_split import STREAM_SPLITS
 
-        _choice("data", "split", self.split, tuple(SPLITS))
+        if self.stream and self.split not in STREAM_SPLITS:
+            raise ConfigError(
+                f"data.split = {self.split!r} is not a streamed split and data.stream = true; "
+                f"choose data.split from {', '.join(STREAM_SPLITS)}, or set data.stream = false"
+            )
+        if not self.stream and self.split not in SPLITS and self.split in STREAM_SPLITS:
+            raise ConfigError(
+                f"data.split = {self.split!r} is a streamed split and data.stream = false; "
+                f"set data.stream = true, or choose data.split from {', '.join(SPLITS)}"
+            )
+        if not self.stream:
+            _choice("data", "split", self.split, tuple(SPLITS))
         _check_numbers("data", self)
 
 

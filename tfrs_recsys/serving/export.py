@@ -284,6 +284,7 @@ def _export_run(
     candidates: int = DEFAULT_CANDIDATES,
 ) -> ExportResult:
     from tfrs_recsys.training.run import load_run
+    from tfrs_recsys.training.streamed import refuse_streamed_export
 
     start = time.perf_counter()
     if n < 1:
@@ -303,6 +304,7 @@ def _export_run(
         import_scann()
     if cold_start_text:
         check_cold_start_config(run_dir)
+    refuse_streamed_export(run_dir)
     logger.info("export: loading the run %s", run_dir)
     run = load_run(run_dir)
     config, data, model = run.config, run.data, run.model

@@ -270,6 +270,10 @@ def train(
     """
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
+    if config.data.stream:  # streamed training hook: tfrs_recsys.training.streamed
+        from tfrs_recsys.training.streamed import check_streamed_config
+
+        check_streamed_config(config)
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if run_dir.exists() and not run_dir.is_dir():
@@ -297,6 +301,10 @@ def train(
     try:
         if not resume:
             write_text_atomic(config_path, config.to_toml())
+        if config.data.stream:  # streamed training hook: tfrs_recsys.training.streamed
+            from tfrs_recsys.training.streamed import train_streamed
+
+            return train_streamed(config, run_dir, verbose)
         return _train_in(config, run_dir, verbose)
     except BaseException as exc:
         if has_checkpoint(run_dir):
@@ -533,6 +541,10 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     if not config_path.is_file():
         raise ConfigError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
     config = load_config(config_path)
+    if config.data.stream:  # streamed run hook: tfrs_recsys.training.streamed
+        from tfrs_recsys.training.streamed import load_streamed_run
+
+        return load_streamed_run(run_dir, config)
     if not (run_dir / "best").is_dir():
         raise ConfigError(f"{run_dir}: the run has no trained weights yet (no best/)")
     if config.train.refit:
