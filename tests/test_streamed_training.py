@@ -323,6 +323,13 @@ def test_load_run_and_evaluate_reproduce_the_holdout_figures(trained):
     for key, value in expected["metrics"].items():
         assert result.metrics[key] == pytest.approx(value, abs=1e-6), key
 
+    # A cleared cache: the split is written again, identically.
+    split_dir = Path(whole.metrics["stream"]["split"]["directory"])
+    shutil.rmtree(split_dir)
+    again = run.evaluate(run.load_run(run_dir))
+    assert split_dir.is_dir()
+    assert again.metrics == result.metrics
+
 
 def test_export_of_a_streamed_run_is_a_one_line_error(trained, tmp_path):
     from tfrs_recsys.serving.export import export_run

@@ -57,16 +57,21 @@ def user_hash(user_ids: Sequence[str] | np.ndarray) -> np.ndarray:
     return hash_fraction(ids, np.full(len(ids), "", dtype=object), SAMPLE_SEED)
 
 
-def read_frames(
-    files: Sequence[str | Path], *, batch_rows: int = BATCH_ROWS
-) -> Iterator[pd.DataFrame]:
-    """``user_id``, ``item_id`` of the part files, ``batch_rows`` rows at a time."""
+def _record_batches(files: Sequence[str | Path], batch_rows: int):
+    """``user_id``, ``item_id`` record batches (pyarrow) of the part files."""
     import pyarrow.parquet as pq
 
     for file in files:
         with pq.ParquetFile(file) as parquet:
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=[USER_ID, ITEM_ID]):
-                yield batch.to_pandas()
+            yield from parquet.iter_batches(batch_size=batch_rows, columns=[USER_ID, ITEM_ID])
+
+
+def read_frames(
+    files: Sequence[str | Path], *, batch_rows: int = BATCH_ROWS
+) -> Iterator[pd.DataFrame]:
+    """``user_id``, ``item_id`` of the part files, ``batch_rows`` rows at a time."""
+    for batch in _record_batches(files, batch_rows):
+        yield batch.to_pandas()
 
 
 def _bottom_users(frame: pd.DataFrame, size: int) -> pd.DataFrame:
@@ -81,8 +86,9 @@ def sample_rows(
     """The rows of a bottom-``size`` hash sample of the users of ``files``, in one pass.
 
     Rows of users whose hash is above the ``size``-th smallest seen so far are
-    skipped; the kept rows are pruned to the current sample whenever they
-    double, so memory stays about twice the sample's rows.
+    skipped (in Arrow, before any conversion); the kept rows are pruned to the
+    current sample whenever they double, so memory stays about twice the
+    sample's rows.
 
     Args:
         files: Part files (``user_id``, ``item_id``), e.g. a split's holdout side.
@@ -93,17 +99,21 @@ def sample_rows(
         The sampled user ids (sorted by hash, then id) and their rows
         (``user_id``, ``item_id``, in file order).
     """
+    import pyarrow as pa
+
     kept: list[pd.DataFrame] = []
     kept_rows = 0
     limit = 4 * batch_rows
     threshold = np.inf
     chosen = pd.DataFrame({USER_ID: pd.Series([], dtype=object), "hash": np.zeros(0)})
-    for frame in read_frames(files, batch_rows=batch_rows):
-        codes, distinct = pd.factorize(frame[USER_ID])
-        hashes = user_hash(distinct.to_numpy(dtype=object))[codes]
-        frame = frame.assign(hash=hashes)[hashes <= threshold]
-        if frame.empty:
+    for batch in _record_batches(files, batch_rows):
+        encoded = batch.column(USER_ID).dictionary_encode()
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        hashes = user_hash(encoded.dictionary.to_pylist())[codes]
+        mask = hashes <= threshold
+        if not mask.any():
             continue
+        frame = batch.filter(pa.array(mask)).to_pandas().assign(hash=hashes[mask])
         kept.append(frame)
         kept_rows += len(frame)
         if kept_rows > limit:
@@ -133,13 +143,23 @@ def _empty() -> pd.DataFrame:
 def rows_of_users(
     files: Sequence[str | Path], users: Sequence[str] | np.ndarray, *, batch_rows: int = BATCH_ROWS
 ) -> pd.DataFrame:
-    """``user_id``, ``item_id`` rows of ``files`` whose user is one of ``users``, in file order."""
-    wanted = pd.Index(np.asarray(users, dtype=object))
-    parts = [
-        frame[frame[USER_ID].isin(wanted)] for frame in read_frames(files, batch_rows=batch_rows)
-    ]
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else _empty()
+    """``user_id``, ``item_id`` rows of ``files`` whose user is one of ``users``, in file order.
+
+    The rows are selected in Arrow (``pyarrow.compute.is_in``); only the kept
+    rows become a pandas frame.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted = pa.array([str(u) for u in users], type=pa.string())
+    parts = []
+    for batch in _record_batches(files, batch_rows):
+        kept = batch.filter(pc.is_in(batch.column(USER_ID), value_set=wanted))
+        if kept.num_rows:
+            parts.append(kept)
+    if not parts:
+        return _empty()
+    return pa.Table.from_batches(parts).to_pandas()
 
 
 def tables_dataset(
