@@ -341,3 +341,26 @@ def test_export_of_a_streamed_run_is_a_one_line_error(trained, tmp_path):
     assert "\n" not in message
     assert "data.stream = true" in message and "data.stream = false" in message
     assert not (tmp_path / "exported").exists()
+
+
+def test_a_leave_last_out_run_with_mixed_negatives_trains_and_reloads(streamed, tmp_path):
+    _, data, config = streamed
+    config = _with(
+        config,
+        'data.split="leave-last-out"',
+        'model.negatives="mixed"',
+        "model.mixed_negatives=16",
+        'model.feature_set="ids"',
+        "train.epochs=1",
+        "train.refit=false",
+    )
+    metrics = run.train(config, tmp_path / "run", verbose=0).metrics
+    split = metrics["stream"]["split"]
+    holdout = _parts(cached_split(data, "leave-last-out")[0].holdout_files)
+    # One held-out row per user with more than one positive (the generator writes each
+    # (user, item) pair once).
+    assert split["rows"]["holdout"] == len(holdout) == holdout["user_id"].nunique()
+    assert metrics["evaluation"]["holdout_sample_users"] == EVAL_USERS
+    assert metrics["holdout"]["users"] == EVAL_USERS  # each held-out item is no train item
+    again = run.evaluate(run.load_run(tmp_path / "run"))
+    assert again.metrics == metrics["holdout"]["metrics"]

@@ -185,6 +185,40 @@ def tables_dataset(
     return dataset
 
 
+def _as_categories(frame: pd.DataFrame, dataset: RecDataset) -> pd.DataFrame:
+    """``frame`` with ``user_id`` / ``item_id`` as categoricals over the tables' ids.
+
+    The codes are found in Arrow (``pyarrow.compute.index_in``); an id column is
+    then 4 bytes a row, and the object array ``EvaluationTask.build`` encodes
+    from points at the tables' own strings instead of a new string per row.
+
+    Raises:
+        DataValidationError: An id is not in its feature table.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = {}
+    for column, side in ((USER_ID, "user"), (ITEM_ID, "item")):
+        table = dataset.table(side)  # type: ignore[arg-type]
+        ids = np.asarray(table.ids, dtype=object)
+        values = pa.array(frame[column])  # no copy of pandas' Arrow-backed strings
+        if values.type != pa.string():
+            values = values.cast(pa.string())
+        codes = pc.index_in(values, value_set=pa.array(ids.tolist(), type=pa.string()))
+        if codes.null_count:
+            first = values.filter(pc.is_null(codes))[0].as_py()
+            raise DataValidationError(
+                f"{codes.null_count} {side} id(s) of the sample are not in the {side} "
+                f"feature table, first {first!r}"
+            )
+        categories = pd.Index(ids, dtype=object)
+        columns[column] = pd.Categorical.from_codes(
+            codes.to_numpy(zero_copy_only=False).astype(np.int32), categories=categories
+        )
+    return pd.DataFrame(columns)
+
+
 def sample_task(
     dataset: RecDataset,
     train: pd.DataFrame,
@@ -196,8 +230,13 @@ def sample_task(
 
     Raises:
         DataValidationError: No sampled user has a holdout item that is not
-            also a train item.
+            also a train item, or an id is not in its feature table.
     """
     if holdout.empty:
         raise DataValidationError(f"the {split_name} sample has no rows: nothing to evaluate")
-    return EvaluationTask.build(dataset, train, holdout, split_name=split_name)
+    return EvaluationTask.build(
+        dataset,
+        _as_categories(train, dataset),
+        _as_categories(holdout, dataset),
+        split_name=split_name,
+    )
