@@ -225,6 +225,20 @@ def test_worked_example_metrics(toy):
     assert result.eval_s >= result.scorer_s >= 0.0
 
 
+def test_worked_example_standard_errors(toy):
+    _, task = toy
+    result = evaluate(matrix_scorer(TOY_SCORES), task, ks=(2, 4), curve_max_k=6)
+    se = result.standard_errors
+    # recall@2 per user: 0.5, 0, 0.25 (above); mean 0.25, population std
+    # sqrt(((0.25)^2 + (0.25)^2 + 0) / 3) = 0.2041; over sqrt(3) users -> 0.1179.
+    assert se["recall@2"] == pytest.approx(np.sqrt(0.125 / 3) / np.sqrt(3))
+    # hit_rate@4 is 1 for every user: no spread.
+    assert se["hit_rate@4"] == 0.0
+    assert "coverage@10" not in se
+    # Kept through the JSON form.
+    assert type(result).from_dict(result.to_dict()).standard_errors == se
+
+
 def test_worked_example_per_segment(toy):
     _, task = toy
     result = evaluate(matrix_scorer(TOY_SCORES), task, ks=(2, 4), curve_max_k=6)

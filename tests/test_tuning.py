@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import types
 
 import pandas as pd
 import pytest
@@ -23,7 +24,7 @@ from tfrs_recsys.tuning.space import (
     suggest_config,
 )
 from tfrs_recsys.tuning.trial import TrialData, run_trial
-from tfrs_recsys.tuning.tuner import RESULT_FILE, TRIALS_FILE, study_dir_of, tune
+from tfrs_recsys.tuning.tuner import RESULT_FILE, TRIALS_FILE, select_trial, study_dir_of, tune
 
 optuna = pytest.importorskip("optuna", reason="tuning needs the tune extra (optuna)")
 
@@ -150,6 +151,22 @@ def test_a_trial_past_its_deadline_stops_after_the_current_epoch(small_dir):
     result = run_trial(TrialData(prepare_data(config)), config, deadline=time.perf_counter())
     assert result.stopped_at_deadline and not result.stopped_by_report
     assert result.epochs_run == 1 and result.best_epoch == 1 and 0.0 < result.best <= 1.0
+
+
+def _trial(number, value, se):
+    return types.SimpleNamespace(number=number, value=value, user_attrs={"validation_se": se})
+
+
+def test_the_starting_config_is_kept_unless_beaten_by_more_than_a_standard_error():
+    start = _trial(0, 0.200, 0.008)
+    close, clear = _trial(3, 0.207, 0.006), _trial(4, 0.210, 0.007)
+    chosen, why = select_trial(close, [start, close])
+    assert chosen is start and "led it by 0.0070" in why and "(0.0080)" in why
+    chosen, why = select_trial(clear, [start, clear])
+    assert chosen is clear and "more than one standard error" in why
+    # Without a finished starting trial the best one is taken.
+    assert select_trial(close, [close])[0] is close
+    assert select_trial(start, [start, close])[0] is start
 
 
 # --- the study ------------------------------------------------------------------------------------

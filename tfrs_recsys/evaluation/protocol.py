@@ -269,6 +269,10 @@ class EvaluationResult:
             holdout pairs binned by the item's train positives
             (:func:`tfrs_recsys.evaluation.popularity_bins.binned_recall`).
             Empty in a result read from a file written before it existed.
+        standard_errors: Per metric of ``metrics`` (coverage excepted), the
+            standard error of its mean over the users (``std / sqrt(users)``):
+            how far another draw of users could move it. Empty in a result
+            read from a file written before it existed.
     """
 
     metrics: dict[str, float]
@@ -281,6 +285,7 @@ class EvaluationResult:
     split: str
     segment: str | None
     popularity_bins: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    standard_errors: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dictionary (plain floats and lists)."""
@@ -300,6 +305,7 @@ class EvaluationResult:
             "popularity_bins": {
                 label: dict(figures) for label, figures in self.popularity_bins.items()
             },
+            "standard_errors": {k: float(v) for k, v in self.standard_errors.items()},
         }
 
     @classmethod
@@ -319,6 +325,9 @@ class EvaluationResult:
                 popularity_bins={
                     str(label): dict(figures)
                     for label, figures in data.get("popularity_bins", {}).items()
+                },
+                standard_errors={
+                    str(k): float(v) for k, v in data.get("standard_errors", {}).items()
                 },
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -430,6 +439,9 @@ def evaluate(
         covered[batch_segments[shown], top[shown]] = True
 
     metrics = {key: float(values.mean()) for key, values in per_user.items()}
+    standard_errors = {
+        key: float(values.std() / np.sqrt(n_users)) for key, values in per_user.items()
+    }
     coverage_key = metric_key("coverage", COVERAGE_K)
     metrics[coverage_key] = float(covered.any(axis=0).sum() / task.n_items)
     per_segment: dict[str, dict[str, float]] = {}
@@ -466,6 +478,7 @@ def evaluate(
         popularity_bins=binned_recall(
             count_bins(bin_of_item), count_bins(bin_of_item[task.holdout_items]), bin_hits
         ),
+        standard_errors=standard_errors,
     )
 
 

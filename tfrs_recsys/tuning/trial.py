@@ -45,6 +45,7 @@ class TrialResult:
         stopped_by_report: Whether ``report`` ended it (pruned).
         stopped_at_deadline: Whether the study's time budget ended it (its
             value is that of the epochs it had).
+        best_se: The standard error of ``best`` over the validation users.
     """
 
     best: float
@@ -54,6 +55,7 @@ class TrialResult:
     seconds: float
     stopped_by_report: bool
     stopped_at_deadline: bool = False
+    best_se: float = 0.0
 
 
 class TrialData:
@@ -102,6 +104,7 @@ class _Validate(tf.keras.callbacks.Callback):
         self.best = -math.inf
         self.best_epoch = 0
         self.best_metrics: dict[str, float] = {}
+        self.best_se = 0.0
         self.epochs_run = 0
         self.wait = 0
         self.stopped_by_report = False
@@ -114,6 +117,7 @@ class _Validate(tf.keras.callbacks.Callback):
             score = -math.inf
         if score > self.best:
             self.best, self.best_epoch, self.wait = score, epoch + 1, 0
+            self.best_se = float(result.standard_errors.get(self.monitor, 0.0))
             self.best_metrics = {
                 key: float(result.metrics[key]) for key in ("recall@10", "ndcg@10", "recall@50")
             }
@@ -177,4 +181,5 @@ def run_trial(
         seconds=time.perf_counter() - start,
         stopped_by_report=callback.stopped_by_report,
         stopped_at_deadline=callback.stopped_at_deadline,
+        best_se=callback.best_se,
     )

@@ -61,10 +61,10 @@ class TuneResult:
     """A finished study.
 
     Attributes:
-        config: The best trial's config (written to ``out``).
+        config: The selected trial's config (written to ``out``).
         out: The config file written.
         study_dir: The study's directory (journal, trials table).
-        best_value: The best trial's validation value of ``metric``.
+        best_value: The selected trial's validation value of ``metric``.
         best_trial: Its number.
         trials: Trials in the study, by state (``complete``, ``pruned``, ``fail``).
         seconds: Wall time of the study's trials (this call and earlier ones).
@@ -79,6 +79,7 @@ class TuneResult:
     trials: dict[str, int]
     seconds: float
     metric: str
+    selection: str = ""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ class TuneResult:
             "best_trial": self.best_trial,
             "trials": self.trials,
             "tuning_s": round(self.seconds, 1),
+            "selection": self.selection,
         }
 
 
@@ -226,7 +228,7 @@ def tune(
     complete = study.get_trials(deepcopy=False, states=(state.COMPLETE,))
     if not complete:
         raise ConfigError(f"{study_dir}: no trial finished; see {TRIALS_FILE} for why")
-    best = study.best_trial
+    best, selection = select_trial(study.best_trial, complete)
     config = dataclasses.replace(
         suggest_config(FixedParams(best.params), base, n_items), name=out.stem
     )
@@ -244,10 +246,40 @@ def tune(
         trials=counts,
         seconds=_seconds(study),
         metric=base.train.monitor,
+        selection=selection,
     )
     write_json_atomic(study_dir / RESULT_FILE, result.summary())
     write_text_atomic(out, _header(result, base) + config.to_toml())
     return result
+
+
+def select_trial(best, complete) -> tuple[Any, str]:
+    """The trial whose config the study writes, and why, in words.
+
+    The starting config (the study's first trial, the shipped config or
+    ``--config``) is kept unless the best trial beats it on validation by more
+    than one standard error of the validation metric over the validation users
+    (the larger of the two trials'): a smaller lead is within what another draw
+    of validation users could reverse, and on small data such leads have
+    reversed on the holdout (docs/tuning.md).
+    """
+    start = next((t for t in complete if t.number == 0), None)
+    if start is None or best.number == start.number:
+        return best, f"trial {best.number + 1}, the best on validation"
+    lead = float(best.value) - float(start.value)
+    noise = max(
+        float(best.user_attrs.get("validation_se", 0.0)),
+        float(start.user_attrs.get("validation_se", 0.0)),
+    )
+    if lead <= noise:
+        return start, (
+            f"trial 1 (the starting config): the best, trial {best.number + 1}, led it by "
+            f"{lead:.4f}, within one standard error of the validation metric ({noise:.4f})"
+        )
+    return best, (
+        f"trial {best.number + 1}, the best on validation: it led the starting config by "
+        f"{lead:.4f}, more than one standard error ({noise:.4f})"
+    )
 
 
 def _check_study_dir(study_dir: Path, out: Path, settings: dict[str, Any], resume: bool) -> None:
@@ -277,6 +309,7 @@ def _record(trial, result: TrialResult) -> None:
     trial.set_user_attr("best_epoch", result.best_epoch)
     trial.set_user_attr("epochs_run", result.epochs_run)
     trial.set_user_attr("seconds", round(result.seconds, 2))
+    trial.set_user_attr("validation_se", result.best_se)
     if result.stopped_at_deadline:
         trial.set_user_attr("stopped_at_budget", True)
     for key, value in result.metrics.items():
@@ -337,7 +370,8 @@ def _header(result: TuneResult, base: ExperimentConfig) -> str:
     return (
         f"# Tuned by tfrs-recsys tune on {base.data.source} ({base.data.split}, the validation "
         f"carve of train: {base.data.validation_fraction} of it, seed {base.data.validation_seed}).\n"
-        f"# Best validation {result.metric} {result.best_value:.4f} (trial {result.best_trial + 1}); "
+        f"# Validation {result.metric} {result.best_value:.4f} (trial {result.best_trial + 1}); "
         f"trials: {counts}; {result.seconds:.0f} s of trials.\n"
+        f"# Selected: {result.selection}.\n"
         f"# The study: {result.study_dir.name}/ ({TRIALS_FILE}, {JOURNAL_FILE}).\n"
     )
