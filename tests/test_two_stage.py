@@ -385,8 +385,14 @@ def test_compare_two_stage_row_reuses_the_retrieval_run(small_dir, tmp_path, mon
         str(small_dir), ["retrieval_ids", "two_stage_ids"], out, config_dir=empty,
         overrides=overrides, verbose=0,
     )  # fmt: skip
-    # retrieval_ids is trained once (its row), ranking_ids once (for the two-stage row).
-    assert trained == ["retrieval_ids", "ranking_ids"]
+    # retrieval_ids is trained once (its row: the default is a seed ensemble of three
+    # runs), ranking_ids once (for the two-stage row, which reuses retrieval_ids).
+    assert trained == [
+        "retrieval_ids",
+        "retrieval_ids-member1",
+        "retrieval_ids-member2",
+        "ranking_ids",
+    ]
     entry = report["models"]["two_stage_ids"]
     assert entry["retrieval"].startswith("retrieval_ids (defaults from the dataset's statistics")
     assert entry["ranking"].startswith("ranking_ids (defaults from the dataset's statistics")
