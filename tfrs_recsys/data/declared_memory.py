@@ -248,8 +248,12 @@ def _timestamps(table: Table, column: str) -> pd.Series:
         times = pd.to_datetime(raw, utc=True)
     else:
         numbers = pd.to_numeric(raw, errors="coerce")
-        blank = raw.isna() | (raw.astype(object).astype(str).str.strip() == "")
-        if pd.api.types.is_numeric_dtype(raw) or (numbers.notna() | blank).all():
+        if pd.api.types.is_numeric_dtype(raw):
+            numeric = True  # no string to look at (the blank mask cost seconds on large columns)
+        else:
+            blank = raw.isna() | (raw.astype(object).astype(str).str.strip() == "")
+            numeric = bool((numbers.notna() | blank).all())
+        if numeric:
             values = numbers.to_numpy(dtype=np.float64)
             bad = ~(np.abs(values) < 2.0**63)
             if bad.any():
