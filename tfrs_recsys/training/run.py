@@ -318,6 +318,84 @@ def train(
         raise
 
 
+@dataclasses.dataclass(frozen=True)
+class EarlyStopped:
+    """What :func:`fit_early_stopping` leaves: the checkpointed state, where this call
+    started, and its training seconds; the model holds the best epoch's weights."""
+
+    state: _EarlyStoppingState
+    initial_epoch: int
+    train_s: float
+
+
+def fit_early_stopping(
+    model: tf.keras.Model,
+    pipeline: tf.data.Dataset,
+    validation_task: EvaluationTask,
+    config: ExperimentConfig,
+    run_dir: Path,
+    verbose: int,
+    *,
+    epoch_batches: int | None = None,
+) -> EarlyStopped:
+    """Fits ``model`` with validation after every epoch, early stopping and checkpoints.
+
+    Continues from the run directory's latest checkpoint if there is one (the
+    epoch length for the resumed pipeline is ``epoch_batches``, or the count
+    checkpointed with the state), and ends with the best epoch's weights in
+    ``model``.
+    """
+    state = _EarlyStoppingState()
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, state=state)
+    manager = tf.train.CheckpointManager(checkpoint, run_dir / CHECKPOINTS_DIR, max_to_keep=2)
+    best_checkpoint = tf.train.Checkpoint(model=model)
+    best_prefix = run_dir / "best" / "weights"
+    initial_epoch = 0
+    resume = manager.latest_checkpoint is not None
+    if resume:
+        checkpoint.restore(manager.latest_checkpoint)
+        initial_epoch = int(state.epochs_done.numpy())
+        known = int(state.epoch_batches.numpy()) if epoch_batches is None else epoch_batches
+        pipeline = resumed_pipeline(pipeline, initial_epoch, known)
+        logger.info("resuming %s after epoch %d", run_dir, initial_epoch)
+    # Rows of epochs after the checkpoint (all rows, without one) are redone.
+    _truncate_history(run_dir / HISTORY_FILE, initial_epoch)
+    stopped_early = bool(
+        resume and config.train.patience and int(state.wait.numpy()) >= config.train.patience
+    )
+
+    callbacks = [
+        ValidationCheckpoint(
+            validation_task,
+            config.train.monitor,
+            config.train.patience,
+            state,
+            best_checkpoint,
+            best_prefix,
+        ),
+        tf.keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
+        tf.keras.callbacks.TensorBoard(
+            str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
+        ),
+        EpochCheckpoint(manager),
+    ]
+    if verbose:
+        callbacks.insert(1, EpochLine(config.train.epochs))
+    fit_start = time.perf_counter()
+    if initial_epoch < config.train.epochs and not stopped_early:
+        model.fit(
+            pipeline,
+            epochs=config.train.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=0,  # EpochLine prints the epochs: Keras's progress bar costs a step's time
+        )
+    train_s = time.perf_counter() - fit_start
+
+    best_checkpoint.read(str(best_prefix)).expect_partial()
+    return EarlyStopped(state, initial_epoch, train_s)
+
+
 def has_checkpoint(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a resumable checkpoint (at least one finished epoch)."""
     return tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINTS_DIR)) is not None
@@ -356,53 +434,8 @@ def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedR
         data.dataset, data.fit.train, data.fit.holdout, split_name="validation"
     )
 
-    state = _EarlyStoppingState()
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, state=state)
-    manager = tf.train.CheckpointManager(checkpoint, run_dir / CHECKPOINTS_DIR, max_to_keep=2)
-    best_checkpoint = tf.train.Checkpoint(model=model)
-    best_prefix = run_dir / "best" / "weights"
-    initial_epoch = 0
-    resume = manager.latest_checkpoint is not None
-    if resume:
-        checkpoint.restore(manager.latest_checkpoint)
-        initial_epoch = int(state.epochs_done.numpy())
-        pipeline = resumed_pipeline(pipeline, initial_epoch, int(state.epoch_batches.numpy()))
-        logger.info("resuming %s after epoch %d", run_dir, initial_epoch)
-    # Rows of epochs after the checkpoint (all rows, without one) are redone.
-    _truncate_history(run_dir / HISTORY_FILE, initial_epoch)
-    stopped_early = bool(
-        resume and config.train.patience and int(state.wait.numpy()) >= config.train.patience
-    )
-
-    callbacks = [
-        ValidationCheckpoint(
-            validation_task,
-            config.train.monitor,
-            config.train.patience,
-            state,
-            best_checkpoint,
-            best_prefix,
-        ),
-        tf.keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
-        tf.keras.callbacks.TensorBoard(
-            str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
-        ),
-        EpochCheckpoint(manager),
-    ]
-    if verbose:
-        callbacks.insert(1, EpochLine(config.train.epochs))
-    fit_start = time.perf_counter()
-    if initial_epoch < config.train.epochs and not stopped_early:
-        model.fit(
-            pipeline,
-            epochs=config.train.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=0,  # EpochLine prints the epochs: Keras's progress bar costs a step's time
-        )
-    train_s = time.perf_counter() - fit_start
-
-    best_checkpoint.read(str(best_prefix)).expect_partial()
+    fitted = fit_early_stopping(model, pipeline, validation_task, config, run_dir, verbose)
+    state, initial_epoch, train_s = fitted.state, fitted.initial_epoch, fitted.train_s
     best_epoch = int(state.best_epoch.numpy())
     refit = None
     if config.train.refit and best_epoch > 0:

@@ -82,20 +82,14 @@ from tfrs_recsys.models.factory import build_model
 from tfrs_recsys.paths import cache_dir
 from tfrs_recsys.training.epoch_line import EpochLine
 from tfrs_recsys.training.run import (
-    CHECKPOINTS_DIR,
     CONFIG_FILE,
-    HISTORY_FILE,
     METRICS_FILE,
     PREPROCESSING_DIR,
     REFIT_DIR,
-    EpochCheckpoint,
     PreparedData,
     TrainedRun,
-    ValidationCheckpoint,
-    _EarlyStoppingState,
-    _truncate_history,
+    fit_early_stopping,
     optimizer_for,
-    resumed_pipeline,
 )
 
 __all__ = [
@@ -560,51 +554,10 @@ def train_streamed(config: ExperimentConfig, run_dir: Path, verbose: int) -> Tra
     model.compile(optimizer=optimizer_for(config))
     pipeline, steps = streamed_pipeline(model, carve, fit_stats, config, dataset)
 
-    state = _EarlyStoppingState()
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, state=state)
-    manager = tf.train.CheckpointManager(checkpoint, run_dir / CHECKPOINTS_DIR, max_to_keep=2)
-    best_checkpoint = tf.train.Checkpoint(model=model)
-    best_prefix = run_dir / "best" / "weights"
-    initial_epoch = 0
-    resume = manager.latest_checkpoint is not None
-    if resume:
-        checkpoint.restore(manager.latest_checkpoint)
-        initial_epoch = int(state.epochs_done.numpy())
-        pipeline = resumed_pipeline(pipeline, initial_epoch, steps)
-        logger.info("resuming %s after epoch %d", run_dir, initial_epoch)
-    _truncate_history(run_dir / HISTORY_FILE, initial_epoch)
-    stopped_early = bool(
-        resume and config.train.patience and int(state.wait.numpy()) >= config.train.patience
+    fitted = fit_early_stopping(
+        model, pipeline, validation_task, config, run_dir, verbose, epoch_batches=steps
     )
-    callbacks = [
-        ValidationCheckpoint(
-            validation_task,
-            config.train.monitor,
-            config.train.patience,
-            state,
-            best_checkpoint,
-            best_prefix,
-        ),
-        tf.keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
-        tf.keras.callbacks.TensorBoard(
-            str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
-        ),
-        EpochCheckpoint(manager),
-    ]
-    if verbose:
-        callbacks.insert(1, EpochLine(config.train.epochs))
-    fit_start = time.perf_counter()
-    if initial_epoch < config.train.epochs and not stopped_early:
-        model.fit(
-            pipeline,
-            epochs=config.train.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=0,
-        )
-    train_s = time.perf_counter() - fit_start
-
-    best_checkpoint.read(str(best_prefix)).expect_partial()
+    state, initial_epoch, train_s = fitted.state, fitted.initial_epoch, fitted.train_s
     best_epoch = int(state.best_epoch.numpy())
     refit = None
     if config.train.refit and best_epoch > 0:
