@@ -49,6 +49,7 @@ from tfrs_recsys.data.tech_vocabulary import (
     PROFESSION_BOOST,
     PROFESSIONS,
     TYPE_AFFINITY,
+    describe_item,
 )
 from tfrs_recsys.errors import ConfigError, DataValidationError
 from tfrs_recsys.progress import Periodic
@@ -480,19 +481,10 @@ def _make_items(
         q1, q2 = rng.choice(kind.qualities, size=2, replace=False)
         purpose = kind.purposes[rng.integers(len(kind.purposes))]
         audience = AUDIENCES[audiences[i]]
-        descriptions.append(
-            DESCRIPTION_TEMPLATES[templates[i]].format(
-                audience=audience,
-                type=kind.name,
-                Type=kind.name.capitalize(),
-                q1=q1,
-                q2=q2,
-                purpose=purpose,
-            )
+        description, chosen = describe_item(
+            kind, templates[i], audience, (q1, q2), purpose, n_features[i], rng
         )
-        chosen = rng.choice(
-            kind.features, size=min(n_features[i], len(kind.features)), replace=False
-        )
+        descriptions.append(description)
         features.append(", ".join(chosen))
         tokens[i, token_index[f"audience:{audience}"]] = 1.0
         tokens[i, token_index[f"quality:{q1}"]] = 1.0

@@ -69,6 +69,7 @@ from tfrs_recsys.data.tech_vocabulary import (
     PROFESSION_BOOST,
     PROFESSIONS,
     TYPE_AFFINITY,
+    describe_item,
 )
 from tfrs_recsys.errors import ConfigError, DataValidationError
 from tfrs_recsys.progress import logger
@@ -618,19 +619,10 @@ def _make_items(
         )
         q1, q2 = kind.qualities[pair[0]], kind.qualities[pair[1]]
         purpose = kind.purposes[rng.integers(len(kind.purposes))]
-        descriptions.append(
-            DESCRIPTION_TEMPLATES[templates[i]].format(
-                audience=audience,
-                type=kind.name,
-                Type=kind.name.capitalize(),
-                q1=q1,
-                q2=q2,
-                purpose=purpose,
-            )
+        description, chosen = describe_item(
+            kind, templates[i], audience, (q1, q2), purpose, n_features[i], rng
         )
-        chosen = rng.choice(
-            kind.features, size=min(n_features[i], len(kind.features)), replace=False
-        )
+        descriptions.append(description)
         features.append(", ".join(chosen))
         for token in (
             f"audience:{audience}",

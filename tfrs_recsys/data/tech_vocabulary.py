@@ -233,3 +233,27 @@ DESCRIPTION_TEMPLATES: tuple[str, ...] = (
     "This {type} features {q1} and {q2}, designed for {audience}. It is {purpose}, offering reliable performance and user comfort.",
     "{Type} comes equipped with {q1} and {q2}, making it {purpose}. Great choice for {audience}.",
 )
+
+
+def describe_item(
+    kind: ProductType,
+    template: int,
+    audience: str,
+    qualities: tuple[str, str],
+    purpose: str,
+    n_features: int,
+    rng: np.random.Generator,
+) -> tuple[str, np.ndarray]:
+    """An item's description (``DESCRIPTION_TEMPLATES[template]`` filled in) and its
+    feature phrases: ``n_features`` of the kind's (at most all), drawn from ``rng``."""
+    q1, q2 = qualities
+    description = DESCRIPTION_TEMPLATES[template].format(
+        audience=audience,
+        type=kind.name,
+        Type=kind.name.capitalize(),
+        q1=q1,
+        q2=q2,
+        purpose=purpose,
+    )
+    chosen = rng.choice(kind.features, size=min(n_features, len(kind.features)), replace=False)
+    return description, chosen

@@ -88,6 +88,7 @@ from tfrs_recsys.training.run import (
     REFIT_DIR,
     PreparedData,
     TrainedRun,
+    _first_line,
     fit_early_stopping,
     optimizer_for,
 )
@@ -654,11 +655,6 @@ def _refit_streamed(
 
 
 # --- Loading ------------------------------------------------------------------------------------
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def load_streamed_run(run_dir: Path, config: ExperimentConfig) -> TrainedRun:
