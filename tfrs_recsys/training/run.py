@@ -591,13 +591,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     preprocessing = Preprocessing.load(fitted)
     data = prepare_data(config)
     model = build_model(config.model, preprocessing, data.dataset)
-    try:
-        tf.train.Checkpoint(model=model).read(str(weights)).expect_partial()
-    except (tf.errors.OpError, ValueError, IndexError, AssertionError) as exc:
-        raise ConfigError(
-            f"{weights}: the run's weights cannot be read ({_first_line(exc)}); "
-            "the run directory is damaged: train the run again into a new --run-dir"
-        ) from exc
+    read_weights(model, weights)
     if config.train.ensemble > 1:
         members = [model]
         for k in range(1, config.train.ensemble):
@@ -609,16 +603,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
                 )
             members.append(load_run(member_dir).model)
         model = EnsembleModel(members)
-    metrics_path = run_dir / METRICS_FILE
-    metrics = {}
-    if metrics_path.is_file():
-        try:
-            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(
-                f"{metrics_path}: not the JSON train writes ({_first_line(exc)}); "
-                "the run directory is damaged: train the run again into a new --run-dir"
-            ) from exc
+    metrics = read_metrics(run_dir)
     return TrainedRun(
         run_dir=run_dir,
         config=config,
@@ -627,6 +612,31 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         model=model,
         metrics=metrics,
     )
+
+
+def read_weights(model: tf.keras.Model, weights: Path) -> None:
+    """Loads a run's checkpointed ``weights`` into ``model``; a one-line ConfigError if damaged."""
+    try:
+        tf.train.Checkpoint(model=model).read(str(weights)).expect_partial()
+    except (tf.errors.OpError, ValueError, IndexError, AssertionError) as exc:
+        raise ConfigError(
+            f"{weights}: the run's weights cannot be read ({_first_line(exc)}); "
+            "the run directory is damaged: train the run again into a new --run-dir"
+        ) from exc
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """The run's ``metrics.json`` ({} before it is written); a one-line ConfigError if damaged."""
+    metrics_path = run_dir / METRICS_FILE
+    if not metrics_path.is_file():
+        return {}
+    try:
+        return json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(
+            f"{metrics_path}: not the JSON train writes ({_first_line(exc)}); "
+            "the run directory is damaged: train the run again into a new --run-dir"
+        ) from exc
 
 
 def _first_line(exc: BaseException) -> str:

@@ -91,6 +91,8 @@ from tfrs_recsys.training.run import (
     _first_line,
     fit_early_stopping,
     optimizer_for,
+    read_metrics,
+    read_weights,
 )
 
 __all__ = [
@@ -696,24 +698,10 @@ def load_streamed_run(run_dir: Path, config: ExperimentConfig) -> TrainedRun:
     )
     _, _, dataset = _tables(declaration, split)
     model = build_model(config.model, preprocessing, dataset)
-    try:
-        tf.train.Checkpoint(model=model).read(str(weights)).expect_partial()
-    except (tf.errors.OpError, ValueError, IndexError, AssertionError) as exc:
-        raise ConfigError(
-            f"{weights}: the run's weights cannot be read ({_first_line(exc)}); "
-            "the run directory is damaged: train the run again into a new --run-dir"
-        ) from exc
+    read_weights(model, weights)
     holdout = rows_of_users(split.holdout_files, eval_users)
     train_rows = rows_of_users(split.train_files, eval_users)
-    metrics: dict[str, Any] = {}
-    if metrics_path.is_file():
-        try:
-            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(
-                f"{metrics_path}: not the JSON train writes ({_first_line(exc)}); "
-                "the run directory is damaged: train the run again into a new --run-dir"
-            ) from exc
+    metrics = read_metrics(run_dir)
     empty = train_rows.iloc[:0]
     return TrainedRun(
         run_dir=run_dir,
