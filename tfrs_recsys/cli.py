@@ -178,6 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="M",
         help="candidates per user with --rerank (default 200)",
     )
+    evaluate.add_argument(
+        "--all-users",
+        action="store_true",
+        help="a streamed run: rank for every holdout user, a block of users at a time, instead "
+        "of the run's sample of data.eval_users users",
+    )
+    evaluate.add_argument(
+        "--block-users",
+        type=int,
+        default=None,
+        metavar="N",
+        help="holdout users per block with --all-users (default 100000)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
 
     compare = sub.add_parser("compare", help="train and evaluate several models on one split")
@@ -669,14 +682,26 @@ def _cmd_evaluate_two_stage(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from tfrs_recsys.errors import ConfigError
     from tfrs_recsys.reporting import metrics_markdown
     from tfrs_recsys.training.run import evaluate, load_run, model_seed_metric
 
     if args.rerank is not None or args.candidates is not None:
+        if args.all_users or args.block_users is not None:
+            raise ConfigError("--all-users and --block-users do not go with --rerank")
         return _cmd_evaluate_two_stage(args)
+    if args.block_users is not None and not args.all_users:
+        raise ConfigError("--block-users goes with --all-users")
+    if args.block_users is not None and args.block_users < 1:
+        raise ConfigError(f"--block-users must be a positive integer, got {args.block_users}")
     run = load_run(args.run_dir)
     config, data = run.config, run.data
-    result = evaluate(run)
+    if args.all_users:
+        from tfrs_recsys.evaluation.blocks import DEFAULT_BLOCK_USERS, evaluate_run_all_users
+
+        result = evaluate_run_all_users(run, block_users=args.block_users or DEFAULT_BLOCK_USERS)
+    else:
+        result = evaluate(run)
     seed = model_seed_metric(run.model, data)
     model_name = f"{config.model.kind}_{config.model.feature_set}"
     if args.json:

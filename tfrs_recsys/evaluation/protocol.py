@@ -47,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -373,10 +373,167 @@ def evaluate(
             oracle = evaluate(load_truth(directory).probabilities, task)
             oracle.metrics["recall@10"], oracle.per_segment["Budget Conscious"]
     """
+    return evaluate_tasks(
+        scorer,
+        [task],
+        item_train_positives=task.train_positives_per_item,
+        ks=ks,
+        curve_max_k=curve_max_k,
+        batch_size=batch_size,
+    )
+
+
+def evaluate_tasks(
+    scorer: Scorer,
+    tasks: Iterable[EvaluationTask],
+    *,
+    item_train_positives: np.ndarray,
+    ks: Sequence[int] = (10, 50),
+    curve_max_k: int = 100,
+    batch_size: int = 1024,
+) -> EvaluationResult:
+    """:func:`evaluate` over the users of several tasks, as if they were one task.
+
+    For a population too large to hold as one task: each task holds the
+    train and holdout lists of one block of users (disjoint blocks of one
+    split, :mod:`tfrs_recsys.evaluation.blocks`), and ``tasks`` may be a
+    generator that builds a block only when it is reached, so that one
+    block's lists are in memory at a time. The result is the one task of all
+    the blocks' users would give: metrics are means over every evaluated
+    user, coverage counts the items of every user's top 10. What is kept
+    across blocks is ``O(users + items)``: the per-user metric values and
+    the coverage and popularity counters.
+
+    Args:
+        scorer: As for :func:`evaluate`.
+        tasks: Tasks of one dataset, split and catalog; their users must not
+            overlap (a user in two blocks would count twice).
+        item_train_positives: ``[n_items]`` each item's train positives over
+            the whole train side (the popularity bins); a single task's own
+            :attr:`EvaluationTask.train_positives_per_item` for one task.
+        ks: As for :func:`evaluate`.
+        curve_max_k: As for :func:`evaluate`.
+        batch_size: As for :func:`evaluate`.
+
+    Raises:
+        ConfigError: As :func:`evaluate`; tasks of different catalogs or splits.
+        DataValidationError: No task has a user to evaluate.
+    """
     ks = _check_cutoffs(ks, curve_max_k, batch_size)
-    if task.n_users == 0:
-        raise DataValidationError("the evaluation task has no user with a holdout item")
     started = time.perf_counter()
+    scorer_s = 0.0
+    first: EvaluationTask | None = None
+    per_user_parts: dict[str, list[np.ndarray]] = {}
+    segment_parts: list[np.ndarray] = []
+    curve_sum = np.zeros(curve_max_k, dtype=np.float64)
+    # covered[segment value][i]: item i is in the top-10 of some user of the segment.
+    covered: dict[str, np.ndarray] = {}
+    bin_of_item = item_bins(np.asarray(item_train_positives))
+    bin_hits = np.zeros(len(BIN_LABELS), dtype=np.int64)
+    holdout_bins = np.zeros(len(BIN_LABELS), dtype=np.int64)
+    n_users = 0
+    for task in tasks:
+        if first is None:
+            first = task
+        elif (task.n_items, task.split_name, task.segment) != (
+            first.n_items,
+            first.split_name,
+            first.segment,
+        ):
+            raise ConfigError(
+                f"the evaluation blocks must share one catalog, split and segment column: "
+                f"{first.n_items} items / {first.split_name!r} / {first.segment!r}, then "
+                f"{task.n_items} items / {task.split_name!r} / {task.segment!r}"
+            )
+        if task.n_users == 0:
+            continue
+        block = _rank_task(scorer, task, ks, curve_max_k, batch_size, bin_of_item)
+        scorer_s += block.scorer_s
+        n_users += task.n_users
+        for key, values in block.per_user.items():
+            per_user_parts.setdefault(key, []).append(values)
+        curve_sum += block.curve_sum
+        bin_hits += block.bin_hits
+        holdout_bins += count_bins(bin_of_item[task.holdout_items])
+        for value, row in zip(block.segment_values, block.covered):
+            if value in covered:
+                covered[value] |= row
+            else:
+                covered[value] = row
+        if task.segments is not None:
+            segment_parts.append(task.segments)
+    if first is None or n_users == 0:
+        raise DataValidationError("the evaluation task has no user with a holdout item")
+    task = first
+    per_user = {key: np.concatenate(parts) for key, parts in per_user_parts.items()}
+
+    metrics = {key: float(values.mean()) for key, values in per_user.items()}
+    standard_errors = {
+        key: float(values.std() / np.sqrt(n_users)) for key, values in per_user.items()
+    }
+    coverage_key = metric_key("coverage", COVERAGE_K)
+    any_covered = np.zeros(task.n_items, dtype=bool)
+    for row in covered.values():
+        any_covered |= row
+    metrics[coverage_key] = float(any_covered.sum() / task.n_items)
+    per_segment: dict[str, dict[str, float]] = {}
+    if task.segments is not None:
+        segment_codes, segment_values = pd.factorize(np.concatenate(segment_parts), sort=True)
+        for code, value in enumerate(segment_values):
+            members = segment_codes == code
+            figures: dict[str, float] = {
+                key: float(values[members].mean()) for key, values in per_user.items()
+            }
+            figures[coverage_key] = float(covered[str(value)].sum() / task.n_items)
+            figures["users"] = int(members.sum())
+            per_segment[str(value)] = figures
+
+    eval_s = time.perf_counter() - started
+    logger.info(
+        "evaluated %d users of %s (%s) in %.3f s (scorer %.3f s): %s",
+        n_users,
+        task.dataset_name,
+        task.split_name,
+        eval_s,
+        scorer_s,
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
+    )
+    return EvaluationResult(
+        metrics=metrics,
+        recall_curve=curve_sum / n_users,
+        per_segment=per_segment,
+        users=n_users,
+        eval_s=eval_s,
+        scorer_s=scorer_s,
+        dataset=task.dataset_name,
+        split=task.split_name,
+        segment=task.segment,
+        popularity_bins=binned_recall(count_bins(bin_of_item), holdout_bins, bin_hits),
+        standard_errors=standard_errors,
+    )
+
+
+@dataclasses.dataclass
+class _Ranked:
+    """What :func:`_rank_task` keeps of one task's ranking."""
+
+    per_user: dict[str, np.ndarray]
+    curve_sum: np.ndarray
+    segment_values: list[str]
+    covered: np.ndarray
+    bin_hits: np.ndarray
+    scorer_s: float
+
+
+def _rank_task(
+    scorer: Scorer,
+    task: EvaluationTask,
+    ks: tuple[int, ...],
+    curve_max_k: int,
+    batch_size: int,
+    bin_of_item: np.ndarray,
+) -> _Ranked:
+    """Ranks the catalog for the users of ``task``, batch by batch (the protocol's loop)."""
     depth = max(max(ks), curve_max_k, COVERAGE_K)
     top_n = min(depth, task.n_items)
 
@@ -393,10 +550,8 @@ def evaluate(
         segment_codes = segment_codes.astype(np.int64)
     else:
         segment_codes, segment_values = np.zeros(n_users, dtype=np.int64), np.array(["all"])
-    # covered[s, i]: item i is in the top-10 of some user of segment s.
     covered = np.zeros((len(segment_values), task.n_items), dtype=bool)
     holdout_keys = task.holdout_keys
-    bin_of_item = item_bins(task.train_positives_per_item)
     bin_hits = np.zeros(len(BIN_LABELS), dtype=np.int64)
     bin_k = min(BIN_K, top_n)
     scorer_s = 0.0
@@ -438,47 +593,13 @@ def evaluate(
         batch_segments = np.broadcast_to(segment_codes[start:stop, None], top.shape)
         covered[batch_segments[shown], top[shown]] = True
 
-    metrics = {key: float(values.mean()) for key, values in per_user.items()}
-    standard_errors = {
-        key: float(values.std() / np.sqrt(n_users)) for key, values in per_user.items()
-    }
-    coverage_key = metric_key("coverage", COVERAGE_K)
-    metrics[coverage_key] = float(covered.any(axis=0).sum() / task.n_items)
-    per_segment: dict[str, dict[str, float]] = {}
-    if task.segments is not None:
-        for code, value in enumerate(segment_values):
-            members = segment_codes == code
-            figures: dict[str, float] = {
-                key: float(values[members].mean()) for key, values in per_user.items()
-            }
-            figures[coverage_key] = float(covered[code].sum() / task.n_items)
-            figures["users"] = int(members.sum())
-            per_segment[str(value)] = figures
-
-    eval_s = time.perf_counter() - started
-    logger.info(
-        "evaluated %d users of %s (%s) in %.3f s (scorer %.3f s): %s",
-        n_users,
-        task.dataset_name,
-        task.split_name,
-        eval_s,
-        scorer_s,
-        ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
-    )
-    return EvaluationResult(
-        metrics=metrics,
-        recall_curve=curve_sum / n_users,
-        per_segment=per_segment,
-        users=n_users,
-        eval_s=eval_s,
+    return _Ranked(
+        per_user=per_user,
+        curve_sum=curve_sum,
+        segment_values=[str(v) for v in segment_values],
+        covered=covered,
+        bin_hits=bin_hits,
         scorer_s=scorer_s,
-        dataset=task.dataset_name,
-        split=task.split_name,
-        segment=task.segment,
-        popularity_bins=binned_recall(
-            count_bins(bin_of_item), count_bins(bin_of_item[task.holdout_items]), bin_hits
-        ),
-        standard_errors=standard_errors,
     )
 
 
