@@ -63,6 +63,10 @@ def main() -> None:
     parser.add_argument("--eval-users", type=int, default=20_000)
     parser.add_argument("--feature-set", default="all", choices=("ids", "subset", "all"))
     parser.add_argument("--negatives", default="in_batch", choices=("in_batch", "mixed"))
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--save-weights", type=Path, default=None, help="save the model's weights here at the end"
+    )
     args = parser.parse_args()
 
     load_at_start = os.getloadavg()
@@ -160,6 +164,27 @@ def main() -> None:
     step(
         "one validation", t, f"{result.users:,} users, recall@10 {result.metrics['recall@10']:.4f}"
     )
+
+    if args.save_weights is not None:
+        model.save_weights(str(args.save_weights))
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "positives": positives,
+                    "fit_rows": stats.n_rows,
+                    "examples_per_s": speed,
+                    "epoch_s": stats.n_rows / speed,
+                    "peak_rss_mb": _peak_mb(),
+                    "steps": [
+                        {"step": name, "s": seconds, "peak_rss_mb": peak, "note": note}
+                        for name, seconds, peak, note in rows
+                    ],
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
 
     from benchmarks.machine import describe
 

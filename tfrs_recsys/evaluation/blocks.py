@@ -171,7 +171,7 @@ def evaluate_all_users(
     item_train_rows: np.ndarray,
     *,
     block_users: int = DEFAULT_BLOCK_USERS,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> EvaluationResult:
     """The protocol's figures over every holdout user of ``split``, a block at a time.
 
@@ -183,7 +183,7 @@ def evaluate_all_users(
         item_train_rows: ``[n_items]`` each item's train rows (item table order),
             for the popularity bins.
         block_users: Holdout users per block (:func:`user_blocks`).
-        batch_size: Users per scorer call.
+        batch_size: Users per scorer call (default: ``default_batch_size(n_items)``).
 
     Raises:
         DataValidationError: No user has a holdout item that is not a train item.

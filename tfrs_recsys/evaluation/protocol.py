@@ -343,7 +343,7 @@ def evaluate(
     *,
     ks: Sequence[int] = (10, 50),
     curve_max_k: int = 100,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> EvaluationResult:
     """Ranks the catalog for every evaluated user and computes the protocol's metrics.
 
@@ -356,7 +356,9 @@ def evaluate(
             at least ``max(ks)``.
         batch_size: Users per scorer call. Memory peaks at about
             ``2 * batch_size * n_items * 4`` bytes (the scorer's output and the
-            masked copy); lower it for very large catalogs.
+            masked copy). Default (``None``): :func:`default_batch_size`, 1024
+            users up to 16,384 items, fewer for larger catalogs. The figures
+            do not depend on it.
 
     Returns:
         The metrics, recall curve and per-segment breakdown.
@@ -390,7 +392,7 @@ def evaluate_tasks(
     item_train_positives: np.ndarray,
     ks: Sequence[int] = (10, 50),
     curve_max_k: int = 100,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> EvaluationResult:
     """:func:`evaluate` over the users of several tasks, as if they were one task.
 
@@ -447,7 +449,8 @@ def evaluate_tasks(
             )
         if task.n_users == 0:
             continue
-        block = _rank_task(scorer, task, ks, curve_max_k, batch_size, bin_of_item)
+        users_per_call = default_batch_size(task.n_items) if batch_size is None else batch_size
+        block = _rank_task(scorer, task, ks, curve_max_k, users_per_call, bin_of_item)
         scorer_s += block.scorer_s
         n_users += task.n_users
         for key, values in block.per_user.items():
@@ -603,7 +606,17 @@ def _rank_task(
     )
 
 
-def _check_cutoffs(ks: Sequence[int], curve_max_k: int, batch_size: int) -> tuple[int, ...]:
+#: Score cells (users x items) of one scorer call by default: 64 MB of float32 scores.
+SCORE_CELLS_PER_CALL = 1 << 24
+
+
+def default_batch_size(n_items: int) -> int:
+    """Users per scorer call by default: 1024, or fewer so that a call scores at most
+    :data:`SCORE_CELLS_PER_CALL` cells (16 users at 1M items)."""
+    return max(1, min(1024, SCORE_CELLS_PER_CALL // max(int(n_items), 1)))
+
+
+def _check_cutoffs(ks: Sequence[int], curve_max_k: int, batch_size: int | None) -> tuple[int, ...]:
     try:
         cutoffs = tuple(ks)
     except TypeError:
@@ -621,7 +634,7 @@ def _check_cutoffs(ks: Sequence[int], curve_max_k: int, batch_size: int) -> tupl
         raise ConfigError(
             f"curve_max_k ({curve_max_k}) must be at least the largest k ({max(cutoffs)})"
         )
-    if not _is_int(batch_size) or batch_size < 1:
+    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     return tuple(int(k) for k in cutoffs)
 
