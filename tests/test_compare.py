@@ -498,6 +498,12 @@ def test_model_config_uses_the_shipped_file(tmp_path):
     assert config.train.epochs == 2
 
 
+def test_model_config_keeps_a_source_path_with_quotes_and_backslashes(tmp_path):
+    source = str(tmp_path / 'a "quoted" dir\\with backslash and é')
+    config, _ = model_config("retrieval_ids", "movielens-100k", source)
+    assert config.data.source == source
+
+
 def test_model_config_defaults_without_a_file(tmp_path):
     config, origin = model_config("ranking_all", "tech-products", "d", tmp_path)
     assert (config.model.kind, config.model.feature_set) == ("ranking", "all")

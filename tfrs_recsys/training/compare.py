@@ -124,7 +124,7 @@ def model_config(
     kind, feature_set = name.split("_", 1)
     prefix = CONFIG_PREFIX.get(dataset_name)
     stem = f"{prefix}_{feature_set}" if kind == "retrieval" else f"{prefix}_ranking_{feature_set}"
-    base_overrides = [f'data.source="{source}"']
+    base_overrides = [f"data.source={json.dumps(str(source))}"]
     found: Path | str | None = None
     if prefix is None:
         origin = f"built-in defaults because no configs ship for dataset {dataset_name}"
