@@ -19,7 +19,8 @@ measured examples/s (the step does not depend on the data size; the one-pass
 steps, split, carve, statistics and samples, are measured in full).
 
 Run: ``.venv/bin/python -m benchmarks.scale --work runs/scale [--sizes 1M,10M,100M]
-[--items 100000] [--steps 1000] [--batch-size 1024] [--feature-set ids]``
+[--items 100000] [--steps 1000] [--batch-size 1024] [--feature-set ids]
+[--optimizer lazy_adam]``
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--feature-set", default="ids", choices=("ids", "subset", "all"))
+    parser.add_argument(
+        "--optimizer", default="lazy_adam", choices=("adam", "lazy_adam", "adagrad", "sgd")
+    )
     args = parser.parse_args()
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
@@ -82,6 +86,7 @@ def main() -> None:
         command += ["--work", str(work), "--steps", str(args.steps)]
         command += ["--batch-size", str(args.batch_size), "--feature-set", args.feature_set]
         command += ["--json", str(train_json), "--save-weights", str(weights)]
+        command += ["--optimizer", args.optimizer]
         record["train"] = _child(command, work / "train.log")
         command = [python, "-m", "benchmarks.streamed_evaluation", "--data", str(data)]
         command += ["--work", str(work), "--weights", str(weights)]
@@ -100,7 +105,8 @@ def main() -> None:
     print(f"load average at start: {', '.join(f'{x:.1f}' for x in load_at_start)}")
     print(f"load average at end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
-        f"config: feature_set {args.feature_set}, in-batch softmax with logQ, batch "
+        f"config: feature_set {args.feature_set}, in-batch softmax with logQ, optimizer "
+        f"{args.optimizer}, batch "
         f"{args.batch_size}, {args.steps} timed steps; {args.items:,} items, {PER_USER} "
         "positives a user"
     )

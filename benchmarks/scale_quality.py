@@ -15,7 +15,7 @@
 
 Run: ``.venv/bin/python -m benchmarks.scale_quality --work runs/scale-quality
 [--users 1000000] [--items 100000] [--positives-per-user 10] [--feature-set ids]
-[--epochs 3] [--eval-users 20000]``
+[--epochs 3] [--eval-users 20000] [--optimizer lazy_adam]``
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--eval-users", type=int, default=20_000)
+    parser.add_argument(
+        "--optimizer", default="lazy_adam", choices=("adam", "lazy_adam", "adagrad", "sgd")
+    )
     args = parser.parse_args()
 
     load_at_start = os.getloadavg()
@@ -71,6 +74,7 @@ def main() -> None:
                 "[train]",
                 f"epochs = {args.epochs}",
                 f"batch_size = {args.batch_size}",
+                f'optimizer = "{args.optimizer}"',
                 "patience = 1",
                 "refit = false",
             ]
@@ -134,7 +138,8 @@ def main() -> None:
         f"holdout {split_record['rows']['holdout']:,} rows)"
     )
     print(
-        f"model: retrieval, feature_set {args.feature_set}, in-batch softmax with logQ, batch "
+        f"model: retrieval, feature_set {args.feature_set}, in-batch softmax with logQ, "
+        f"optimizer {args.optimizer}, batch "
         f"{args.batch_size}, best epoch {metrics.get('best_epoch')} of at most {args.epochs} "
         "(early stopping on the validation carve), no refit"
     )

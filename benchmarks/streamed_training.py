@@ -63,6 +63,9 @@ def main() -> None:
     parser.add_argument("--eval-users", type=int, default=20_000)
     parser.add_argument("--feature-set", default="all", choices=("ids", "subset", "all"))
     parser.add_argument("--negatives", default="in_batch", choices=("in_batch", "mixed"))
+    parser.add_argument(
+        "--optimizer", default="adam", choices=("adam", "lazy_adam", "adagrad", "sgd")
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument(
         "--save-weights", type=Path, default=None, help="save the model's weights here at the end"
@@ -119,6 +122,7 @@ def main() -> None:
             f'model.feature_set="{args.feature_set}"',
             f'model.negatives="{args.negatives}"',
             f"train.batch_size={args.batch_size}",
+            f'train.optimizer="{args.optimizer}"',
         ],
     )
     import tensorflow as tf  # imported by the package already (after selecting Keras 2)
@@ -192,7 +196,7 @@ def main() -> None:
     print(f"data: {data} ({positives:,} positives); work: {work}")
     print(
         f"config: feature_set {args.feature_set}, negatives {args.negatives}, "
-        f"batch {args.batch_size}, eval_users {args.eval_users}"
+        f"batch {args.batch_size}, eval_users {args.eval_users}, optimizer {args.optimizer}"
     )
     print(f"load average at start: {', '.join(f'{x:.1f}' for x in load_at_start)}")
     print(f"load average at end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")

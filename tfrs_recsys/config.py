@@ -36,7 +36,7 @@ TEXT_ENCODERS = ("none", "bow", "bert")
 ID_MODES = ("input", "residual", "none")
 NEGATIVES = ("in_batch", "catalog", "mixed")
 RETRIEVAL_LOSSES = ("softmax", "sigmoid", "catalog_sigmoid")
-OPTIMIZERS = ("adam", "adagrad", "sgd")
+OPTIMIZERS = ("adam", "lazy_adam", "adagrad", "sgd")
 # The shipped configs: ``tfrs_recsys/configs/<name>.toml``, package data of the wheel.
 SHIPPED_CONFIG_FOLDER = "configs"
 # A config file is a few lines; reading stops here (say --config /dev/zero).
@@ -360,7 +360,10 @@ class TrainConfig:
         epochs: Maximum epochs.
         batch_size: Examples per step.
         learning_rate: Optimizer learning rate.
-        optimizer: ``adam``, ``adagrad`` or ``sgd``.
+        optimizer: ``adam``, ``lazy_adam`` (Adam updating only the embedding
+            rows of the batch: a step's cost does not grow with the id
+            vocabularies; :mod:`tfrs_recsys.training.optimizers`), ``adagrad``
+            or ``sgd``.
         patience: Stop after this many epochs without a better validation
             ``monitor`` (0: never stop early); the best epoch's weights are kept.
         monitor: Validation metric for early stopping and model selection.

@@ -209,12 +209,10 @@ def resumed_pipeline(
 
 
 def optimizer_for(config: ExperimentConfig) -> tf.keras.optimizers.Optimizer:
-    rate = config.train.learning_rate
-    if config.train.optimizer == "adam":
-        return tf.keras.optimizers.Adam(rate)
-    if config.train.optimizer == "adagrad":
-        return tf.keras.optimizers.Adagrad(rate)
-    return tf.keras.optimizers.SGD(rate)
+    """``train.optimizer`` at ``train.learning_rate``."""
+    from tfrs_recsys.training.optimizers import make_optimizer
+
+    return make_optimizer(config.train.optimizer, config.train.learning_rate)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -81,6 +81,7 @@ from tfrs_recsys.features.preprocessing import Preprocessing, fit_side
 from tfrs_recsys.models.factory import build_model
 from tfrs_recsys.paths import cache_dir
 from tfrs_recsys.training.epoch_line import EpochLine
+from tfrs_recsys.training.optimizers import LAZY_ADAM_MIN_IDS
 from tfrs_recsys.training.run import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -539,6 +540,14 @@ def train_streamed(config: ExperimentConfig, run_dir: Path, verbose: int) -> Tra
             dataset.schema.name,
             side,
             side,
+        )
+    ids = len(users) + len(items)
+    if config.train.optimizer == "adam" and ids > LAZY_ADAM_MIN_IDS:
+        logger.warning(
+            "train.optimizer = 'adam' updates all %d user and item embedding rows every step "
+            "(its sparse update is dense); train.optimizer = 'lazy_adam' updates the batch's rows "
+            "only and trains much faster on vocabularies this large",
+            ids,
         )
     # The samples first: a dataset without an evaluable user fails before training.
     val_users, val_train, val_holdout = _sample(

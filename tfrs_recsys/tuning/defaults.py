@@ -16,6 +16,8 @@ in docs/tuning.md; in short:
   item with few positives still gets its features' vector;
 - early stopping on the validation carve picks the epoch count, and the model
   is refitted on the whole train split;
+- above :data:`LAZY_ADAM_MIN_IDS` user and item ids, the optimizer is
+  ``lazy_adam`` (Adam's sparse step visits every embedding row);
 - retrieval models are seed ensembles of :data:`ENSEMBLE_MEMBERS` members
   (``train.ensemble``) up to :data:`ENSEMBLE_MAX_POSITIVES` train positives,
   where a member trains in minutes; one model above.
@@ -32,6 +34,7 @@ import pandas as pd
 from tfrs_recsys.config import ExperimentConfig, config_from_dict
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID
+from tfrs_recsys.training.optimizers import LAZY_ADAM_MIN_IDS
 from tfrs_recsys.tuning.space import CATALOG_LOSS_MAX_ITEMS
 
 #: Members of a default retrieval config's seed ensemble (``train.ensemble``).
@@ -125,6 +128,9 @@ def default_config(model_name: str, source: str, stats: DatasetStats) -> Experim
             train["ensemble"] = ENSEMBLE_MEMBERS
     else:
         model.update(hidden=[128, 64], output_dim=32, negatives_per_user=100)
+    if stats.users + stats.items > LAZY_ADAM_MIN_IDS:
+        # Adam's sparse update visits every embedding row each step.
+        train["optimizer"] = "lazy_adam"
     return config_from_dict(
         {
             "name": model_name,
