@@ -24,6 +24,14 @@ The steps, one module each:
    (:mod:`~tfrs_recsys.serving.verify`), then renamed to the next integer
    version under a lock.
 
+A streamed run (``data.stream = true``) exports the same way: its vectors
+from the towers in batches, the mask and the popularity from one pass over the
+cached split's train parts (:func:`~tfrs_recsys.serving.tables.tables_from_parts`),
+never a frame of all interactions; ``export.json`` gets a ``stream`` entry.
+With ``--index scann`` the ScaNN settings are tuned on the model's vectors
+(:mod:`~tfrs_recsys.serving.scann_tuning`; ``scann`` in ``export.json``), and
+``seconds`` records the time of each step.
+
 ``--rerank RANKING_RUN --candidates M`` (``rerank=``): a two-stage export, the
 retrieval run's top ``M`` unseen items re-ordered by the ranking run's head in
 one SavedModel (:mod:`~tfrs_recsys.serving.two_stage`), checked against the
@@ -310,6 +318,14 @@ def _export_run(
     from tfrs_recsys.training.streamed import StreamedData, check_streamed_export
 
     start = time.perf_counter()
+    stages: dict[str, float] = {}
+    mark = [start]
+
+    def stage(name: str) -> None:
+        now = time.perf_counter()
+        stages[name] = round(now - mark[0], 2)
+        mark[0] = now
+
     if n < 1:
         raise ConfigError(f"-n must be at least 1, got {n}")
     if index not in INDEXES:
@@ -350,10 +366,12 @@ def _export_run(
     finetuned = install_finetuned_lookups(model, data.dataset, stack)
     if second is not None:
         finetuned += install_finetuned_lookups(second.ranking, data.dataset, stack)
+    stage("load_run")
     logger.info(
         "export: vectors of %d users and %d items", data.dataset.n_users, data.dataset.n_items
     )
     parts: ServingParts = model.serving_parts(data.dataset)
+    stage("vectors")
     spec = text_encoder_spec(config, parts.text_lookups)
     encoders = []
     if cold_start_text:
@@ -383,6 +401,7 @@ def _export_run(
             tables = tables_from_pairs(
                 data.dataset, parts, data.split.train if exclude else None, data.split.train
             )
+        stage("mask_and_popularity")
         if index == "scann":
             logger.info("export: tuning ScaNN on the model's vectors")
             tuning = tune_scann(
@@ -392,6 +411,7 @@ def _export_run(
                 progress=logger.info,
             )
             logger.info(tuning.line())
+            stage("scann_tuning")
         module, signatures = build_module(
             tables,
             parts,
@@ -437,8 +457,10 @@ def _export_run(
     tf_serving.remove_stale_staging(out)
     staging = out / tf_serving.staging_name()
     try:
+        stage("build_module")
         logger.info("export: saving into %s", staging)
         tf.saved_model.save(module, str(staging), signatures=signatures)
+        stage("save")
         manifest["custom_ops_to_load"] = saved_model_non_core_ops(staging)
         if manifest["custom_ops_to_load"] and not cold_start_text and index == "brute_force":
             # A bug if it happens: the default export is stock TensorFlow.
@@ -466,6 +488,7 @@ def _export_run(
                     "warm-up requests skipped: tensorflow-serving-api is not installed "
                     "(pip install 'tfrs-recsys[serving]')"
                 )
+        stage("assets")
         logger.info("export: reloading and checking against the model")
         loaded = tf.saved_model.load(str(staging))
         if second is not None:
@@ -486,12 +509,12 @@ def _export_run(
                 manifest["scann"]["saved_model_recall_at_k"] = verify_scann_recall(
                     loaded, tables, tuning
                 )
-                (extra / MANIFEST_FILE).write_text(
-                    json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
-                )
         if encoders:
             verify_cold_start(loaded, signatures, parts, data, check_user)
         del loaded
+        stage("reload_and_verify")
+        manifest["seconds"] = stages
+        (extra / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         version = _publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
