@@ -1,5 +1,6 @@
 """``train`` with ``data.stream = true``: cached splits, streamed preprocessing and batches,
-early stopping and the holdout on a hash sample of users, resume, ``load_run``, export refused.
+early stopping and the holdout on a hash sample of users, resume, ``load_run``
+(export of a streamed run: tests/test_export_scale.py).
 
 The data is a tiny ``generate-data --scale`` set written by the tests (600 users x
 80 items, about 6k positives in 3 Parquet shards, feature tables with numeric,
@@ -329,18 +330,6 @@ def test_load_run_and_evaluate_reproduce_the_holdout_figures(trained):
     again = run.evaluate(run.load_run(run_dir))
     assert split_dir.is_dir()
     assert again.metrics == result.metrics
-
-
-def test_export_of_a_streamed_run_is_a_one_line_error(trained, tmp_path):
-    from tfrs_recsys.serving.export import export_run
-
-    run_dir, _ = trained
-    with pytest.raises(ConfigError) as error:
-        export_run(run_dir, tmp_path / "exported" / "model", warmup=False)
-    message = str(error.value)
-    assert "\n" not in message
-    assert "data.stream = true" in message and "data.stream = false" in message
-    assert not (tmp_path / "exported").exists()
 
 
 def test_a_leave_last_out_run_with_mixed_negatives_trains_and_reloads(streamed, tmp_path):

@@ -345,6 +345,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="M",
         help="candidates per user with --rerank (default 200; -n must not exceed it)",
     )
+    export.add_argument(
+        "--scann-recall",
+        type=float,
+        default=None,
+        metavar="R",
+        help="--index scann: the recall@10 against the exact top 10, on up to 2,000 sampled known "
+        "users, that the tuned ScaNN settings must reach, in (0, 1] (default 0.95); the cheapest "
+        "setting of a small grid that reaches it is exported, none reaching it is an error",
+    )
     export.add_argument("--json", action="store_true", help="print the result as JSON")
 
     rec = sub.add_parser("recommend", help="top-N items with metadata from an exported SavedModel")
@@ -911,6 +920,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         notice=lambda text: print(text, file=sys.stderr),
         rerank=args.rerank,
         candidates=_candidates(args),
+        scann_recall=args.scann_recall,
     )
     summary = {
         "model": result.model_name,
@@ -922,6 +932,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         "custom_ops": result.custom_ops,
         "cold_start_text": result.cold_start_text,
         "custom_ops_to_load": result.custom_ops_to_load,
+        "streamed": result.streamed,
+        "scann": result.scann,
         "seconds": round(result.seconds, 2),
     }
     if args.json:
@@ -941,6 +953,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if result.custom_ops_to_load:
         print(
             f"  note: loading the SavedModel needs ops outside stock TensorFlow ({', '.join(result.custom_ops_to_load)})"
+        )
+    if result.scann is not None:
+        chosen, scann = result.scann["chosen"], result.scann
+        setting = (
+            "exhaustive search (small catalog)"
+            if chosen["num_leaves"] == 0
+            else f"num_leaves {chosen['num_leaves']}, num_leaves_to_search "
+            f"{chosen['num_leaves_to_search']}, reorder {chosen['reorder']}"
+        )
+        print(
+            f"  scann: {setting}; recall@{scann['k']} {scann['recall_at_k']:.4f} against the exact "
+            f"top {scann['k']} (target {scann['target_recall']:g}; reloaded SavedModel "
+            f"{scann['saved_model_recall_at_k']:.4f}) on {scann['sample_users']} sampled users, "
+            f"{len(scann['grid'])} settings tried (export.json: scann.grid)"
         )
     print(f"warm-up requests: {result.warmup_requests}; TF Serving config: {result.models_config}")
     return 0

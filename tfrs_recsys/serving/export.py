@@ -24,6 +24,14 @@ The steps, one module each:
    (:mod:`~tfrs_recsys.serving.verify`), then renamed to the next integer
    version under a lock.
 
+A streamed run (``data.stream = true``) exports the same way: its vectors
+from the towers in batches, the mask and the popularity from one pass over the
+cached split's train parts (:func:`~tfrs_recsys.serving.tables.tables_from_parts`),
+never a frame of all interactions; ``export.json`` gets a ``stream`` entry.
+With ``--index scann`` the ScaNN settings are tuned on the model's vectors
+(:mod:`~tfrs_recsys.serving.scann_tuning`; ``scann`` in ``export.json``), and
+``seconds`` records the time of each step.
+
 ``--rerank RANKING_RUN --candidates M`` (``rerank=``): a two-stage export, the
 retrieval run's top ``M`` unseen items re-ordered by the ranking run's head in
 one SavedModel (:mod:`~tfrs_recsys.serving.two_stage`), checked against the
@@ -80,7 +88,12 @@ from tfrs_recsys.serving.exported import ITEMS_FILE, MANIFEST_FILE, REPRESENTATI
 from tfrs_recsys.serving.index import INDEXES, import_scann
 from tfrs_recsys.serving.module import build_module, track_model_resources
 from tfrs_recsys.serving.ops import non_core_ops, saved_model_non_core_ops, signature_summary
-from tfrs_recsys.serving.tables import tables_from_pairs
+from tfrs_recsys.serving.scann_tuning import (
+    DEFAULT_TARGET_RECALL,
+    check_target_recall,
+    tune_scann,
+)
+from tfrs_recsys.serving.tables import tables_from_pairs, tables_from_parts
 from tfrs_recsys.serving.text import (
     check_cold_start_config,
     cold_start_encoders,
@@ -100,6 +113,7 @@ from tfrs_recsys.serving.verify import (
     ExportError,
     verify_cold_start,
     verify_export,
+    verify_scann_recall,
     verify_text_encoder,
 )
 
@@ -124,6 +138,9 @@ class ExportResult:
         cold_start_text: Whether the TF Hub text encoder is in graph.
         custom_ops_to_load: Ops outside stock TensorFlow anywhere in the
             SavedModel (loading it needs them).
+        scann: With ``index = "scann"``: the tuning's manifest entry (the
+            chosen settings, the measured recall, the sample, the grid).
+        streamed: Whether the run was a streamed one (``data.stream = true``).
     """
 
     model_name: str
@@ -136,6 +153,8 @@ class ExportResult:
     seconds: float
     cold_start_text: bool = False
     custom_ops_to_load: list[str] = dataclasses.field(default_factory=list)
+    scann: dict[str, Any] | None = None
+    streamed: bool = False
 
 
 def _log_notice(text: str) -> None:
@@ -165,6 +184,7 @@ def export(
     notice: Callable[[str], None] | None = None,
     rerank: str | os.PathLike | None = None,
     candidates: int = DEFAULT_CANDIDATES,
+    scann_recall: float | None = None,
 ) -> ExportResult:
     """Exports a trained run as the next TF Serving version under ``out``.
 
@@ -178,7 +198,7 @@ def export(
             the ``TrainedRun`` of ``train``/``load_run``) or its directory.
         out: The model directory (``exported_models/<model_name>``).
         n, exclude, index, serving_root, warmup, cold_start_text, rerank,
-            candidates: As :func:`export_run`.
+            candidates, scann_recall: As :func:`export_run`.
         notice: Receives notices (warm-up skipped, TF Text needed); default
             the ``logging`` warning of this module.
 
@@ -198,6 +218,7 @@ def export(
         notice=notice,
         rerank=None if rerank is None else Path(getattr(rerank, "run_dir", rerank)),
         candidates=candidates,
+        scann_recall=scann_recall,
     )
 
 
@@ -214,6 +235,7 @@ def export_run(
     notice: Callable[[str], None] | None = None,
     rerank: Path | None = None,
     candidates: int = DEFAULT_CANDIDATES,
+    scann_recall: float | None = None,
 ) -> ExportResult:
     """Exports the best weights of ``run_dir`` as the next version under ``out``.
 
@@ -224,7 +246,9 @@ def export_run(
         n: Items per user of ``serving_default``.
         exclude: Mask each known user's train positives.
         index: ``brute_force`` (exact, stock TF Serving) or ``scann``
-            (approximate; needs a TF Serving build with the ScaNN ops).
+            (approximate; needs a TF Serving build with the ScaNN ops; its
+            settings are tuned on the model's vectors,
+            :mod:`~tfrs_recsys.serving.scann_tuning`).
         serving_root: Where the server sees ``out``'s parent (``base_path`` of
             ``models.config`` is ``<serving_root>/<model_name>``).
         warmup: Write warm-up requests (needs ``tensorflow-serving-api``).
@@ -239,9 +263,14 @@ def export_run(
             retrieval run's top ``candidates`` unseen items, re-ordered by the
             ranking model, in one SavedModel.
         candidates: ``M`` of a two-stage export (``n`` must not exceed it).
+        scann_recall: With ``index = "scann"``: the recall@10 against the
+            exact top 10 the tuned settings must reach on a sample of the
+            known users (default 0.95), in ``(0, 1]``.
 
     Raises:
-        ConfigError: Bad arguments, not a finished run, ScaNN missing,
+        ConfigError: Bad arguments, not a finished run, ScaNN missing, no
+            ScaNN setting reaching ``scann_recall``, a two-stage export of a
+            streamed run,
             ``cold_start_text`` for a run without BERT text features; with
             ``rerank``: runs of different data or kinds, ``candidates < 1``.
         ExportError: The reloaded SavedModel does not answer as the model does.
@@ -265,6 +294,7 @@ def export_run(
             stack=stack,
             rerank=None if rerank is None else Path(rerank),
             candidates=candidates,
+            scann_recall=scann_recall,
         )
 
 
@@ -282,15 +312,28 @@ def _export_run(
     stack: contextlib.ExitStack,
     rerank: Path | None = None,
     candidates: int = DEFAULT_CANDIDATES,
+    scann_recall: float | None = None,
 ) -> ExportResult:
     from tfrs_recsys.training.run import load_run
-    from tfrs_recsys.training.streamed import refuse_streamed_export
+    from tfrs_recsys.training.streamed import StreamedData, check_streamed_export
 
     start = time.perf_counter()
+    stages: dict[str, float] = {}
+    mark = [start]
+
+    def stage(name: str) -> None:
+        now = time.perf_counter()
+        stages[name] = round(now - mark[0], 2)
+        mark[0] = now
+
     if n < 1:
         raise ConfigError(f"-n must be at least 1, got {n}")
     if index not in INDEXES:
         raise ConfigError(f"--index must be one of {', '.join(INDEXES)}, got {index!r}")
+    if scann_recall is not None:
+        scann_recall = check_target_recall(scann_recall)
+        if index != "scann":
+            raise ConfigError(f"--scann-recall applies to --index scann, not --index {index}")
     check_out_dir(out)
     if not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir}: no such directory")
@@ -304,10 +347,11 @@ def _export_run(
         import_scann()
     if cold_start_text:
         check_cold_start_config(run_dir)
-    refuse_streamed_export(run_dir)
+    check_streamed_export(run_dir, rerank=rerank)
     logger.info("export: loading the run %s", run_dir)
     run = load_run(run_dir)
     config, data, model = run.config, run.data, run.model
+    streamed = isinstance(data, StreamedData)
     second = ranking_run = None
     if rerank is not None:
         logger.info("export: loading the ranking run %s", rerank)
@@ -317,13 +361,17 @@ def _export_run(
             n=n, candidates=candidates, index=index, cold_start_text=False,
             n_items=data.dataset.n_items,
         )  # fmt: skip
+    tuning = popularity = None
+    train_rows = None
     finetuned = install_finetuned_lookups(model, data.dataset, stack)
     if second is not None:
         finetuned += install_finetuned_lookups(second.ranking, data.dataset, stack)
+    stage("load_run")
     logger.info(
         "export: vectors of %d users and %d items", data.dataset.n_users, data.dataset.n_items
     )
     parts: ServingParts = model.serving_parts(data.dataset)
+    stage("vectors")
     spec = text_encoder_spec(config, parts.text_lookups)
     encoders = []
     if cold_start_text:
@@ -343,9 +391,27 @@ def _export_run(
         )
         track_model_resources(module, [model, second.ranking], signatures)
     else:
-        tables = tables_from_pairs(
-            data.dataset, parts, data.split.train if exclude else None, data.split.train
-        )
+        if streamed:
+            logger.info("export: the mask and popularity from the train parts (one pass)")
+            tables, train_rows = tables_from_parts(
+                data.dataset, parts, data.parts.train_files, exclude=exclude
+            )
+            popularity = tables.popularity
+        else:
+            tables = tables_from_pairs(
+                data.dataset, parts, data.split.train if exclude else None, data.split.train
+            )
+        stage("mask_and_popularity")
+        if index == "scann":
+            logger.info("export: tuning ScaNN on the model's vectors")
+            tuning = tune_scann(
+                tables,
+                exclude=exclude,
+                target=DEFAULT_TARGET_RECALL if scann_recall is None else scann_recall,
+                progress=logger.info,
+            )
+            logger.info(tuning.line())
+            stage("scann_tuning")
         module, signatures = build_module(
             tables,
             parts,
@@ -353,6 +419,8 @@ def _export_run(
             exclude=exclude,
             index=index,
             cold_start_text=encoders[0] if encoders else None,
+            scann_options=tuning.settings if tuning is not None else None,
+            scann_searcher=tuning.searcher if tuning is not None else None,
         )
         track_model_resources(module, model, signatures)
     # The fine-tuned lookups are not model layers: their tables are tracked here.
@@ -373,14 +441,26 @@ def _export_run(
     )  # fmt: skip
     if ranking_run is not None:
         manifest.update(two_stage_manifest(ranking_run, candidates, data.dataset.n_items))
+    if streamed:
+        manifest["stream"] = {
+            "split": data.parts.name,
+            "split_directory": str(data.parts.directory),
+            "train_rows": train_rows,
+            "masked_pairs": int(len(tables.exclude_items)) if exclude else 0,
+            "most_masked_for_one_user": tables.max_excluded if exclude else 0,
+        }
+    if tuning is not None:
+        manifest["scann"] = tuning.manifest()
     check_user = _check_user(data)
 
     out.mkdir(parents=True, exist_ok=True)
     tf_serving.remove_stale_staging(out)
     staging = out / tf_serving.staging_name()
     try:
+        stage("build_module")
         logger.info("export: saving into %s", staging)
         tf.saved_model.save(module, str(staging), signatures=signatures)
+        stage("save")
         manifest["custom_ops_to_load"] = saved_model_non_core_ops(staging)
         if manifest["custom_ops_to_load"] and not cold_start_text and index == "brute_force":
             # A bug if it happens: the default export is stock TensorFlow.
@@ -408,6 +488,7 @@ def _export_run(
                     "warm-up requests skipped: tensorflow-serving-api is not installed "
                     "(pip install 'tfrs-recsys[serving]')"
                 )
+        stage("assets")
         logger.info("export: reloading and checking against the model")
         loaded = tf.saved_model.load(str(staging))
         if second is not None:
@@ -422,10 +503,18 @@ def _export_run(
                 exclude=exclude,
                 exact=index == "brute_force",
                 loaded=loaded,
+                popularity=popularity,
             )
+            if tuning is not None:
+                manifest["scann"]["saved_model_recall_at_k"] = verify_scann_recall(
+                    loaded, tables, tuning
+                )
         if encoders:
             verify_cold_start(loaded, signatures, parts, data, check_user)
         del loaded
+        stage("reload_and_verify")
+        manifest["seconds"] = stages
+        (extra / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         version = _publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -442,6 +531,8 @@ def _export_run(
         seconds=time.perf_counter() - start,
         cold_start_text=bool(cold_start_text),
         custom_ops_to_load=manifest["custom_ops_to_load"],
+        scann=manifest.get("scann"),
+        streamed=streamed,
     )
 
 

@@ -264,13 +264,20 @@ class TwoStageIndex(TopKIndex):
 class ScannIndex(TopKIndex):
     """Approximate top-k by dot product with ScaNN (needs the ``scann`` extra).
 
+    Each query fetches ``k`` plus the most items any query of its chunk
+    excludes, masks its own excluded items (a sorted search of its row, memory
+    ``[users, fetched]``, never ``users x items``) and keeps the best ``k``.
+
     Args:
         item_vectors: ``[n_items, d]`` float32.
-        max_excluded: The most items a query may exclude: that many more
-            neighbours are fetched, so that ``k`` survive the mask.
+        max_excluded: Unused (kept for callers); the fetch depends on the
+            chunk's own excluded items.
         options: ``num_leaves``, ``num_leaves_to_search``, ``reorder`` of the
-            ScaNN tree (defaults from the catalog size; catalogs under 1,000
-            items are searched exhaustively).
+            ScaNN tree (defaults from the catalog size; catalogs under
+            :data:`SCANN_TREE_MIN_ITEMS` items are searched exhaustively).
+        searcher: A built searcher's :class:`ScannState` module for these
+            item vectors (e.g. the one :mod:`~tfrs_recsys.serving.scann_tuning`
+            measured), instead of building one from ``options``.
 
     Raises:
         ConfigError: ScaNN is not installed.
@@ -282,51 +289,125 @@ class ScannIndex(TopKIndex):
         *,
         max_excluded: int = 0,
         options: Mapping[str, int] | None = None,
+        searcher: tf.Module | None = None,
     ) -> None:
         super().__init__(len(item_vectors), SCANN_USERS_PER_CHUNK, name="scann")
         self.max_excluded = int(max_excluded)
-        self.searcher = _scann_searcher(np.asarray(item_vectors, np.float32), options or {})
+        settings = scann_settings(len(item_vectors), options or {})
+        self.leaves_to_search = settings["num_leaves_to_search"]
+        self.reorder = settings["reorder"]
+        self.searcher = (
+            searcher
+            if searcher is not None
+            else build_scann_searcher(
+                np.asarray(item_vectors, np.float32), settings
+            ).serialize_to_module()
+        )
 
     def _chunk_top_k(self, queries, k, exclude):
         from scann.scann_ops.py import scann_ops
 
-        extra = self.max_excluded if exclude is not None else 0
-        wanted = tf.minimum(k + extra, self.n_items)
         searcher = scann_ops.searcher_from_module(self.searcher)
-        result = searcher.search_batched_parallel(
-            queries, final_num_neighbors=tf.maximum(wanted, 1)
+        return scann_masked_top_k(
+            searcher,
+            queries,
+            k,
+            exclude,
+            n_items=self.n_items,
+            leaves_to_search=self.leaves_to_search,
+            reorder=self.reorder,
         )
-        indices = tf.cast(result.indices, tf.int32)
-        scores = result.distances
-        if exclude is not None:
-            excluded = tf.cast(exclude.to_tensor(default_value=-1), tf.int32)
-            hit = tf.reduce_any(indices[:, :, None] == excluded[:, None, :], axis=2)
-            scores = tf.where(hit, tf.constant(-np.inf, scores.dtype), scores)
-        # Fewer neighbours than asked (tiny catalogs): pad, the padding ranks last.
-        missing = tf.maximum(k - tf.shape(indices)[1], 0)
-        indices = tf.pad(indices, [[0, 0], [0, missing]])
-        scores = tf.pad(scores, [[0, 0], [0, missing]], constant_values=-np.inf)
-        top = tf.math.top_k(scores, k=k)
-        return top.values, tf.gather(indices, top.indices, batch_dims=1)
 
 
-def _scann_searcher(item_vectors: np.ndarray, options: Mapping[str, int]) -> tf.Module:
-    scann_ops = import_scann()
-    n_items = len(item_vectors)
+#: Catalogs smaller than this are searched exhaustively by ScaNN (no tree).
+SCANN_TREE_MIN_ITEMS = 1000
+
+
+def scann_settings(n_items: int, options: Mapping[str, int]) -> dict[str, int]:
+    """``num_leaves``, ``num_leaves_to_search``, ``reorder``: ``options`` or defaults from ``n_items``.
+
+    Defaults: ``sqrt(n_items)`` leaves (at most 2,000), a tenth of them
+    searched, 200 candidates re-scored exactly. ``num_leaves = 0`` for
+    catalogs under :data:`SCANN_TREE_MIN_ITEMS` items (exhaustive search).
+    """
+    if n_items < SCANN_TREE_MIN_ITEMS:
+        return {"num_leaves": 0, "num_leaves_to_search": 0, "reorder": 0}
     leaves = int(options.get("num_leaves", max(1, min(2000, int(np.sqrt(n_items))))))
     to_search = int(options.get("num_leaves_to_search", max(1, leaves // 10)))
-    reorder = int(options.get("reorder", 200))
+    return {
+        "num_leaves": leaves,
+        "num_leaves_to_search": max(1, min(to_search, leaves)),
+        "reorder": int(options.get("reorder", 200)),
+    }
+
+
+def build_scann_searcher(item_vectors: np.ndarray, settings: Mapping[str, int]):
+    """A ScaNN searcher (``ScannSearcher``) of ``item_vectors`` by dot product.
+
+    A tree of ``settings["num_leaves"]`` leaves, anisotropic hashing and exact
+    re-scoring; an exhaustive search when ``num_leaves`` is 0.
+    """
+    scann_ops = import_scann()
+    n_items = len(item_vectors)
     builder = scann_ops.builder(tf.constant(item_vectors), 10, "dot_product")
-    if n_items >= 1000:
+    if settings["num_leaves"] > 0:
         builder = builder.tree(
-            num_leaves=leaves,
-            num_leaves_to_search=min(to_search, leaves),
+            num_leaves=int(settings["num_leaves"]),
+            num_leaves_to_search=int(settings["num_leaves_to_search"]),
             training_sample_size=min(n_items, 250_000),
         )
-        builder = builder.score_ah(2, anisotropic_quantization_threshold=0.2).reorder(reorder)
+        builder = builder.score_ah(2, anisotropic_quantization_threshold=0.2).reorder(
+            max(int(settings["reorder"]), 10)
+        )
     else:
         builder = builder.score_brute_force()
-    return builder.build().serialize_to_module()
+    return builder.build()
+
+
+def scann_masked_top_k(
+    searcher,
+    queries: tf.Tensor,
+    k: tf.Tensor,
+    exclude: tf.RaggedTensor | None,
+    *,
+    n_items: int,
+    leaves_to_search: int,
+    reorder: int,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(scores [u, k], rows [u, k])`` of one chunk from a ScaNN searcher, excluded rows masked.
+
+    ``k`` plus the chunk's largest excluded row count are fetched (at least
+    ``reorder`` candidates are re-scored exactly), the excluded ones set to
+    ``-inf`` by a sorted search of each query's excluded rows, the best ``k``
+    kept. Used by :class:`ScannIndex` and by the recall measurement.
+    """
+    extra = tf.constant(0, tf.int32)
+    if exclude is not None:
+        lengths = tf.concat([exclude.row_lengths(), tf.zeros([1], tf.int64)], 0)
+        extra = tf.cast(tf.reduce_max(lengths), tf.int32)
+    wanted = tf.maximum(tf.minimum(k + extra, n_items), 1)
+    options = {"final_num_neighbors": wanted}
+    if leaves_to_search > 0:
+        options["leaves_to_search"] = leaves_to_search
+        options["pre_reorder_num_neighbors"] = tf.maximum(wanted, reorder)
+    result = searcher.search_batched_parallel(queries, **options)
+    indices = tf.cast(result.indices, tf.int32)
+    scores = result.distances
+    if exclude is not None:
+        # Each row's excluded items sorted, padded (and closed) with n_items, never a row.
+        excluded = tf.cast(exclude.to_tensor(default_value=n_items), tf.int32)
+        excluded = tf.sort(
+            tf.concat([excluded, tf.fill([tf.shape(excluded)[0], 1], n_items)], 1), axis=1
+        )
+        place = tf.searchsorted(excluded, indices, side="left")
+        hit = tf.gather(excluded, place, batch_dims=1) == indices
+        scores = tf.where(hit, tf.constant(-np.inf, scores.dtype), scores)
+    # Fewer neighbours than asked (tiny catalogs): pad, the padding ranks last.
+    missing = tf.maximum(k - tf.shape(indices)[1], 0)
+    indices = tf.pad(indices, [[0, 0], [0, missing]])
+    scores = tf.pad(scores, [[0, 0], [0, missing]], constant_values=-np.inf)
+    top = tf.math.top_k(scores, k=k)
+    return top.values, tf.gather(indices, top.indices, batch_dims=1)
 
 
 def import_scann():
@@ -349,6 +430,7 @@ def build_index(
     cells_per_chunk: int = RETRIEVAL_CELLS_PER_CHUNK,
     max_excluded: int = 0,
     scann_options: Mapping[str, int] | None = None,
+    scann_searcher: tf.Module | None = None,
 ) -> TopKIndex:
     """The index called ``name`` (one of :data:`INDEXES`) over ``item_vectors``.
 
@@ -367,5 +449,7 @@ def build_index(
                 "own head: export it with --index brute_force"
             )
         vectors = item_vectors.numpy() if isinstance(item_vectors, tf.Variable) else item_vectors
-        return ScannIndex(vectors, max_excluded=max_excluded, options=scann_options)
+        return ScannIndex(
+            vectors, max_excluded=max_excluded, options=scann_options, searcher=scann_searcher
+        )
     raise ConfigError(f"index must be one of {', '.join(INDEXES)}, got {name!r}")

@@ -98,6 +98,8 @@ class RecommenderModule(tf.Module):
         index: ``brute_force`` or ``scann`` (approximate, needs the ScaNN ops).
         scann_options: ``num_leaves``, ``num_leaves_to_search``, ``reorder``
             of the ScaNN tree (defaults from the catalog size).
+        scann_searcher: A built ScaNN searcher module of these item vectors
+            (the tuned one), instead of building one from ``scann_options``.
         index_builder: Builds the index from the item vectors variable
             instead of ``index`` (e.g. a
             :class:`~tfrs_recsys.serving.index.TwoStageIndex`).
@@ -113,6 +115,7 @@ class RecommenderModule(tf.Module):
         cells_per_chunk: int = RETRIEVAL_CELLS_PER_CHUNK,
         index: str = "brute_force",
         scann_options: Mapping[str, int] | None = None,
+        scann_searcher: tf.Module | None = None,
         index_builder: Callable[[tf.Variable], TopKIndex] | None = None,
     ) -> None:
         super().__init__(name="recommender")
@@ -162,6 +165,7 @@ class RecommenderModule(tf.Module):
             cells_per_chunk=cells_per_chunk,
             max_excluded=tables.max_excluded if exclude else 0,
             scann_options=scann_options,
+            scann_searcher=scann_searcher,
         )
 
     # --- the graph -----------------------------------------------------------------------------
@@ -231,6 +235,8 @@ def build_module(
     exclude: bool,
     index: str = "brute_force",
     cold_start_text=None,
+    scann_options: Mapping[str, int] | None = None,
+    scann_searcher: tf.Module | None = None,
 ) -> tuple[RecommenderModule, dict[str, Any]]:
     """The module and its signatures (concrete functions).
 
@@ -245,6 +251,7 @@ def build_module(
             and ``score_items`` are traced with the text lookups falling back
             to it for strings outside their tables. The other signatures never
             read text.
+        scann_options, scann_searcher: As :class:`RecommenderModule`.
     """
     module = RecommenderModule(
         tables,
@@ -253,6 +260,8 @@ def build_module(
         score_chunk=parts.score_chunk,
         cells_per_chunk=parts.cells_per_chunk,
         index=index,
+        scann_options=scann_options,
+        scann_searcher=scann_searcher,
     )
     signatures: dict[str, Any] = {
         "serving_default": module.serving_default.get_concrete_function(),

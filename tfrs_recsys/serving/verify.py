@@ -27,7 +27,16 @@ class ExportError(RecsysError):
 
 
 def verify_export(
-    path: Path, model, data, user: str, *, n: int, exclude: bool, exact: bool = True, loaded=None
+    path: Path,
+    model,
+    data,
+    user: str,
+    *,
+    n: int,
+    exclude: bool,
+    exact: bool = True,
+    loaded=None,
+    popularity: np.ndarray | None = None,
 ) -> None:
     """Reloads the SavedModel and checks a known user's and an unknown user's answer.
 
@@ -45,6 +54,9 @@ def verify_export(
         exact: Compare the whole top ``n`` (brute force), not only the scores
             of the items returned (an approximate index).
         loaded: The SavedModel at ``path`` if already loaded.
+        popularity: ``[n_items]`` train positive counts of the fallback; default
+            counted from ``data.split.train`` (a streamed run's holds a sample
+            only: its counts come from the streaming pass over the train parts).
 
     Raises:
         ExportError: The export answers otherwise.
@@ -78,11 +90,53 @@ def verify_export(
         )
     if not np.allclose(scores[0][: len(item_rows)], expected[item_rows], atol=tolerance, rtol=1e-4):
         raise ExportError(f"exported model: scores of {user!r}'s items differ from the model's")
-    _, pop_items = dataset.encode(data.split.train)
-    counts = np.bincount(pop_items, minlength=dataset.n_items)
+    if popularity is None:
+        _, pop_items = dataset.encode(data.split.train)
+        counts = np.bincount(pop_items, minlength=dataset.n_items)
+    else:
+        counts = np.asarray(popularity)
     popular = dataset.table("item").ids[np.argsort(-counts, kind="stable")[:n]]
     if ids[1].tolist() != [str(i) for i in popular]:
         raise ExportError("exported model: the unknown-user fallback is not the popularity ranking")
+
+
+def verify_scann_recall(loaded, tables, tuning) -> float:
+    """The reloaded SavedModel's recall@k on the tuning sample (``recommend_k``).
+
+    The tuned tree is the one saved, so the served answers of the sampled
+    users must reach the recall measured before saving.
+
+    Args:
+        loaded: The reloaded SavedModel.
+        tables: The export's tables (the sampled users' ids).
+        tuning: The :class:`~tfrs_recsys.serving.scann_tuning.ScannTuning`.
+
+    Returns:
+        The recall@k of the reloaded model.
+
+    Raises:
+        ExportError: It is below the target.
+    """
+    from tfrs_recsys.serving.scann_tuning import recall_at_k
+
+    users = tables.user_ids[tuning.users]
+    rows_of = {str(item): row for row, item in enumerate(tables.item_ids)}
+    found = []
+    for start in range(0, len(users), 512):
+        answer = loaded.signatures["recommend_k"](
+            user_id=tf.constant([str(u) for u in users[start : start + 512]]),
+            k=tf.constant(tuning.k, tf.int32),
+        )
+        ids = answer["item_ids"].numpy().astype(str)
+        found.append(np.array([[rows_of.get(i, -1) for i in row] for row in ids], np.int64))
+    recall = recall_at_k(np.concatenate(found, 0), tuning.exact)
+    if recall < tuning.target:
+        raise ExportError(
+            f"exported model: the reloaded ScaNN index reaches recall@{tuning.k} {recall:.4f} on "
+            f"the tuning sample, below the target {tuning.target:g} measured before saving "
+            f"({tuning.recall:.4f})"
+        )
+    return round(recall, 5)
 
 
 def verify_text_encoder(parts: ServingParts, encoder, count: int = 4) -> None:

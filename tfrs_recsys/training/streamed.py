@@ -29,7 +29,9 @@ evaluated users' sample). The steps:
    checkpoints and ``--resume`` as in memory; with ``train.refit`` a fresh model
    trained on the whole train parts for the best epoch count.
 
-Export of a streamed run is not supported (:func:`refuse_streamed_export`).
+``export`` of a streamed run (:mod:`tfrs_recsys.serving.export`) builds the
+mask and popularity from one pass over the cached split's train parts; a
+two-stage export of one is refused (:func:`check_streamed_export`).
 """
 
 from __future__ import annotations
@@ -104,8 +106,8 @@ __all__ = [
     "cached_split",
     "cached_stats",
     "check_streamed_config",
+    "check_streamed_export",
     "load_streamed_run",
-    "refuse_streamed_export",
     "split_cache_key",
     "split_parts",
     "streamed_pipeline",
@@ -178,14 +180,17 @@ def check_streamed_config(config: ExperimentConfig) -> None:
         )
 
 
-def refuse_streamed_export(run_dir: str | Path) -> None:
-    """Raises a one-line ConfigError if ``run_dir`` holds a streamed run (not exportable yet).
+def check_streamed_export(run_dir: str | Path, *, rerank: str | Path | None = None) -> None:
+    """Raises a one-line ConfigError if ``run_dir`` holds a streamed run export cannot serve.
 
-    Export gathers every train positive (the exclusions and the popularity of
-    the served model) in memory, which a streamed run never does.
+    A streamed run (``data.stream = true``) exports like an in-memory one: its
+    vectors from the towers, the mask and popularity from one pass over the
+    cached split's train parts (:func:`~tfrs_recsys.serving.tables.tables_from_parts`).
+    What is refused: a two-stage export (``rerank``): the ranking model does
+    not stream, so no ranking run shares a streamed run's split.
     """
     config_path = Path(run_dir) / CONFIG_FILE
-    if not config_path.is_file():
+    if rerank is None or not config_path.is_file():
         return
     try:
         stream = load_config(config_path).data.stream
@@ -193,9 +198,9 @@ def refuse_streamed_export(run_dir: str | Path) -> None:
         return  # load_run reports the damaged config
     if stream:
         raise ConfigError(
-            f"{run_dir}: a streamed run (data.stream = true) cannot be exported yet (export needs "
-            "every train positive in memory); train the config with data.stream = false to "
-            "export it"
+            f"{run_dir}: a streamed run (data.stream = true) cannot be the first stage of "
+            "--rerank (the ranking model does not stream, so no ranking run shares its split); "
+            "export it without --rerank, or train both runs with data.stream = false"
         )
 
 
