@@ -6,7 +6,8 @@ there already), this benchmark runs the real commands in child processes and
 reads each child's wall time and peak RSS (``wait4``):
 
 1. ``tfrs-recsys train`` of a streamed ids model (``data.stream = true``,
-   ``hash-80-20``, in-batch softmax, ``--epochs`` epochs, no refit);
+   ``hash-80-20``, in-batch softmax, ``--optimizer`` (default ``lazy_adam``), at most ``--epochs`` epochs
+   with early stopping (patience 1), no refit);
 2. ``tfrs-recsys export --index brute_force`` (the streaming pass over the
    train parts for the mask and popularity, the towers in batches, save,
    reload, verify);
@@ -52,7 +53,8 @@ negatives = "in_batch"
 [train]
 epochs = {epochs}
 batch_size = {batch_size}
-patience = 0
+optimizer = "{optimizer}"
+patience = 1
 refit = false
 """
 
@@ -91,6 +93,9 @@ def main() -> None:
     parser.add_argument("--positives-per-user", type=float, default=20.0)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument(
+        "--optimizer", default="lazy_adam", choices=("adam", "lazy_adam", "adagrad", "sgd")
+    )
     parser.add_argument("--eval-users", type=int, default=2000)
     parser.add_argument("--scann-recall", type=float, default=0.95)
     parser.add_argument("--recall-users", type=int, default=2000)
@@ -125,7 +130,12 @@ def main() -> None:
 
     config = work / "serving_scale_ids.toml"
     config.write_text(
-        CONFIG.format(eval_users=args.eval_users, epochs=args.epochs, batch_size=args.batch_size),
+        CONFIG.format(
+            eval_users=args.eval_users,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimizer=args.optimizer,
+        ),
         encoding="utf-8",
     )
     run_dir = work / "run"
