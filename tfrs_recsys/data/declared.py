@@ -1,5 +1,8 @@
 """A declared dataset: the user's own files, described by a ``dataset.toml`` beside them.
 
+(Over 450 lines: the whole dataset.toml grammar, each key parsed and checked
+with its one-line error, in one place.)
+
 The declaration names the interaction files (a file, a directory of shards or a
 glob), the columns that hold the user and item ids, the optional timestamp,
 weight, rating or 0/1 label, and the optional user and item feature tables with

@@ -1,5 +1,8 @@
 """Scale mode of the tech-products generator: positives sampled directly, never cell by cell.
 
+(Over 450 lines: the scale generator and its true model share every parameter;
+the sampler and the oracle must not drift apart.)
+
 The default generator (:mod:`tfrs_recsys.data.generator`) draws every user x item
 cell, which cannot reach 1M users x 100k items. This one samples each user's
 positives directly from a true model built for it (docs/default-dataset.md,

@@ -1,5 +1,8 @@
 """Streamed splits of a declared dataset: shards in, train and holdout shards out.
 
+(Over 450 lines: three streamed splits sharing one reader, one set of row checks
+and one atomic writer.)
+
 For interactions that do not fit in memory. :func:`split_declared` reads the
 declared interaction shards one record batch at a time (Parquet row groups via
 ``ParquetFile.iter_batches``, CSV via pyarrow's streaming CSV reader), keeps the

@@ -1,5 +1,9 @@
 """SavedModel exports for TF Serving: raw user ids in, top-N item ids out.
 
+(Over 450 lines: one export from the run to the published version, whose steps,
+staging, verification, manifest and publishing, share the staged state; split
+apart they would pass it all between modules.)
+
 :func:`export` (``tfrs-recsys export``) turns a trained run into
 ``<out>/<version>/`` (the layout TF Serving watches) and rewrites
 ``<out>/../models.config``. The SavedModel stands on TensorFlow ops alone: no

@@ -1,5 +1,8 @@
 """``tfrs-recsys train``: one experiment from a config into a run directory.
 
+(Over 450 lines: a run directory's whole life, train, checkpoints, resume,
+refit, load and evaluate, which read and write the same files.)
+
 Run directory layout:
 
 - ``config.toml``: the resolved config (file + ``--set`` overrides);

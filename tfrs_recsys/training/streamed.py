@@ -1,5 +1,8 @@
 """``train`` on a declared dataset without loading its interactions (``data.stream = true``).
 
+(Over 450 lines: the streamed counterpart of training/run.py, every step of a
+streamed run, from the cached split to the reload.)
+
 :func:`tfrs_recsys.training.run.train` and :func:`~tfrs_recsys.training.run.load_run`
 hand a config with ``data.stream = true`` to :func:`train_streamed` and
 :func:`load_streamed_run`. The run directory has the layout of an in-memory
