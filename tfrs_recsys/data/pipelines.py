@@ -108,14 +108,17 @@ def _epochs(seed: int, rerandomize: bool, make_epoch) -> tf.data.Dataset:
     )
 
 
-def replica_rows(rows: tf.Tensor, replica: tuple[int, int]) -> tf.Tensor:
+def replica_rows(rows: tf.Tensor, replica: tuple[int | tf.Tensor, int]) -> tf.Tensor:
     """Replica ``index``'s share of a batch's rows, ``replica = (index, replicas)``.
 
     Every ``replicas``-th row from ``index``: the replicas of a synchronous
     step (``MultiWorkerMirroredStrategy``) together see exactly the global
     batch a single process would; ``(0, 1)`` is the batch itself, unchanged.
+    ``index`` may be a scalar tensor (a parameter-server worker's index).
     """
     index, replicas = replica
+    if isinstance(index, tf.Tensor):
+        return rows[tf.cast(index, tf.int32) :: replicas]
     if not 0 <= index < replicas:
         raise ConfigError(f"replica {index} of {replicas}: expected 0 <= index < replicas")
     return rows if replicas == 1 else rows[index::replicas]

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -54,6 +55,8 @@ __all__ = [
     "Distribution",
     "Role",
     "role_from_env",
+    "scratch_directory",
+    "scratch_path",
     "serve",
     "start_strategy",
 ]
@@ -205,11 +208,15 @@ class Distribution:
         distributed run the very batches of the one-process run.
         """
         parameter_server = self.name == "parameter_server"
+        workers = self.input_pipelines
 
         def make(initial_epoch: int) -> tuple[Any, int]:
             def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
                 pipelines, index = context.num_input_pipelines, context.input_pipeline_id
                 if parameter_server:  # each worker's step is a whole batch of its share
+                    # Traced once for every worker: the worker's index is a tensor.
+                    pipelines = workers
+                    index = tf.distribute.coordinator.experimental_get_current_worker_index()
                     group = batch_size * pipelines
                 else:
                     group = batch_size
@@ -289,10 +296,22 @@ def serve(resolver: tf.distribute.cluster_resolver.ClusterResolver) -> None:
     raise SystemExit(0)  # pragma: no cover - join returns only when the server stops
 
 
+def scratch_path(role: Role, run_dir: Path) -> Path:
+    """Where a non-chief worker of ``run_dir`` keeps its checkpoints (see :func:`scratch_directory`)."""
+    key = hashlib.sha256(str(Path(run_dir).resolve()).encode("utf-8")).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"tfrs-recsys-{key}-{role.task_type}{role.task_index}"
+
+
 @contextlib.contextmanager
-def scratch_directory(role: Role) -> Iterator[Path]:
-    """A non-chief worker's own run directory, removed afterwards."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"tfrs-recsys-{role.task_type}{role.task_index}-"))
+def scratch_directory(role: Role, run_dir: Path) -> Iterator[Path]:
+    """A non-chief worker's own run directory in the system's temporary folder, removed afterwards.
+
+    Its name is fixed by the run directory and the task, so a worker started
+    again after a kill (which leaves its directory behind) replaces it.
+    """
+    scratch = scratch_path(role, run_dir)
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
     try:
         yield scratch
     finally:
@@ -303,8 +322,10 @@ def sharded_variables(model: tf.keras.Model) -> dict[str, int]:
     """``{variable name: shards}`` of the model's variables split across parameter servers."""
     from tensorflow.python.distribute.sharded_variable import ShardedVariable
 
-    found = {}
-    for variable in model.variables:
-        if isinstance(variable, ShardedVariable):
-            found[variable.name] = len(variable.variables)
-    return found
+    found = model._flatten(
+        predicate=lambda v: isinstance(v, ShardedVariable), expand_composites=False
+    )
+    return {
+        variable.variables[0].name.rsplit("/part_", 1)[0]: len(variable.variables)
+        for variable in found
+    }

@@ -115,8 +115,10 @@ class ValidationCheckpoint(tf.keras.callbacks.Callback):
         state: _EarlyStoppingState,
         best_checkpoint: tf.train.Checkpoint,
         best_prefix: Path,
+        epoch_steps: int | None = None,
     ) -> None:
         super().__init__()
+        self.epoch_steps = epoch_steps
         self.task = task
         self.monitor = monitor
         self.patience = patience
@@ -128,10 +130,7 @@ class ValidationCheckpoint(tf.keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self._epoch_start = time.perf_counter()
-        self._batches = 0
-
-    def on_train_batch_end(self, batch: int, logs=None) -> None:
-        self._batches += 1
+        self._batches = self.epoch_steps or 0
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = logs if logs is not None else {}
@@ -152,6 +151,15 @@ class ValidationCheckpoint(tf.keras.callbacks.Callback):
             if self.patience and int(self.state.wait.numpy()) >= self.patience:
                 self.model.stop_training = True
         logger.info("epoch %d: validation %s %.4f", epoch + 1, self.monitor, score)
+
+
+class CountingValidationCheckpoint(ValidationCheckpoint):
+    """:class:`ValidationCheckpoint` that counts an epoch's batches (its length is
+    unknown before the first epoch of a one-process fit). Under a strategy the
+    length is known, and ``ParameterServerStrategy`` refuses batch-level callbacks."""
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self._batches += 1
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
@@ -293,7 +301,7 @@ def train(
         if not distribution.is_chief:
             # A worker of multi_worker: its checkpoints go to a scratch directory,
             # it resumes from the chief's (docs/distributed.md).
-            with scratch_directory(distribution.role) as scratch:
+            with scratch_directory(distribution.role, run_dir) as scratch:
                 write_text_atomic(scratch / CONFIG_FILE, config.to_toml())
                 _train_in(config, scratch, 0, distribution=distribution, restore_dir=run_dir)
             return None
@@ -415,8 +423,21 @@ def fit_early_stopping(
         resume and config.train.patience and int(state.wait.numpy()) >= config.train.patience
     )
 
+    fit_input, steps = pipeline, None
+    if cluster is not None and initial_epoch < config.train.epochs:
+        fit_input, steps = cluster.fit_input(initial_epoch)
     callbacks = [
         ValidationCheckpoint(
+            validation_task,
+            config.train.monitor,
+            config.train.patience,
+            state,
+            best_checkpoint,
+            best_prefix,
+            epoch_steps=steps,
+        )
+        if cluster is not None
+        else CountingValidationCheckpoint(
             validation_task,
             config.train.monitor,
             config.train.patience,
@@ -434,11 +455,8 @@ def fit_early_stopping(
         callbacks.insert(1, EpochLine(config.train.epochs))
     fit_start = time.perf_counter()
     if initial_epoch < config.train.epochs and not stopped_early:
-        steps = None
-        if cluster is not None:
-            pipeline, steps = cluster.fit_input(initial_epoch)
         model.fit(
-            pipeline,
+            fit_input,
             epochs=config.train.epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=steps,
@@ -503,7 +521,10 @@ def _train_in(
         with distribution.scope():
             model = build_model(config.model, preprocessing, data.dataset)
             model.compile(optimizer=optimizer_for(config))
-        pipeline, cluster = None, _cluster_fit(model, data, config, distribution, restore_dir or run_dir)
+        pipeline, cluster = (
+            None,
+            _cluster_fit(model, data, config, distribution, restore_dir or run_dir),
+        )
     validation_task = EvaluationTask.build(
         data.dataset, data.fit.train, data.fit.holdout, split_name="validation"
     )
@@ -587,7 +608,9 @@ def _cluster_fit(
     steps = distribution.steps_per_epoch(examples, batch_size)
 
     def make_dataset(group: int, replica: tuple[int, int]) -> tf.data.Dataset:
-        grouped = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=group))
+        grouped = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, batch_size=group)
+        )
         return training_dataset(
             model, data.dataset, data.fit.train, grouped, drop_remainder=True, replica=replica
         )
