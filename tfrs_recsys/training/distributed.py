@@ -233,6 +233,41 @@ class Distribution:
 
         return make
 
+    def streamed_fit_input(
+        self,
+        make_stream: Callable[[int, tuple[int | tf.Tensor, int], int], tf.data.Dataset],
+        batch_size: int,
+        steps: int,
+        seed: int,
+    ) -> Callable[[int], tuple[Any, int]]:
+        """``initial_epoch -> (DatasetCreator, steps)`` for streamed training (``data.stream``).
+
+        ``make_stream(worker_batch, (index, workers), seed)`` streams one
+        worker's share of the train files (:func:`~tfrs_recsys.data.stream_pipeline.shard_files`)
+        in batches of ``worker_batch`` rows (``batch_size / replicas`` for
+        ``multi_worker``, ``batch_size`` for ``parameter_server``), the last
+        partial batch dropped, repeated. The workers' shares differ in rows, so an
+        epoch is ``steps`` steps, not one pass over each share. A resumed run
+        does not read the epochs it has done again: it streams with the seed
+        ``seed + initial_epoch`` (fresh orders, not those of an uninterrupted run).
+        """
+        parameter_server = self.name == "parameter_server"
+        workers = self.input_pipelines
+
+        def make(initial_epoch: int) -> tuple[Any, int]:
+            def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+                if parameter_server:
+                    index = tf.distribute.coordinator.experimental_get_current_worker_index()
+                    share, worker_batch = (index, workers), batch_size
+                else:
+                    share = (context.input_pipeline_id, context.num_input_pipelines)
+                    worker_batch = context.get_per_replica_batch_size(batch_size)
+                return make_stream(worker_batch, share, seed + initial_epoch).repeat()
+
+            return tf.keras.utils.experimental.DatasetCreator(dataset_fn), steps
+
+        return make
+
 
 def start_strategy(config: ExperimentConfig) -> Distribution:
     """Creates ``config.train.strategy``'s strategy; call it before any other TensorFlow op.

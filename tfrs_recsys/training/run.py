@@ -303,7 +303,14 @@ def train(
             # it resumes from the chief's (docs/distributed.md).
             with scratch_directory(distribution.role, run_dir) as scratch:
                 write_text_atomic(scratch / CONFIG_FILE, config.to_toml())
-                _train_in(config, scratch, 0, distribution=distribution, restore_dir=run_dir)
+                if config.data.stream:  # streamed training hook: tfrs_recsys.training.streamed
+                    from tfrs_recsys.training.streamed import train_streamed
+
+                    train_streamed(
+                        config, scratch, 0, distribution=distribution, restore_dir=run_dir
+                    )
+                else:
+                    _train_in(config, scratch, 0, distribution=distribution, restore_dir=run_dir)
             return None
     config_path = run_dir / CONFIG_FILE
     if run_dir.exists() and not run_dir.is_dir():
@@ -338,7 +345,7 @@ def train(
         if config.data.stream:  # streamed training hook: tfrs_recsys.training.streamed
             from tfrs_recsys.training.streamed import train_streamed
 
-            return train_streamed(config, run_dir, verbose)
+            return train_streamed(config, run_dir, verbose, distribution=distribution)
         return _train_in(config, run_dir, verbose, distribution=distribution)
     except BaseException as exc:
         if has_checkpoint(run_dir):
