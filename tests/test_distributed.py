@@ -184,14 +184,14 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster(args: list[str], log: Path):
+def cluster(args: list[str], log: Path, env: dict[str, str] | None = None):
     """Starts ``tfrs-recsys train ARGS`` in a process group of its own; kills the group at the end."""
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tfrs_recsys", "train", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=TF_ENV,
+            env={**TF_ENV, **(env or {})},
             start_new_session=True,
         )
     started = Cluster(process, log)
@@ -445,3 +445,81 @@ def test_a_parameter_server_cluster_trains_sharded_embeddings_that_serve_as_one_
         loaded.model.scorer(), loaded.data.dataset, users, n=10, exclude=loaded.data.split.train
     )
     assert served == [[r["item_id"] for r in recs] for recs in expected]
+
+
+def test_streamed_training_shards_the_train_files_across_two_workers(tmp_path, monkeypatch):
+    """``data.stream``: each worker streams its share of the train part files."""
+    from tfrs_recsys.data.declared import read_declaration
+    from tfrs_recsys.data.generator_scale import ScaleConfig, write_scale_dataset
+    from tfrs_recsys.data.stream_split import split_declared
+    from tfrs_recsys.evaluation.protocol import EvaluationTask
+    from tfrs_recsys.evaluation.protocol import evaluate as evaluate_scores
+    from tfrs_recsys.training.streamed import SPLIT_SEED, split_cache_key, split_parts
+
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    write_scale_dataset(
+        data, ScaleConfig(users=600, items=80, positives_per_user=10, seed=3), shard_users=200
+    )
+    monkeypatch.setenv("TFRS_RECSYS_CACHE", str(cache))
+    # The split and its carve, cached in parts of 1,000 rows: files for both workers.
+    declaration = read_declaration(data)
+    key = split_cache_key(declaration, "hash-80-20", seed=SPLIT_SEED, min_rating=4.0)
+    split = split_declared(
+        declaration,
+        cache / "splits" / f"{declaration.name}-hash-80-20-{key}",
+        "hash-80-20",
+        seed=SPLIT_SEED,
+        rows_per_part=1000,
+    )
+    carve = split_parts(
+        split, split.directory / "validation-0.1-7", fraction=0.1, seed=7, rows_per_part=1000
+    )
+    assert len(carve.train_files) >= 4
+    config = load_config(
+        None,
+        [
+            f"data.source={json.dumps(str(data))}",
+            "data.stream=true",
+            'data.split="hash-80-20"',
+            "data.shuffle_buffer=1000",
+            "data.eval_users=250",
+            'model.negatives="in_batch"',
+            'model.feature_set="ids"',
+            "model.output_dim=16",
+            "model.id_dim=8",
+            "train.epochs=4",
+            "train.batch_size=128",
+            "train.learning_rate=0.05",
+            "train.patience=0",
+            'train.strategy="multi_worker"',
+        ],
+    )
+    config_file = tmp_path / "stream.toml"
+    config_file.write_text(config.to_toml(), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    args = ["--config", str(config_file), "--run-dir", str(run_dir), "--local-workers", "2"]
+    with cluster(args, tmp_path / "stream.log", env={"TFRS_RECSYS_CACHE": str(cache)}) as started:
+        code = started.wait()
+        text = started.text()
+    assert code == 0, text[-3000:]
+    assert "splitting" not in text  # both workers read the cached parts
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["distributed"]["workers"] == 2 and metrics["epochs_run"] == 4
+    assert _history_epochs(run_dir) == [0, 1, 2, 3]
+    loaded = load_run(run_dir)
+    result = evaluate(loaded)
+    for key, value in metrics["holdout"]["metrics"].items():
+        assert result.metrics[key] == pytest.approx(value, abs=1e-6), key
+    # Better than popularity on the same sampled users.
+    import pandas as pd
+
+    train_rows = pd.concat([pd.read_parquet(f) for f in split.train_files])
+    counts = (
+        train_rows["item_id"]
+        .value_counts()
+        .reindex(loaded.data.dataset.table("item").ids, fill_value=0)
+        .to_numpy(dtype=np.float32)
+    )
+    task = EvaluationTask.from_split(loaded.data.dataset, loaded.data.split)
+    popularity = evaluate_scores(lambda rows: np.tile(counts, (len(rows), 1)), task)
+    assert result.metrics["recall@10"] > popularity.metrics["recall@10"] + 0.02
