@@ -104,6 +104,30 @@ def test_local_clusters_get_distinct_free_ports_and_refuse_a_one_process_strateg
         local_tf_config("parameter_server", 2, 0)
 
 
+def test_local_workers_need_a_multi_process_strategy(tmp_path, capsys):
+    from tfrs_recsys.cli import main
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run_dir), "--local-workers", "2"]) == 2
+    assert "needs train.strategy = 'multi_worker' or 'parameter_server'" in capsys.readouterr().err
+    assert main(["train", "--run-dir", str(run_dir), "--local-ps", "1"]) == 2
+    assert "--local-ps goes with --local-workers" in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
+def test_a_global_batch_must_split_evenly_and_make_a_step():
+    from tfrs_recsys.training.distributed import Distribution
+
+    two = Distribution("multi_worker", None, Role("worker", 0, 2), replicas=2, input_pipelines=2)
+    assert two.steps_per_epoch(1000, 256) == 3  # the last partial global batch dropped
+    with pytest.raises(ConfigError, match="batch_size = 255 does not split across 2 replicas"):
+        two.steps_per_epoch(1000, 255)
+    with pytest.raises(ConfigError, match="make no full step"):
+        two.steps_per_epoch(100, 256)
+    ps = Distribution("parameter_server", None, Role("chief", 0, 2, 1, True), 1, 2)
+    assert ps.steps_per_epoch(1000, 128) == 6  # whole groups of 2 x 128 rows
+
+
 def test_the_replicas_shares_are_the_global_batch(small_dir):
     """Each replica's batches are every N-th row of the one-process batches, all rows once."""
     from tfrs_recsys.models.factory import training_dataset
