@@ -301,6 +301,24 @@ def test_two_workers_train_as_one_process_with_the_same_global_batch(setup):
     assert validation == pytest.approx(metrics["validation_recall@10"], abs=1e-6)
 
 
+def test_mirrored_on_one_device_trains_as_the_default(setup, tmp_path):
+    """``MirroredStrategy`` in this process (one CPU replica): the strategy's input and
+    checkpoints, the one-process figures (Adam's step count differs by one after epoch 1)."""
+    one = setup["one"]
+    mirrored = dataclasses.replace(one, train=dataclasses.replace(one.train, strategy="mirrored"))
+    metrics = train(mirrored, tmp_path / "mirrored", verbose=0).metrics
+    assert metrics["distributed"]["strategy"] == "mirrored"
+    assert metrics["distributed"]["replicas"] == 1
+    single = setup["single"].metrics
+    for key in ("recall@10", "ndcg@10"):
+        assert abs(metrics["holdout"]["metrics"][key] - single["holdout"]["metrics"][key]) < 0.02
+    first = [(tmp_path / "mirrored" / "history.csv"), (setup["single"].run_dir / "history.csv")]
+    rows = [path.read_text().splitlines()[1].split(",") for path in first]
+    header = first[0].read_text().splitlines()[0].split(",")
+    column = header.index("val_recall@10")
+    assert rows[0][column] == rows[1][column]  # epoch 1: the very same batches and steps
+
+
 def test_a_killed_worker_is_recovered_from_the_last_checkpoint(setup):
     root = setup["root"]
     killed = root / "killed"

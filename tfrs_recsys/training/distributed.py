@@ -218,15 +218,17 @@ class Distribution:
                     pipelines = workers
                     index = tf.distribute.coordinator.experimental_get_current_worker_index()
                     group = batch_size * pipelines
+                    local = 1
                 else:
                     group = batch_size
-                    if context.get_per_replica_batch_size(batch_size) * pipelines != batch_size:
-                        raise ConfigError(
-                            f"train.batch_size = {batch_size}: one replica per worker expected"
-                        )
-                dataset = make_dataset(group, (index, pipelines)).repeat()
+                    per_replica = context.get_per_replica_batch_size(batch_size)
+                    local = batch_size // (per_replica * pipelines)  # replicas of this worker
+                dataset = make_dataset(group, (index, pipelines))
+                if local > 1:  # one element per local replica (several GPUs)
+                    dataset = dataset.rebatch(per_replica)
                 per_pipeline_steps = steps // pipelines if parameter_server else steps
-                return dataset.skip((initial_epoch + 1) * per_pipeline_steps)
+                skipped = (initial_epoch + 1) * per_pipeline_steps * local
+                return dataset.repeat().skip(skipped)
 
             creator = tf.keras.utils.experimental.DatasetCreator(dataset_fn)
             return creator, steps
