@@ -7,7 +7,8 @@ of the same data, with the same global batch (``--batch-size``):
 
 - ``1 process``: no strategy; ``--steps`` steps of ``model.train_step`` (each
   one ``tf.function`` call, as ``Model.fit`` runs them) after ``--warmup``
-  untimed steps;
+  untimed steps; then the same with half the batch (one replica's share: the
+  work of a worker's step without the other worker);
 - ``2 workers``: two processes with ``TF_CONFIG`` and
   ``MultiWorkerMirroredStrategy`` (one CPU replica each, half the global batch
   each, each streaming its share of the part files); the same timed
@@ -225,8 +226,11 @@ def main() -> None:
     base += ["--batch-size", str(args.batch_size), "--feature-set", args.feature_set]
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
-    one, two = work / "one.json", work / "two.json"
+    one, two, half = work / "one.json", work / "two.json", work / "half.json"
     _run([(base + ["--measure", "one", "--out", str(one)], env)], logs)
+    # One process on one replica's share: the work of a step without a second worker.
+    halved = [a if a != str(args.batch_size) else str(args.batch_size // 2) for a in base]
+    _run([(halved + ["--measure", "one", "--out", str(half)], env)], logs)
 
     from tfrs_recsys.training.local_cluster import local_tf_config
 
@@ -245,6 +249,7 @@ def main() -> None:
     from benchmarks.machine import describe
 
     single, pair = json.loads(one.read_text()), json.loads(two.read_text())
+    alone = json.loads(half.read_text())
     batch = args.batch_size
     one_speed = args.steps * batch / single["sync_s"]
     two_speed = args.steps * batch / pair["sync_s"]
@@ -264,6 +269,10 @@ def main() -> None:
     print(
         f"| 1 process | 1 x {batch} | {1000 * single['sync_s'] / args.steps:.1f} | "
         f"{one_speed:,.0f} | - |"
+    )
+    print(
+        f"| 1 process, one replica's share | 1 x {batch // 2} | "
+        f"{1000 * alone['sync_s'] / args.steps:.1f} | {args.steps * (batch // 2) / alone['sync_s']:,.0f} | - |"
     )
     print(
         f"| 2 workers (MultiWorkerMirroredStrategy, 127.0.0.1) | 2 x {batch // 2} | "

@@ -287,7 +287,7 @@ def start_strategy(config: ExperimentConfig) -> Distribution:
         replicas = strategy.num_replicas_in_sync
         return Distribution(name, strategy, Role(), replicas, 1)
     if name == "multi_worker":
-        if role.task_type == "ps" or role.has_chief and role.task_type == "chief":
+        if role.ps or role.has_chief:
             raise ConfigError(
                 f"train.strategy = 'multi_worker': {TF_CONFIG} must list 'worker' tasks only "
                 "(worker 0 is the chief); a 'chief' or 'ps' task is for 'parameter_server'"
