@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from model_fixtures import tiny_experiment
 from tfrs_recsys.config import ConfigError, ExperimentConfig, config_matches, load_config
 from tfrs_recsys.training import run
 from tfrs_recsys.training.distributed import Role, role_from_env, scratch_path
-from tfrs_recsys.training.local_cluster import local_tf_config
+from tfrs_recsys.training.local_cluster import local_tf_config, logs_path
 from tfrs_recsys.training.run import evaluate, load_run, train
 
 pytestmark = pytest.mark.slow
@@ -378,12 +379,9 @@ def test_a_checkpoint_moves_from_one_process_to_two_workers_and_back(setup, monk
             started.kill()  # the whole job dies
         assert load_config(moved / "config.toml").train.strategy == "multi_worker"
         finished = train(one, moved, resume=True, verbose=0)
-    finally:
-        scratch = scratch_path(Role("worker", 1, 2), moved)
-        if scratch.exists():
-            import shutil
-
-            shutil.rmtree(scratch)
+    finally:  # what the SIGKILLed processes could not remove
+        shutil.rmtree(scratch_path(Role("worker", 1, 2), moved), ignore_errors=True)
+        shutil.rmtree(logs_path(moved), ignore_errors=True)
     assert finished.metrics["epochs_run"] == EPOCHS
     assert _history_epochs(moved) == list(range(EPOCHS))
     for key in ("recall@10", "ndcg@10"):

@@ -18,15 +18,17 @@ every process is stopped and the cluster is started again with ``--resume``
 ``parameter_server`` worker that dies is started again alone, on its port:
 the coordinator runs its steps on the other workers meanwhile.
 
-Every process this module starts is stopped before it returns (SIGTERM, then
-SIGKILL after :data:`STOP_GRACE_S`).
+Every process this module starts is stopped before it returns, or when this
+process gets SIGTERM or Ctrl-C (SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,7 +40,7 @@ from pathlib import Path
 
 from tfrs_recsys.errors import ConfigError
 
-__all__ = ["free_ports", "local_tf_config", "run_local_cluster"]
+__all__ = ["free_ports", "local_tf_config", "logs_path", "run_local_cluster"]
 
 #: Seconds a stopped process gets between SIGTERM and SIGKILL.
 STOP_GRACE_S = 10.0
@@ -191,15 +193,19 @@ def run_local_cluster(
     base = [sys.executable, "-m", "tfrs_recsys", "train", *train_args]
     attempt = 0
     resume = "--resume" in train_args
-    with tempfile.TemporaryDirectory(prefix="tfrs-recsys-cluster-") as logs:
+    logs = logs_path(run_dir)
+    shutil.rmtree(logs, ignore_errors=True)  # left by a launcher that was killed
+    logs.mkdir(parents=True)
+    previous = _stop_on_sigterm()
+    try:
         while True:
             cluster = local_tf_config(strategy, workers, ps)
             tasks = _tasks(cluster)
             command = base + (["--resume"] if resume and "--resume" not in base else [])
             try:
                 for task in tasks:
-                    task.start(command, cluster, Path(logs), show=task.index == 0 and task.trains)
-                failed = _watch(tasks, command, cluster, Path(logs), deadline)
+                    task.start(command, cluster, logs, show=task.index == 0 and task.trains)
+                failed = _watch(tasks, command, cluster, logs, deadline)
             finally:
                 for task in reversed(tasks):
                     task.stop()
@@ -225,6 +231,30 @@ def run_local_cluster(
                 f"(restart {attempt} of {restarts})",
                 flush=True,
             )
+    finally:
+        shutil.rmtree(logs, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm():
+    """SIGTERM raises SystemExit in this process, so that its ``finally`` stops the tasks;
+    returns the previous handler (None off the main thread, where it cannot be set)."""
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        return signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread
+        return None
+
+
+def logs_path(run_dir: Path) -> Path:
+    """Where the launcher of ``run_dir``'s local cluster keeps the other tasks' logs
+    (in the temporary folder; a fixed name, so a later launch removes a killed one's)."""
+    key = hashlib.sha256(str(Path(run_dir).resolve()).encode("utf-8")).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"tfrs-recsys-{key}-cluster-logs"
 
 
 def _watch(
