@@ -11,7 +11,8 @@
   continued by two workers, whose cluster is SIGKILLed after epoch 6, and finished
   by one process; its holdout figures are the uninterrupted one-process run's to 0.02;
 - ``parameter_server``: a chief, two workers and two parameter servers (ports chosen
-  free at run time) train with the id embeddings split in two shards; the plain
+  free at run time) train with the id embeddings split in two shards, a worker
+  SIGKILLed after epoch 2 and started again while the chief goes on; the plain
   model read from the checkpoint reproduces the chief's validation figure, and its
   SavedModel, loaded in a clean process, answers as the one-process model does.
 
@@ -405,6 +406,8 @@ open(out_file, "w", encoding="utf-8").write(json.dumps(ids))
 def test_a_parameter_server_cluster_trains_sharded_embeddings_that_serve_as_one_process(
     setup, small_dir
 ):
+    """Also: worker 1 SIGKILLed after epoch 2; the coordinator goes on with worker 0,
+    the local cluster starts worker 1 again, and the chief finishes every epoch."""
     from tfrs_recsys.serving.export import export_run
     from tfrs_recsys.serving.recommend import recommend
 
@@ -412,7 +415,7 @@ def test_a_parameter_server_cluster_trains_sharded_embeddings_that_serve_as_one_
     config = tiny_experiment(
         small_dir,
         train={
-            "epochs": 3,
+            "epochs": 8,
             "batch_size": 128,
             "strategy": "parameter_server",
             "shard_min_bytes": 1024,
@@ -434,9 +437,14 @@ def test_a_parameter_server_cluster_trains_sharded_embeddings_that_serve_as_one_
         "0",
     ]
     with cluster(args, root / "ps.log") as started:
+        _wait_for(ps_run / "checkpoints" / "ckpt-2.index", started)
+        os.kill(started.pid_of("worker 1"), signal.SIGKILL)
         code = started.wait()
         text = started.text()
     assert code == 0, text[-3000:]
+    assert "local cluster: worker 1 exited (-9); starting it again" in text
+    assert "restarting every process" not in text  # the chief never stopped
+    assert _history_epochs(ps_run) == list(range(8))
     metrics = json.loads((ps_run / "metrics.json").read_text())
     distributed = metrics["distributed"]
     assert (distributed["strategy"], distributed["workers"], distributed["parameter_servers"]) == (
