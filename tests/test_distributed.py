@@ -496,7 +496,12 @@ def test_a_parameter_server_cluster_trains_sharded_embeddings_that_serve_as_one_
 
 
 def test_streamed_training_shards_the_train_files_across_two_workers(tmp_path, monkeypatch):
-    """``data.stream``: each worker streams its share of the train part files."""
+    """``data.stream``: each worker streams its share of the train part files.
+
+    The chunk orders of a streamed epoch derive from the part files' paths (under
+    pytest's temporary folder, new each session): 8 epochs put recall@10 at 0.41-0.44
+    over sessions (4 epochs: 0.30-0.41), clear of popularity's 0.30.
+    """
     from tfrs_recsys.data.declared import read_declaration
     from tfrs_recsys.data.generator_scale import ScaleConfig, write_scale_dataset
     from tfrs_recsys.data.stream_split import split_declared
@@ -535,7 +540,7 @@ def test_streamed_training_shards_the_train_files_across_two_workers(tmp_path, m
             'model.feature_set="ids"',
             "model.output_dim=16",
             "model.id_dim=8",
-            "train.epochs=4",
+            "train.epochs=8",
             "train.batch_size=128",
             "train.learning_rate=0.05",
             "train.patience=0",
@@ -552,8 +557,8 @@ def test_streamed_training_shards_the_train_files_across_two_workers(tmp_path, m
     assert code == 0, text[-3000:]
     assert "splitting" not in text  # both workers read the cached parts
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["distributed"]["workers"] == 2 and metrics["epochs_run"] == 4
-    assert _history_epochs(run_dir) == [0, 1, 2, 3]
+    assert metrics["distributed"]["workers"] == 2 and metrics["epochs_run"] == 8
+    assert _history_epochs(run_dir) == list(range(8))
     loaded = load_run(run_dir)
     result = evaluate(loaded)
     for key, value in metrics["holdout"]["metrics"].items():
