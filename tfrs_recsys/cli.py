@@ -159,6 +159,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run in --run-dir from its latest checkpoint",
     )
+    train.add_argument(
+        "--local-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="start a cluster of N worker processes on 127.0.0.1 (train.strategy = "
+        "multi_worker or parameter_server; docs/distributed.md)",
+    )
+    train.add_argument(
+        "--local-ps",
+        type=int,
+        default=None,
+        metavar="M",
+        help="with --local-workers and train.strategy = parameter_server: parameter-server "
+        "processes (default 1)",
+    )
+    train.add_argument(
+        "--restarts",
+        type=int,
+        default=2,
+        help="with --local-workers: times the cluster is started again, with --resume, "
+        "after a process died (default 2)",
+    )
 
     evaluate = sub.add_parser("evaluate", help="evaluate a trained run on its holdout")
     evaluate.add_argument("--run-dir", type=Path, required=True)
@@ -616,8 +639,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume and config_path is None and not args.overrides:
         config_path = args.run_dir / CONFIG_FILE
     config = load_config(config_path, args.overrides)
+    if args.local_workers is not None:
+        return _train_local_cluster(args, config)
+    if args.local_ps is not None:
+        raise ConfigError("--local-ps goes with --local-workers")
     print(f"config: {config_origin(config_path)}")
-    metrics = train(config, args.run_dir, resume=args.resume).metrics
+    trained = train(config, args.run_dir, resume=args.resume)
+    if trained is None:  # a multi_worker worker that is not the chief
+        print(f"worker done: the chief writes {args.run_dir}")
+        return 0
+    metrics = trained.metrics
     print()
     print(
         f"run {args.run_dir}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
@@ -629,6 +660,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _train_local_cluster(args: argparse.Namespace, config: Any) -> int:
+    """``train --local-workers N``: the same ``train`` in N processes on 127.0.0.1."""
+    from tfrs_recsys.errors import ConfigError
+    from tfrs_recsys.training.local_cluster import run_local_cluster
+
+    ps = args.local_ps
+    if config.train.strategy == "parameter_server" and ps is None:
+        ps = 1
+    if args.restarts < 0:
+        raise ConfigError(f"--restarts must be >= 0, got {args.restarts}")
+    train_args = ["--run-dir", str(args.run_dir)]
+    if args.config is not None:
+        train_args += ["--config", str(args.config)]
+    elif args.resume and not args.overrides:
+        train_args += ["--config", str(args.run_dir / "config.toml")]
+    for item in args.overrides:
+        train_args += ["--set", item]
+    if args.resume:
+        train_args.append("--resume")
+    return run_local_cluster(
+        train_args,
+        strategy=config.train.strategy,
+        workers=args.local_workers,
+        ps=ps or 0,
+        run_dir=args.run_dir,
+        restarts=args.restarts,
+    )
 
 
 def _candidates(args: argparse.Namespace) -> int:

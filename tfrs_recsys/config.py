@@ -37,6 +37,8 @@ ID_MODES = ("input", "residual", "none")
 NEGATIVES = ("in_batch", "catalog", "mixed")
 RETRIEVAL_LOSSES = ("softmax", "sigmoid", "catalog_sigmoid")
 OPTIMIZERS = ("adam", "lazy_adam", "adagrad", "sgd")
+#: ``train.strategy``: the ``tf.distribute`` strategy of training (docs/distributed.md).
+STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
 # The shipped configs: ``tfrs_recsys/configs/<name>.toml``, package data of the wheel.
 SHIPPED_CONFIG_FOLDER = "configs"
 # A config file is a few lines; reading stops here (say --config /dev/zero).
@@ -117,6 +119,7 @@ NUMBER_RANGES: dict[str, _Range] = {
     "train.patience": _COUNT_OR_ZERO,
     "train.seed": _SEED,
     "train.ensemble": _Range(1, 16),
+    "train.shard_min_bytes": _COUNT,
 }
 
 
@@ -378,6 +381,21 @@ class TrainConfig:
             members' scores: one two-tower whose query and candidate vectors
             are the members' side by side, served as a single dot product.
             1 (the default): a single model.
+        strategy: The ``tf.distribute`` strategy (docs/distributed.md):
+            ``default`` (one device, no strategy: the numerics of a plain
+            Keras fit), ``mirrored`` (the local GPUs, ``MirroredStrategy``),
+            ``multi_worker`` (``MultiWorkerMirroredStrategy``: one process per
+            worker, the cluster in ``TF_CONFIG``; synchronous, each step's
+            global batch split across the replicas) or ``parameter_server``
+            (``ParameterServerStrategy``: a chief, workers and parameter
+            servers in ``TF_CONFIG``; asynchronous, variables of at least
+            ``shard_min_bytes`` split across the parameter servers). Retrieval
+            models only, without ``refit`` or ``ensemble``. ``batch_size`` is
+            the global batch of a step for every strategy except
+            ``parameter_server``, where it is each worker's step.
+        shard_min_bytes: With ``parameter_server``: a variable is split into
+            shards of at least this many bytes, at most one per parameter
+            server (``MinSizePartitioner``); the id embeddings are the large ones.
     """
 
     epochs: int = 20
@@ -389,9 +407,12 @@ class TrainConfig:
     seed: int = 42
     refit: bool = False
     ensemble: int = 1
+    strategy: str = "default"
+    shard_min_bytes: int = 256 << 10
 
     def __post_init__(self) -> None:
         _choice("train", "optimizer", self.optimizer, OPTIMIZERS)
+        _choice("train", "strategy", self.strategy, STRATEGIES)
         _check_numbers("train", self)
         _choice("train", "monitor", self.monitor, ("recall@10", "ndcg@10", "recall@50", "ndcg@50"))
 
@@ -411,6 +432,18 @@ class ExperimentConfig:
                 f"train.ensemble = {self.train.ensemble} needs model.kind = 'retrieval' (members "
                 f"are summed as one two-tower), got {self.model.kind!r}"
             )
+        if self.train.strategy != "default":
+            where = f"train.strategy = {self.train.strategy!r}"
+            if self.model.kind != "retrieval":
+                raise ConfigError(
+                    f"{where} trains retrieval models only, got model.kind = {self.model.kind!r}; "
+                    "set train.strategy = 'default'"
+                )
+            if self.train.refit or self.train.ensemble > 1:
+                raise ConfigError(
+                    f"{where} does not support train.refit or train.ensemble > 1; "
+                    "set train.refit = false and train.ensemble = 1, or train.strategy = 'default'"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -635,18 +668,33 @@ def load_config(
     return _overridden(data, overrides, source)
 
 
-def config_matches(recorded: str | None, config: ExperimentConfig) -> bool:
+#: Keys of where a run trains, not of what it trains: a checkpoint is restored
+#: under another strategy or number of workers (docs/distributed.md).
+PLACEMENT_KEYS = ("strategy", "shard_min_bytes")
+
+
+def config_matches(
+    recorded: str | None, config: ExperimentConfig, *, any_placement: bool = False
+) -> bool:
     """Whether a recorded ``config.toml`` text describes ``config``.
 
     Keys the recorded file lacks count as their defaults, so a run written
-    before a key existed still matches the config it was trained with.
+    before a key existed still matches the config it was trained with. With
+    ``any_placement``, the :data:`PLACEMENT_KEYS` of ``[train]`` may differ.
     """
     if recorded is None:
         return False
     try:
-        return config_from_dict(tomllib.loads(recorded), source="recorded config") == config
+        found = config_from_dict(tomllib.loads(recorded), source="recorded config")
     except (tomllib.TOMLDecodeError, ConfigError):
         return False
+    if any_placement:
+        placement = {key: getattr(config.train, key) for key in PLACEMENT_KEYS}
+        try:
+            found = dataclasses.replace(found, train=dataclasses.replace(found.train, **placement))
+        except ConfigError:
+            return False
+    return found == config
 
 
 def with_overrides(config: ExperimentConfig, overrides: Sequence[str]) -> ExperimentConfig:

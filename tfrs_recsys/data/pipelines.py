@@ -108,6 +108,22 @@ def _epochs(seed: int, rerandomize: bool, make_epoch) -> tf.data.Dataset:
     )
 
 
+def replica_rows(rows: tf.Tensor, replica: tuple[int | tf.Tensor, int]) -> tf.Tensor:
+    """Replica ``index``'s share of a batch's rows, ``replica = (index, replicas)``.
+
+    Every ``replicas``-th row from ``index``: the replicas of a synchronous
+    step (``MultiWorkerMirroredStrategy``) together see exactly the global
+    batch a single process would; ``(0, 1)`` is the batch itself, unchanged.
+    ``index`` may be a scalar tensor (a parameter-server worker's index).
+    """
+    index, replicas = replica
+    if isinstance(index, tf.Tensor):
+        return rows[tf.cast(index, tf.int32) :: replicas]
+    if not 0 <= index < replicas:
+        raise ConfigError(f"replica {index} of {replicas}: expected 0 <= index < replicas")
+    return rows if replicas == 1 else rows[index::replicas]
+
+
 def _n_batches(n: int, batch_size: int, drop_remainder: bool) -> int:
     return n // batch_size if drop_remainder else -(-n // batch_size)
 
@@ -122,11 +138,13 @@ def _batches(
     batch_size: int,
     n_batches: int,
     shuffle_seed: tf.Tensor | None,
+    replica: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
     """One epoch of feature-dict batches over the example rows ``[n]``.
 
     ``shuffle_seed`` (a stateless seed, shape [2]) permutes the examples; None
-    keeps their order.
+    keeps their order. ``replica`` (:func:`replica_rows`) keeps one replica's
+    share of every batch.
     """
     n = tf.shape(user_rows)[0]
     order = (
@@ -136,7 +154,7 @@ def _batches(
     )
 
     def batch(b: tf.Tensor) -> dict[str, tf.Tensor]:
-        rows = order[b * batch_size : (b + 1) * batch_size]
+        rows = replica_rows(order[b * batch_size : (b + 1) * batch_size], replica)
         features = {**users(tf.gather(user_rows, rows)), **items(tf.gather(item_rows, rows))}
         if labels is not None:
             features[LABEL] = tf.gather(labels, rows)
@@ -157,6 +175,7 @@ def retrieval_dataset(
     user_columns: Sequence[str] | None = None,
     item_columns: Sequence[str] | None = None,
     drop_remainder: bool = False,
+    replica: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
     """Batches of positive pairs as feature dicts, for a retrieval model.
 
@@ -174,6 +193,8 @@ def retrieval_dataset(
         seed: Seed of the per-epoch permutations.
         user_columns, item_columns: Feature columns to emit (default: all).
         drop_remainder: Drop the last partial batch.
+        replica: ``(index, replicas)``: emit replica ``index``'s share of
+            every batch (:func:`replica_rows`); ``(0, 1)``: whole batches.
 
     Returns:
         A dataset of ``{column: tensor[batch]}``; one pass is one epoch.
@@ -196,6 +217,7 @@ def retrieval_dataset(
             batch_size=batch_size,
             n_batches=n_batches,
             shuffle_seed=tf.stack([epoch_seed, 0]) if shuffle else None,
+            replica=replica,
         )
 
     if not shuffle:
@@ -269,6 +291,7 @@ def ranking_dataset(
     user_columns: Sequence[str] | None = None,
     item_columns: Sequence[str] | None = None,
     drop_remainder: bool = False,
+    replica: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
     """Positives (label 1) plus sampled negatives (label 0), for a ranking model.
 
@@ -285,7 +308,7 @@ def ranking_dataset(
             reproduces the seed notebooks' negatives, which leak the holdout.
         resample_each_epoch: Draw fresh negatives every epoch; with False the
             same negatives come back every epoch (as the notebooks drew once).
-        batch_size, shuffle, seed, user_columns, item_columns, drop_remainder:
+        batch_size, shuffle, seed, user_columns, item_columns, drop_remainder, replica:
             As in :func:`retrieval_dataset`.
 
     Returns:
@@ -332,6 +355,7 @@ def ranking_dataset(
             batch_size=batch_size,
             n_batches=n_batches,
             shuffle_seed=tf.stack([epoch_seed, 2]) if shuffle else None,
+            replica=replica,
         )
 
     if not shuffle and not (resample_each_epoch and negatives_per_user):
@@ -349,12 +373,13 @@ def user_label_dataset(
     seed: int = 42,
     user_columns: Sequence[str] | None = None,
     drop_remainder: bool = False,
+    replica: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
     """Batches of users with their positives as a multi-hot row over the catalog.
 
     For losses that score every catalog item for each user (a full-matrix
     logistic loss): every user with a positive appears once per epoch, in a
-    fresh order each epoch.
+    fresh order each epoch. ``replica`` as in :func:`retrieval_dataset`.
 
     Returns:
         A dataset of ``{user column: tensor[batch], "label": float32[batch, n_items]}``.
@@ -381,7 +406,9 @@ def user_label_dataset(
         )
 
         def batch(b: tf.Tensor) -> dict[str, tf.Tensor]:
-            rows = tf.gather(active, ordering[b * batch_size : (b + 1) * batch_size])
+            rows = tf.gather(
+                active, replica_rows(ordering[b * batch_size : (b + 1) * batch_size], replica)
+            )
             items = tf.gather(items_of_user, rows)
             cells = tf.stack([items.value_rowids(), items.flat_values], axis=1)
             labels = tf.scatter_nd(

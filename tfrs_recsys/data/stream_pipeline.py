@@ -281,7 +281,7 @@ def stream_dataset(
     seed: int = 42,
     features: FeatureJoin | None = None,
     num_shards: int = 1,
-    shard_index: int = 0,
+    shard_index: int | tf.Tensor = 0,
     input_context: tf.distribute.InputContext | None = None,
     cycle_length: int = 4,
     read_rows: int = 8_192,
@@ -302,7 +302,9 @@ def stream_dataset(
         seed: Seed of every epoch's randomness.
         features: The feature join; None emits the shard columns only.
         num_shards, shard_index, input_context: This worker's share of the
-            files (:func:`shard_files`).
+            files (:func:`shard_files`); ``shard_index`` may be a scalar tensor
+            (a parameter-server worker's index, known only on the worker), the
+            files of every shard are then checked.
         cycle_length: Files read at once.
         read_rows: Rows per read chunk.
         deterministic: Interleave in a fixed order (needed for a reproducible
@@ -333,9 +335,18 @@ def stream_dataset(
         raise ConfigError(
             f"columns: unknown optional column {unknown[0]!r}; known: timestamp, weight"
         )
-    files = shard_files(
-        train_files(train), num_shards=num_shards, index=shard_index, input_context=input_context
-    )
+    if isinstance(shard_index, tf.Tensor):  # a parameter-server worker's index, in graph
+        shard_files(train_files(train), num_shards=num_shards, index=0)  # enough files
+        files = [Path(f) for f in train_files(train)]
+        paths = tf.constant([str(f) for f in files])[tf.cast(shard_index, tf.int32) :: num_shards]
+    else:
+        files = shard_files(
+            train_files(train),
+            num_shards=num_shards,
+            index=shard_index,
+            input_context=input_context,
+        )
+        paths = tf.constant([str(f) for f in files])
     kept = _file_columns(files[0], columns)
     for file in files[1:]:
         if _file_columns(file, columns) != kept:
@@ -346,7 +357,6 @@ def stream_dataset(
             )
     signature = {name: tf.TensorSpec([None], _TYPES[name]) for name in kept}
     generate = _chunks(kept, read_rows, shuffle)
-    paths = tf.constant([str(f) for f in files])
 
     def read(path: tf.Tensor, epoch_seed: tf.Tensor) -> tf.data.Dataset:
         return tf.data.Dataset.from_generator(

@@ -30,10 +30,21 @@ def build_model(
 
 
 def training_dataset(
-    model: tf.keras.Model, dataset: RecDataset, train: pd.DataFrame, config: ExperimentConfig
+    model: tf.keras.Model,
+    dataset: RecDataset,
+    train: pd.DataFrame,
+    config: ExperimentConfig,
+    *,
+    drop_remainder: bool = False,
+    replica: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
-    """The tf.data pipeline the model trains on: positives, or positives + negatives."""
-    columns = dict(user_columns=model.user_columns, item_columns=model.item_columns)
+    """The tf.data pipeline the model trains on: positives, or positives + negatives.
+
+    ``drop_remainder`` and ``replica`` (one replica's share of every global
+    batch) as :func:`~tfrs_recsys.data.pipelines.retrieval_dataset` takes them.
+    """
+    shared = dict(drop_remainder=drop_remainder, replica=replica)
+    columns = dict(user_columns=model.user_columns, item_columns=model.item_columns, **shared)
     if config.model.kind == "retrieval" and config.model.loss == "catalog_sigmoid":
         return user_label_dataset(
             dataset,
@@ -41,6 +52,7 @@ def training_dataset(
             batch_size=config.train.batch_size,
             seed=config.train.seed,
             user_columns=model.user_columns,
+            **shared,
         )
     if config.model.kind == "retrieval" and config.model.loss == "softmax":
         return retrieval_dataset(

@@ -96,7 +96,14 @@ class RetrievalModel(tfrs.Model):
             # The uniform draws are keyed on (seed, steps so far), the count a
             # weight checkpointed with the model: a resumed run draws the same.
             self.mixed_seed = int(np.random.randint(0, 2**31 - 1))
-            self.mixed_draws = tf.Variable(0, dtype=tf.int64, trainable=False, name="mixed_draws")
+            # Every synchronous replica counts the same steps: keep the first's count.
+            self.mixed_draws = tf.Variable(
+                0,
+                dtype=tf.int64,
+                trainable=False,
+                name="mixed_draws",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
         self.user_bias = None
         if config.loss in ("sigmoid", "catalog_sigmoid"):
             # A per-user offset absorbs how active a user is; it does not change
@@ -173,7 +180,23 @@ class RetrievalModel(tfrs.Model):
         return weight * (query_norms + candidate_norms)
 
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        summed, averaged = self._loss_parts(features, training)
+        if summed is None:
+            return averaged
+        return summed if averaged is None else summed + averaged
+
+    def _loss_parts(
+        self, features: Mapping[str, tf.Tensor], training: bool
+    ) -> tuple[tf.Tensor | None, tf.Tensor | None]:
+        """The loss of a batch as ``(summed over its rows, averaged over its rows)``.
+
+        The sampled softmax of ``tfrs.tasks.Retrieval`` sums over the batch, the
+        other losses and the ``vector_l2`` penalty average; a synchronous
+        replica's share of a global step differs between the two
+        (:meth:`train_step`). Either part may be None.
+        """
         queries = self.query_vectors(features, training=training)
+        summed = None
         if self.config.loss == "catalog_sigmoid":
             candidates = self.candidate_vectors(
                 self.item_gather(tf.range(self.n_items)), training=training
@@ -185,7 +208,7 @@ class RetrievalModel(tfrs.Model):
             )
             if self.config.vector_l2 > 0:
                 loss += self._vector_penalty(queries, candidates, whole_catalog=True)
-            return loss
+            return None, loss
         if self.config.loss == "sigmoid":
             candidates = self.candidate_vectors(features, training=training)
             logits = tf.reduce_sum(queries * candidates, axis=-1) / self.config.temperature
@@ -205,12 +228,12 @@ class RetrievalModel(tfrs.Model):
             )
             whole_catalog = True
         elif self.config.negatives == "mixed":
-            loss, candidates = self._mixed_negatives_loss(queries, features, training)
-            whole_catalog = False
+            summed, candidates = self._mixed_negatives_loss(queries, features, training)
+            loss, whole_catalog = None, False
         else:
             rows = self._item_rows(features)
             candidates = self.candidate_vectors(features, training=training)
-            loss = self.task(
+            summed = self.task(
                 queries,
                 candidates,
                 candidate_sampling_probability=(
@@ -222,10 +245,34 @@ class RetrievalModel(tfrs.Model):
                 compute_metrics=False,
                 compute_batch_metrics=False,
             )
-            whole_catalog = False
+            loss, whole_catalog = None, False
         if self.config.vector_l2 > 0:
-            loss += self._vector_penalty(queries, candidates, whole_catalog=whole_catalog)
-        return loss
+            penalty = self._vector_penalty(queries, candidates, whole_catalog=whole_catalog)
+            loss = penalty if loss is None else loss + penalty
+        return summed, loss
+
+    def train_step(self, inputs):
+        """TFRS's step; with several synchronous replicas, each replica's share of it.
+
+        ``MultiWorkerMirroredStrategy`` sums the replicas' gradients. A replica
+        sees ``1/replicas`` of the global batch, so its summed part (the
+        in-batch softmax) is its share as it is, and its averaged parts (the
+        other losses, ``vector_l2``, the layers' ``id_l2``) are divided by the
+        number of replicas: the summed gradient is the one-process gradient of
+        the global batch. With one replica (no strategy, ``mirrored`` on one
+        device, every ``parameter_server`` worker) this is TFRS's own step.
+        """
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        if replicas == 1:
+            return super().train_step(inputs)
+        with tf.GradientTape() as tape:
+            summed, averaged = self._loss_parts(inputs, training=True)
+            regularization = tf.reduce_sum([tf.reduce_sum(loss) for loss in self.losses])
+            share = (averaged if averaged is not None else 0.0) + regularization
+            share = share / replicas + (summed if summed is not None else 0.0)
+        gradients = tape.gradient(share, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return {"loss": share, "regularization_loss": regularization}
 
     def _mixed_negatives_loss(
         self, queries: tf.Tensor, features: Mapping[str, tf.Tensor], training: bool

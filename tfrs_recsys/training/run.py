@@ -41,8 +41,9 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import tensorflow as tf
 
 from tfrs_recsys.atomic import write_json_atomic, write_text_atomic
@@ -60,6 +61,9 @@ from tfrs_recsys.models.ensemble import EnsembleModel
 from tfrs_recsys.models.factory import build_model, training_dataset
 from tfrs_recsys.recommender import Recommender, probability_fn
 from tfrs_recsys.training.epoch_line import EpochLine
+
+if TYPE_CHECKING:
+    from tfrs_recsys.training.distributed import Distribution
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +118,10 @@ class ValidationCheckpoint(tf.keras.callbacks.Callback):
         state: _EarlyStoppingState,
         best_checkpoint: tf.train.Checkpoint,
         best_prefix: Path,
+        epoch_steps: int | None = None,
     ) -> None:
         super().__init__()
+        self.epoch_steps = epoch_steps
         self.task = task
         self.monitor = monitor
         self.patience = patience
@@ -127,10 +133,7 @@ class ValidationCheckpoint(tf.keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self._epoch_start = time.perf_counter()
-        self._batches = 0
-
-    def on_train_batch_end(self, batch: int, logs=None) -> None:
-        self._batches += 1
+        self._batches = self.epoch_steps or 0
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = logs if logs is not None else {}
@@ -151,6 +154,15 @@ class ValidationCheckpoint(tf.keras.callbacks.Callback):
             if self.patience and int(self.state.wait.numpy()) >= self.patience:
                 self.model.stop_training = True
         logger.info("epoch %d: validation %s %.4f", epoch + 1, self.monitor, score)
+
+
+class CountingValidationCheckpoint(ValidationCheckpoint):
+    """:class:`ValidationCheckpoint` that counts an epoch's batches (its length is
+    unknown before the first epoch of a one-process fit). Under a strategy the
+    length is known, and ``ParameterServerStrategy`` refuses batch-level callbacks."""
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self._batches += 1
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
@@ -247,7 +259,7 @@ def train(
     *,
     resume: bool = False,
     verbose: int = 2,
-) -> TrainedRun:
+) -> TrainedRun | None:
     """Trains ``config`` into ``run_dir``; returns the trained run.
 
     A run can be continued from any point: ``resume`` picks up after the
@@ -265,9 +277,15 @@ def train(
             equal ``config``).
         verbose: 0: silent; otherwise one printed line per epoch.
 
+    Returns:
+        The run; None in a ``multi_worker`` worker that is not the chief
+        (it writes nothing to ``run_dir``; docs/distributed.md). A ``worker``
+        or ``ps`` task of ``parameter_server`` serves and does not return.
+
     Raises:
         ConfigError: ``run_dir`` is a file or holds another run (without
-            ``resume``), or ``resume`` finds no run or a different config.
+            ``resume``), or ``resume`` finds no run or a config that differs
+            in more than ``train.strategy`` / ``train.shard_min_bytes``.
     """
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
@@ -276,17 +294,40 @@ def train(
 
         check_streamed_config(config)
     run_dir = Path(run_dir)
+    distribution = None
+    if config.train.strategy != "default":  # first: before any other TensorFlow op
+        from tfrs_recsys.training.distributed import scratch_directory, start_strategy
+
+        distribution = start_strategy(config)
+        if not distribution.is_chief:
+            # A worker of multi_worker: its checkpoints go to a scratch directory,
+            # it resumes from the chief's (docs/distributed.md).
+            with scratch_directory(distribution.role, run_dir) as scratch:
+                write_text_atomic(scratch / CONFIG_FILE, config.to_toml())
+                if config.data.stream:  # streamed training hook: tfrs_recsys.training.streamed
+                    from tfrs_recsys.training.streamed import train_streamed
+
+                    train_streamed(
+                        config, scratch, 0, distribution=distribution, restore_dir=run_dir
+                    )
+                else:
+                    _train_in(config, scratch, 0, distribution=distribution, restore_dir=run_dir)
+            return None
     config_path = run_dir / CONFIG_FILE
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: exists and is not a directory (choose a new --run-dir)")
     if resume:
         if not config_path.is_file():
             raise ConfigError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
-        if not config_matches(config_path.read_text(encoding="utf-8"), config):
+        recorded = config_path.read_text(encoding="utf-8")
+        if not config_matches(recorded, config, any_placement=True):
             raise ConfigError(
                 f"{run_dir}: --resume with a config different from the run's {CONFIG_FILE}; "
-                "resume with the same config (or no --config: the run's own is used)"
+                "resume with the same config (or no --config: the run's own is used); only "
+                "train.strategy and train.shard_min_bytes may change"
             )
+        if not config_matches(recorded, config):  # another strategy: record the new one
+            write_text_atomic(config_path, config.to_toml())
     elif run_dir.exists() and any(run_dir.iterdir()):
         if not config_path.is_file():
             raise ConfigError(
@@ -305,8 +346,8 @@ def train(
         if config.data.stream:  # streamed training hook: tfrs_recsys.training.streamed
             from tfrs_recsys.training.streamed import train_streamed
 
-            return train_streamed(config, run_dir, verbose)
-        return _train_in(config, run_dir, verbose)
+            return train_streamed(config, run_dir, verbose, distribution=distribution)
+        return _train_in(config, run_dir, verbose, distribution=distribution)
     except BaseException as exc:
         if has_checkpoint(run_dir):
             exc.add_note(
@@ -317,6 +358,21 @@ def train(
             _discard_run(run_dir, created)
             exc.add_note(f"{run_dir} was removed: the run stopped before its first checkpoint")
         raise
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterFit:
+    """How :func:`fit_early_stopping` trains under a ``tf.distribute`` strategy.
+
+    Attributes:
+        fit_input: ``initial_epoch -> (input, steps_per_epoch)``: what
+            ``Model.fit`` iterates from that epoch on (a ``DatasetCreator``).
+        restore_dir: The run directory whose checkpoint is resumed (the
+            chief's, which every worker reads).
+    """
+
+    fit_input: Any
+    restore_dir: Path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,13 +394,17 @@ def fit_early_stopping(
     verbose: int,
     *,
     epoch_batches: int | None = None,
+    cluster: ClusterFit | None = None,
 ) -> EarlyStopped:
     """Fits ``model`` with validation after every epoch, early stopping and checkpoints.
 
     Continues from the run directory's latest checkpoint if there is one (the
     epoch length for the resumed pipeline is ``epoch_batches``, or the count
     checkpointed with the state), and ends with the best epoch's weights in
-    ``model``.
+    ``model``. With ``cluster`` (a ``tf.distribute`` strategy other than the
+    default), ``pipeline`` is unused: the input comes from ``cluster``, the
+    checkpoint is restored from ``cluster.restore_dir``, and this process
+    writes to ``run_dir`` (a worker's own scratch directory but on the chief).
     """
     state = _EarlyStoppingState()
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, state=state)
@@ -352,12 +412,18 @@ def fit_early_stopping(
     best_checkpoint = tf.train.Checkpoint(model=model)
     best_prefix = run_dir / "best" / "weights"
     initial_epoch = 0
-    resume = manager.latest_checkpoint is not None
+    latest = (
+        manager.latest_checkpoint
+        if cluster is None
+        else tf.train.latest_checkpoint(str(cluster.restore_dir / CHECKPOINTS_DIR))
+    )
+    resume = latest is not None
     if resume:
-        checkpoint.restore(manager.latest_checkpoint)
+        checkpoint.restore(latest)
         initial_epoch = int(state.epochs_done.numpy())
-        known = int(state.epoch_batches.numpy()) if epoch_batches is None else epoch_batches
-        pipeline = resumed_pipeline(pipeline, initial_epoch, known)
+        if cluster is None:
+            known = int(state.epoch_batches.numpy()) if epoch_batches is None else epoch_batches
+            pipeline = resumed_pipeline(pipeline, initial_epoch, known)
         logger.info("resuming %s after epoch %d", run_dir, initial_epoch)
     # Rows of epochs after the checkpoint (all rows, without one) are redone.
     _truncate_history(run_dir / HISTORY_FILE, initial_epoch)
@@ -365,8 +431,21 @@ def fit_early_stopping(
         resume and config.train.patience and int(state.wait.numpy()) >= config.train.patience
     )
 
+    fit_input, steps = pipeline, None
+    if cluster is not None and initial_epoch < config.train.epochs:
+        fit_input, steps = cluster.fit_input(initial_epoch)
     callbacks = [
         ValidationCheckpoint(
+            validation_task,
+            config.train.monitor,
+            config.train.patience,
+            state,
+            best_checkpoint,
+            best_prefix,
+            epoch_steps=steps,
+        )
+        if cluster is not None
+        else CountingValidationCheckpoint(
             validation_task,
             config.train.monitor,
             config.train.patience,
@@ -385,9 +464,10 @@ def fit_early_stopping(
     fit_start = time.perf_counter()
     if initial_epoch < config.train.epochs and not stopped_early:
         model.fit(
-            pipeline,
+            fit_input,
             epochs=config.train.epochs,
             initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
             callbacks=callbacks,
             verbose=0,  # EpochLine prints the epochs: Keras's progress bar costs a step's time
         )
@@ -414,8 +494,21 @@ def _discard_run(run_dir: Path, created: bool) -> None:
             child.unlink(missing_ok=True)
 
 
-def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedRun:
-    """The training of :func:`train` in a checked run directory holding ``config.toml``."""
+def _train_in(
+    config: ExperimentConfig,
+    run_dir: Path,
+    verbose: int,
+    *,
+    distribution: Distribution | None = None,
+    restore_dir: Path | None = None,
+) -> TrainedRun | None:
+    """The training of :func:`train` in a checked run directory holding ``config.toml``.
+
+    With a ``distribution`` (:mod:`tfrs_recsys.training.distributed`) the model
+    trains under its strategy; a worker that is not the chief trains in a
+    scratch ``run_dir``, resumes from ``restore_dir`` and returns None after the
+    fit. The chief evaluates a one-process model read from the best weights.
+    """
     tf.keras.utils.set_random_seed(config.train.seed)
     start = time.perf_counter()
     data = prepare_data(config)
@@ -428,16 +521,37 @@ def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedR
         )
     preprocessing = fit_preprocessing(data.dataset, data.fit.train, config.model)
     preprocessing.save(run_dir / PREPROCESSING_DIR)
-    model = build_model(config.model, preprocessing, data.dataset)
-    model.compile(optimizer=optimizer_for(config))
-    pipeline = training_dataset(model, data.dataset, data.fit.train, config)
+    if distribution is None:
+        model = build_model(config.model, preprocessing, data.dataset)
+        model.compile(optimizer=optimizer_for(config))
+        pipeline, cluster = training_dataset(model, data.dataset, data.fit.train, config), None
+    else:
+        with distribution.scope():
+            model = build_model(config.model, preprocessing, data.dataset)
+            model.compile(optimizer=optimizer_for(config))
+        pipeline, cluster = (
+            None,
+            _cluster_fit(model, data, config, distribution, restore_dir or run_dir),
+        )
     validation_task = EvaluationTask.build(
         data.dataset, data.fit.train, data.fit.holdout, split_name="validation"
     )
 
-    fitted = fit_early_stopping(model, pipeline, validation_task, config, run_dir, verbose)
+    fitted = fit_early_stopping(
+        model, pipeline, validation_task, config, run_dir, verbose, cluster=cluster
+    )
     state, initial_epoch, train_s = fitted.state, fitted.initial_epoch, fitted.train_s
     best_epoch = int(state.best_epoch.numpy())
+    distributed = None
+    if distribution is not None:
+        if not distribution.is_chief:
+            return None
+        from tfrs_recsys.training.distributed import sharded_variables
+
+        distributed = {**distribution.describe(), "sharded_variables": sharded_variables(model)}
+        # Evaluated and returned: a one-process model of the best weights, as load_run builds.
+        model = build_model(config.model, preprocessing, data.dataset)
+        read_weights(model, run_dir / "best" / "weights")
     refit = None
     if config.train.refit and best_epoch > 0:
         model, preprocessing, refit = _refit(config, data, best_epoch, run_dir, verbose)
@@ -466,6 +580,8 @@ def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedR
         "holdout": result.to_dict(),
         "holdout_seed_metric": seed,
     }
+    if distributed is not None:
+        metrics["distributed"] = distributed
     write_json_atomic(run_dir / METRICS_FILE, metrics)
     return TrainedRun(
         run_dir=run_dir,
@@ -474,6 +590,42 @@ def _train_in(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedR
         preprocessing=preprocessing,
         model=model,
         metrics=metrics,
+    )
+
+
+def epoch_examples(config: ExperimentConfig, dataset: RecDataset, train: pd.DataFrame) -> int:
+    """Examples of one epoch of :func:`~tfrs_recsys.models.factory.training_dataset`."""
+    model = config.model
+    if model.kind == "retrieval" and model.loss == "catalog_sigmoid":
+        return int(train["user_id"].nunique())
+    if model.kind == "retrieval" and model.loss == "softmax":
+        return len(train)
+    return len(train) + int(train["user_id"].nunique()) * model.negatives_per_user
+
+
+def _cluster_fit(
+    model: tf.keras.Model,
+    data: PreparedData,
+    config: ExperimentConfig,
+    distribution: Distribution,
+    restore_dir: Path,
+) -> ClusterFit:
+    """The input of a strategy's fit: global batches of the fit split, each replica's share."""
+    batch_size = config.train.batch_size
+    examples = epoch_examples(config, data.dataset, data.fit.train)
+    steps = distribution.steps_per_epoch(examples, batch_size)
+
+    def make_dataset(group: int, replica: tuple[int, int]) -> tf.data.Dataset:
+        grouped = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, batch_size=group)
+        )
+        return training_dataset(
+            model, data.dataset, data.fit.train, grouped, drop_remainder=True, replica=replica
+        )
+
+    return ClusterFit(
+        fit_input=distribution.fit_input(make_dataset, batch_size, steps),
+        restore_dir=restore_dir,
     )
 
 

@@ -39,6 +39,7 @@ two-stage export of one is refused (:func:`check_streamed_export`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -47,7 +48,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -92,6 +93,7 @@ from tfrs_recsys.training.run import (
     METRICS_FILE,
     PREPROCESSING_DIR,
     REFIT_DIR,
+    ClusterFit,
     PreparedData,
     TrainedRun,
     _first_line,
@@ -100,6 +102,9 @@ from tfrs_recsys.training.run import (
     read_metrics,
     read_weights,
 )
+
+if TYPE_CHECKING:
+    from tfrs_recsys.training.distributed import Distribution
 
 __all__ = [
     "EVAL_USERS_FILE",
@@ -523,23 +528,34 @@ def _tables(
 # --- Training -----------------------------------------------------------------------------------
 
 
-def train_streamed(config: ExperimentConfig, run_dir: Path, verbose: int) -> TrainedRun:
+def train_streamed(
+    config: ExperimentConfig,
+    run_dir: Path,
+    verbose: int,
+    *,
+    distribution: Distribution | None = None,
+    restore_dir: Path | None = None,
+) -> TrainedRun | None:
     """The training of :func:`~tfrs_recsys.training.run.train` for ``data.stream = true``.
 
     ``run_dir`` is checked and holds ``config.toml`` (as for ``_train_in``);
-    a checkpoint in it is resumed.
+    a checkpoint in it is resumed. With a ``distribution``
+    (:mod:`tfrs_recsys.training.distributed`) every worker streams its share of
+    the train files; a worker that is not the chief trains in a scratch
+    ``run_dir``, resumes from ``restore_dir`` and returns None.
     """
     check_streamed_config(config)
     tf.keras.utils.set_random_seed(config.train.seed)
     start = time.perf_counter()
     declaration = read_declaration(config.data.source)
-    split, split_reused = cached_split(
-        declaration, config.data.split, seed=SPLIT_SEED, min_rating=config.data.min_rating
-    )
-    carve, carve_reused = cached_carve(
-        split, fraction=config.data.validation_fraction, seed=config.data.validation_seed
-    )
-    fit_stats = cached_stats(carve, declaration)
+    with _cache_lock():  # the workers of a cluster on one file system split once
+        split, split_reused = cached_split(
+            declaration, config.data.split, seed=SPLIT_SEED, min_rating=config.data.min_rating
+        )
+        carve, carve_reused = cached_carve(
+            split, fraction=config.data.validation_fraction, seed=config.data.validation_seed
+        )
+        fit_stats = cached_stats(carve, declaration)
     users, items, dataset = _tables(declaration, split)
     check_ids_known(fit_stats, users, items)
     for side in id_only_sides(dataset.schema, config.model):
@@ -570,15 +586,45 @@ def train_streamed(config: ExperimentConfig, run_dir: Path, verbose: int) -> Tra
 
     preprocessing = streamed_preprocessing(dataset, fit_stats, config.model)
     preprocessing.save(run_dir / PREPROCESSING_DIR)
-    model = build_model(config.model, preprocessing, dataset)
-    model.compile(optimizer=optimizer_for(config))
-    pipeline, steps = streamed_pipeline(model, carve, fit_stats, config, dataset)
+    if distribution is None:
+        model = build_model(config.model, preprocessing, dataset)
+        model.compile(optimizer=optimizer_for(config))
+        pipeline, steps = streamed_pipeline(model, carve, fit_stats, config, dataset)
+        cluster = None
+    else:
+        with distribution.scope():
+            model = build_model(config.model, preprocessing, dataset)
+            model.compile(optimizer=optimizer_for(config))
+        pipeline, steps, cluster = (
+            None,
+            None,
+            _streamed_cluster_fit(
+                model, carve, fit_stats, config, dataset, distribution, restore_dir or run_dir
+            ),
+        )
 
     fitted = fit_early_stopping(
-        model, pipeline, validation_task, config, run_dir, verbose, epoch_batches=steps
+        model,
+        pipeline,
+        validation_task,
+        config,
+        run_dir,
+        verbose,
+        epoch_batches=steps,
+        cluster=cluster,
     )
     state, initial_epoch, train_s = fitted.state, fitted.initial_epoch, fitted.train_s
     best_epoch = int(state.best_epoch.numpy())
+    distributed = None
+    if distribution is not None:
+        if not distribution.is_chief:
+            return None
+        from tfrs_recsys.training.distributed import sharded_variables
+
+        distributed = {**distribution.describe(), "sharded_variables": sharded_variables(model)}
+        steps = distribution.steps_per_epoch(fit_stats.n_rows, config.train.batch_size)
+        model = build_model(config.model, preprocessing, dataset)  # one process, best weights
+        read_weights(model, run_dir / "best" / "weights")
     refit = None
     if config.train.refit and best_epoch > 0:
         model, preprocessing, refit = _refit_streamed(
@@ -586,6 +632,8 @@ def train_streamed(config: ExperimentConfig, run_dir: Path, verbose: int) -> Tra
         )
     result = evaluate_scorer(model.scorer(), holdout_task)
     examples = fit_stats.n_rows * int(state.epochs_done.numpy() - initial_epoch)
+    if distribution is not None:  # the steps run, whole global batches
+        examples = steps * config.train.batch_size * int(state.epochs_done.numpy() - initial_epoch)
     metrics = {
         "name": config.name,
         "dataset": dataset.schema.name,
@@ -621,6 +669,8 @@ def train_streamed(config: ExperimentConfig, run_dir: Path, verbose: int) -> Tra
             "users_file": EVAL_USERS_FILE,
         },
     }
+    if distributed is not None:
+        metrics["distributed"] = distributed
     write_json_atomic(run_dir / METRICS_FILE, metrics)
     return TrainedRun(
         run_dir=run_dir,
@@ -637,6 +687,61 @@ def train_streamed(config: ExperimentConfig, run_dir: Path, verbose: int) -> Tra
         model=model,
         metrics=metrics,
     )
+
+
+def _streamed_cluster_fit(
+    model: tf.keras.Model,
+    split: StreamSplit,
+    stats: StreamStats,
+    config: ExperimentConfig,
+    dataset: RecDataset,
+    distribution: Distribution,
+    restore_dir: Path,
+) -> ClusterFit:
+    """Each worker streams its share of ``split``'s train files (docs/distributed.md)."""
+    join = FeatureJoin(
+        dataset.table("user"),
+        dataset.table("item"),
+        user_columns=model.user_columns,
+        item_columns=model.item_columns,
+    )
+    steps = distribution.steps_per_epoch(stats.n_rows, config.train.batch_size)
+
+    def make_stream(batch_size: int, share: tuple[Any, int], seed: int) -> tf.data.Dataset:
+        index, workers = share
+        return stream_dataset(
+            split,
+            batch_size=batch_size,
+            shuffle_buffer=config.data.shuffle_buffer,
+            seed=seed,
+            features=join,
+            columns=(),
+            num_shards=workers,
+            shard_index=index,
+            drop_remainder=True,
+        )
+
+    return ClusterFit(
+        fit_input=distribution.streamed_fit_input(
+            make_stream, config.train.batch_size, steps, config.train.seed
+        ),
+        restore_dir=restore_dir,
+    )
+
+
+@contextlib.contextmanager
+def _cache_lock():
+    """An exclusive lock of the split cache (``<cache>/splits/.lock``), released on exit or death."""
+    import fcntl
+
+    base = cache_dir() / SPLITS_DIR
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / ".lock", "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _refit_streamed(
