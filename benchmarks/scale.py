@@ -28,25 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from benchmarks.machine import run_child
 
 SIZES = {"1M": 1_000_000, "10M": 10_000_000, "100M": 100_000_000}
 PER_USER = 100
-
-
-def _child(command: list[str], log: Path) -> tuple[float, float]:
-    """Runs ``command``; wall seconds and the child's peak RSS in MB."""
-    started = time.perf_counter()
-    with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed ({process.returncode}); see {log}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -79,7 +67,7 @@ def main() -> None:
             command = [python, "-m", "tfrs_recsys", "generate-data", "--scale", "--out", str(data)]
             command += ["--users", str(users), "--items", str(args.items)]
             command += ["--positives-per-user", str(PER_USER), "--json"]
-            record["generate"] = _child(command, work / "generate.log")
+            record["generate"] = run_child(command, work / "generate.log")[:2]
         train_json, eval_json = work / "train.json", work / "evaluate.json"
         weights = work / "weights" / "model"
         command = [python, "-m", "benchmarks.streamed_training", "--data", str(data)]
@@ -87,12 +75,12 @@ def main() -> None:
         command += ["--batch-size", str(args.batch_size), "--feature-set", args.feature_set]
         command += ["--json", str(train_json), "--save-weights", str(weights)]
         command += ["--optimizer", args.optimizer]
-        record["train"] = _child(command, work / "train.log")
+        record["train"] = run_child(command, work / "train.log")[:2]
         command = [python, "-m", "benchmarks.streamed_evaluation", "--data", str(data)]
         command += ["--work", str(work), "--weights", str(weights)]
         command += ["--batch-size", str(args.batch_size), "--feature-set", args.feature_set]
         command += ["--json", str(eval_json)]
-        record["evaluate"] = _child(command, work / "evaluate.log")
+        record["evaluate"] = run_child(command, work / "evaluate.log")[:2]
         record["train_figures"] = json.loads(train_json.read_text())
         record["eval_figures"] = json.loads(eval_json.read_text())
         results.append(record)

@@ -31,12 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.machine import run_child
 
 CONFIG = """\
 name = "serving_scale_ids"
@@ -57,19 +58,6 @@ optimizer = "{optimizer}"
 patience = 1
 refit = false
 """
-
-
-def _child(command: list[str], log: Path) -> tuple[float, float, str]:
-    """Runs ``command``; its wall seconds, peak RSS in MB and stdout (stderr to ``log``)."""
-    started = time.perf_counter()
-    with log.open("w", encoding="utf-8") as errors:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
-        out = process.stdout.read()  # type: ignore[union-attr]
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed; see {log}")
-    return seconds, usage.ru_maxrss / 1024, out
 
 
 def _latency(call, users: np.ndarray, batch: int, repeats: int, seed: int) -> tuple[float, float]:
@@ -124,7 +112,7 @@ def main() -> None:
         command = python + ["generate-data", "--scale", "--out", str(data), "--json"]
         command += ["--users", str(args.users), "--items", str(args.items)]
         command += ["--positives-per-user", f"{args.positives_per_user:g}"]
-        seconds, peak, _ = _child(command, work / "generate.log")
+        seconds, peak, _ = run_child(command, work / "generate.log")
         rows.append(("generate-data --scale", f"{seconds:.1f}", f"{peak:,.0f}", ""))
     summary = json.loads((data / "dataset.json").read_text(encoding="utf-8"))
 
@@ -144,7 +132,7 @@ def main() -> None:
     else:
         command = python + ["train", "--config", str(config), "--run-dir", str(run_dir)]
         command += ["--set", f"data.source={json.dumps(str(data / 'dataset.toml'))}"]
-        seconds, peak, _ = _child(command, work / "train.log")
+        seconds, peak, _ = run_child(command, work / "train.log")
         rows.append(("train (streamed, ids)", f"{seconds:.1f}", f"{peak:,.0f}", ""))
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
 
@@ -155,7 +143,7 @@ def main() -> None:
         command += ["--index", index, "--no-warmup"]
         if index == "scann":
             command += ["--scann-recall", f"{args.scann_recall:g}"]
-        seconds, peak, out_text = _child(command, work / f"export-{index}.log")
+        seconds, peak, out_text = run_child(command, work / f"export-{index}.log", capture=True)
         exports[index] = json.loads(out_text)
         size = sum(f.stat().st_size for f in Path(exports[index]["path"]).rglob("*") if f.is_file())
         stages = json.loads(

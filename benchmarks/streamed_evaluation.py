@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from benchmarks.machine import peak_rss_mb
+from benchmarks.streamed_training import stream_config
 
 
 def main() -> None:
@@ -51,12 +49,13 @@ def main() -> None:
 
     def step(name: str, since: float, note: str = "") -> float:
         now = time.perf_counter()
-        rows.append((name, now - since, _peak_mb(), note))
-        print(f"{name}: {now - since:.1f} s, peak RSS {_peak_mb():,.0f} MB {note}", file=sys.stderr)
+        rows.append((name, now - since, peak_rss_mb(), note))
+        print(
+            f"{name}: {now - since:.1f} s, peak RSS {peak_rss_mb():,.0f} MB {note}", file=sys.stderr
+        )
         return now
 
     t = time.perf_counter()
-    from tfrs_recsys.config import load_config
     from tfrs_recsys.data.declared import read_declaration
     from tfrs_recsys.evaluation.blocks import evaluate_all_users, user_blocks
     from tfrs_recsys.models.factory import build_model
@@ -70,16 +69,11 @@ def main() -> None:
     )
 
     t = step("imports (TensorFlow, package)", t)
-    config = load_config(
-        None,
-        [
-            f"data.source={json.dumps(str(args.data))}",
-            "data.stream=true",
-            'data.split="hash-80-20"',
-            f'model.feature_set="{args.feature_set}"',
-            f'model.negatives="{args.negatives}"',
-            f"train.batch_size={args.batch_size}",
-        ],
+    config = stream_config(
+        args.data,
+        feature_set=args.feature_set,
+        negatives=args.negatives,
+        batch_size=args.batch_size,
     )
     declaration = read_declaration(args.data)
     split, reused = cached_split(declaration, "hash-80-20", seed=SPLIT_SEED)
@@ -119,7 +113,7 @@ def main() -> None:
         "n_blocks": blocks.n_blocks,
         "eval_s": result.eval_s,
         "scorer_s": result.scorer_s,
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "recall@10": result.metrics["recall@10"],
         "steps": [
             {"step": name, "s": seconds, "peak_rss_mb": peak, "note": note}

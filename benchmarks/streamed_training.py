@@ -31,16 +31,40 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.machine import peak_rss_mb
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def stream_config(
+    data: Path,
+    *,
+    feature_set: str,
+    negatives: str,
+    batch_size: int,
+    eval_users: int = 20_000,
+    optimizer: str = "adam",
+):
+    """The benchmarks' streamed config on ``data`` (``hash-80-20``)."""
+    from tfrs_recsys.config import load_config
+
+    return load_config(
+        None,
+        [
+            f"data.source={json.dumps(str(data))}",
+            "data.stream=true",
+            'data.split="hash-80-20"',
+            f"data.eval_users={eval_users}",
+            f'model.feature_set="{feature_set}"',
+            f'model.negatives="{negatives}"',
+            f"train.batch_size={batch_size}",
+            f'train.optimizer="{optimizer}"',
+        ],
+    )
 
 
 def _generate(out: Path, users: int, items: int, positives: float) -> None:
@@ -89,13 +113,14 @@ def main() -> None:
 
     def step(name: str, since: float, note: str = "") -> float:
         now = time.perf_counter()
-        rows.append((name, now - since, _peak_mb(), note))
-        print(f"{name}: {now - since:.1f} s, peak RSS {_peak_mb():,.0f} MB {note}", file=sys.stderr)
+        rows.append((name, now - since, peak_rss_mb(), note))
+        print(
+            f"{name}: {now - since:.1f} s, peak RSS {peak_rss_mb():,.0f} MB {note}", file=sys.stderr
+        )
         return now
 
     t = time.perf_counter()
     # The package first: it selects Keras 2 (tf_keras) before TensorFlow is imported.
-    from tfrs_recsys.config import load_config
     from tfrs_recsys.data.declared import read_declaration
     from tfrs_recsys.evaluation.protocol import evaluate
     from tfrs_recsys.evaluation.streamed import rows_of_users, sample_rows, sample_task
@@ -112,18 +137,13 @@ def main() -> None:
     )
 
     t = step("imports (TensorFlow, package)", t)
-    config = load_config(
-        None,
-        [
-            f"data.source={json.dumps(str(data))}",
-            "data.stream=true",
-            'data.split="hash-80-20"',
-            f"data.eval_users={args.eval_users}",
-            f'model.feature_set="{args.feature_set}"',
-            f'model.negatives="{args.negatives}"',
-            f"train.batch_size={args.batch_size}",
-            f'train.optimizer="{args.optimizer}"',
-        ],
+    config = stream_config(
+        data,
+        feature_set=args.feature_set,
+        negatives=args.negatives,
+        batch_size=args.batch_size,
+        eval_users=args.eval_users,
+        optimizer=args.optimizer,
     )
     import tensorflow as tf  # imported by the package already (after selecting Keras 2)
 
@@ -179,7 +199,7 @@ def main() -> None:
                     "fit_rows": stats.n_rows,
                     "examples_per_s": speed,
                     "epoch_s": stats.n_rows / speed,
-                    "peak_rss_mb": _peak_mb(),
+                    "peak_rss_mb": peak_rss_mb(),
                     "steps": [
                         {"step": name, "s": seconds, "peak_rss_mb": peak, "note": note}
                         for name, seconds, peak, note in rows
@@ -200,7 +220,7 @@ def main() -> None:
     )
     print(f"load average at start: {', '.join(f'{x:.1f}' for x in load_at_start)}")
     print(f"load average at end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"peak RSS of the process: {_peak_mb():,.0f} MB")
+    print(f"peak RSS of the process: {peak_rss_mb():,.0f} MB")
     print()
     print("| step | wall s | peak RSS so far MB | note |")
     print("|---|---|---|---|")

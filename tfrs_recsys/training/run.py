@@ -434,8 +434,9 @@ def fit_early_stopping(
     fit_input, steps = pipeline, None
     if cluster is not None and initial_epoch < config.train.epochs:
         fit_input, steps = cluster.fit_input(initial_epoch)
+    validation = ValidationCheckpoint if cluster is not None else CountingValidationCheckpoint
     callbacks = [
-        ValidationCheckpoint(
+        validation(
             validation_task,
             config.train.monitor,
             config.train.patience,
@@ -443,15 +444,6 @@ def fit_early_stopping(
             best_checkpoint,
             best_prefix,
             epoch_steps=steps,
-        )
-        if cluster is not None
-        else CountingValidationCheckpoint(
-            validation_task,
-            config.train.monitor,
-            config.train.patience,
-            state,
-            best_checkpoint,
-            best_prefix,
         ),
         tf.keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
         tf.keras.callbacks.TensorBoard(
