@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -18,8 +19,8 @@ import pytest
 from tfrs_recsys.data.declared import read_declaration
 from tfrs_recsys.data.generator_scale import ScaleConfig, write_scale_dataset
 from tfrs_recsys.data.stream_pipeline import load_feature_tables
-from tfrs_recsys.errors import ConfigError
-from tfrs_recsys.evaluation.blocks import evaluate_all_users, user_blocks
+from tfrs_recsys.errors import ConfigError, DataValidationError, NothingToEvaluateError
+from tfrs_recsys.evaluation.blocks import UserBlocks, block_tasks, evaluate_all_users, user_blocks
 from tfrs_recsys.evaluation.protocol import EvaluationTask, evaluate, evaluate_tasks
 from tfrs_recsys.evaluation.streamed import sample_task, tables_dataset, user_hash
 from tfrs_recsys.training.streamed import cached_split, cached_stats
@@ -130,6 +131,32 @@ def test_evaluate_is_evaluate_tasks_of_one_task_and_of_its_user_blocks(split_and
         scorer, tasks, item_train_positives=task.train_positives_per_item, batch_size=50
     )
     _same(blocked, single)
+
+
+def test_a_block_whose_holdout_pairs_are_all_train_pairs_is_skipped(split_and_tables, tmp_path):
+    _, _, _, split, dataset = split_and_tables
+    blocks = user_blocks(split, block_users=40)
+    # A copy of the blocks where block 0's holdout pairs are also in its train side.
+    copy = UserBlocks(tmp_path / "blocks", blocks.n_blocks, blocks.rows)
+    for side in ("train", "holdout"):
+        (copy.directory / side).mkdir(parents=True)
+        for block in range(blocks.n_blocks):
+            shutil.copy(blocks.file(side, block), copy.file(side, block))
+    holdout0 = pd.read_parquet(blocks.file("holdout", 0))
+    pd.concat([pd.read_parquet(blocks.file("train", 0)), holdout0]).to_parquet(
+        copy.file("train", 0)
+    )
+    with pytest.raises(NothingToEvaluateError, match="nothing to evaluate"):
+        sample_task(
+            dataset, pd.read_parquet(copy.file("train", 0)), holdout0, split_name=split.name
+        )
+    assert issubclass(NothingToEvaluateError, DataValidationError)  # the CLI's exit 2
+
+    kept = list(block_tasks(dataset, blocks, split_name=split.name))
+    skipped = list(block_tasks(dataset, copy, split_name=split.name))
+    assert len(kept) == blocks.n_blocks and len(skipped) == blocks.n_blocks - 1
+    assert sum(t.n_users for t in skipped) == sum(t.n_users for t in kept[1:])
+    assert holdout0["user_id"].nunique() == kept[0].n_users
 
 
 def test_tasks_of_different_catalogs_are_refused(split_and_tables):

@@ -56,5 +56,9 @@ class DataValidationError(RecsysError, ValueError):
         super().__init__(f"{', '.join(where)}: {problem}" if where else problem)
 
 
+class NothingToEvaluateError(DataValidationError):
+    """No user has a holdout positive that is not also a train positive."""
+
+
 class DatasetNotFoundError(RecsysError, FileNotFoundError):
     """A dataset directory or one of its required files does not exist."""

@@ -41,7 +41,7 @@ from tfrs_recsys.atomic import atomic_directory
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID
 from tfrs_recsys.data.stream_split import BATCH_ROWS, HOLDOUT, TRAIN, StreamSplit
-from tfrs_recsys.errors import ConfigError, DataValidationError
+from tfrs_recsys.errors import ConfigError, NothingToEvaluateError
 from tfrs_recsys.evaluation.protocol import EvaluationResult, EvaluationTask, evaluate_tasks
 from tfrs_recsys.evaluation.streamed import _record_batches, sample_task, user_hash
 from tfrs_recsys.recommender import Scorer
@@ -156,10 +156,8 @@ def block_tasks(
         train = _read_block(blocks.file(TRAIN, block))
         try:
             task = sample_task(dataset, train, holdout, split_name=split_name)
-        except DataValidationError as exc:
-            if "nothing to evaluate" in str(exc):
-                continue  # every holdout pair of the block is also a train pair
-            raise
+        except NothingToEvaluateError:
+            continue  # every holdout pair of the block is also a train pair
         del train, holdout
         yield task
 
@@ -186,7 +184,7 @@ def evaluate_all_users(
         batch_size: Users per scorer call (default: ``default_batch_size(n_items)``).
 
     Raises:
-        DataValidationError: No user has a holdout item that is not a train item.
+        NothingToEvaluateError: No user has a holdout item that is not a train item.
     """
     blocks = user_blocks(split, block_users=block_users)
     return evaluate_tasks(

@@ -56,7 +56,7 @@ import tensorflow as tf
 
 from tfrs_recsys.data.dataset import RecDataset
 from tfrs_recsys.data.splits import Split
-from tfrs_recsys.errors import ConfigError, DataValidationError
+from tfrs_recsys.errors import ConfigError, NothingToEvaluateError
 from tfrs_recsys.evaluation.metrics import (
     COVERAGE_K,
     METRIC_NAMES,
@@ -143,8 +143,9 @@ class EvaluationTask:
             split_name: Recorded in every result.
 
         Raises:
-            DataValidationError: An id is unknown to the dataset, or no user has
-                a holdout item that is not also a train item.
+            DataValidationError: An id is unknown to the dataset.
+            NothingToEvaluateError: No user has a holdout item that is not also
+                a train item.
         """
         n_items = dataset.n_items
         train_users, train_items = dataset.encode(train)
@@ -155,7 +156,7 @@ class EvaluationTask:
         also_train = np.isin(holdout_keys, train_keys, assume_unique=True)
         holdout_keys = holdout_keys[~also_train]
         if holdout_keys.size == 0:
-            raise DataValidationError(
+            raise NothingToEvaluateError(
                 f"no user of {dataset.schema.name!r} has a holdout positive that is not "
                 f"also a train positive ({len(holdout)} holdout row(s)): nothing to evaluate"
             )
@@ -419,7 +420,7 @@ def evaluate_tasks(
 
     Raises:
         ConfigError: As :func:`evaluate`; tasks of different catalogs or splits.
-        DataValidationError: No task has a user to evaluate.
+        NothingToEvaluateError: No task has a user to evaluate.
     """
     ks = _check_cutoffs(ks, curve_max_k, batch_size)
     started = time.perf_counter()
@@ -466,7 +467,7 @@ def evaluate_tasks(
         if task.segments is not None:
             segment_parts.append(task.segments)
     if first is None or n_users == 0:
-        raise DataValidationError("the evaluation task has no user with a holdout item")
+        raise NothingToEvaluateError("the evaluation task has no user with a holdout item")
     task = first
     per_user = {key: np.concatenate(parts) for key, parts in per_user_parts.items()}
 

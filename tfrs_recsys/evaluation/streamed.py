@@ -34,7 +34,7 @@ import pandas as pd
 from tfrs_recsys.data.dataset import FeatureTable, RecDataset
 from tfrs_recsys.data.schema import ITEM_ID, USER_ID, DatasetSchema
 from tfrs_recsys.data.stream_split import BATCH_ROWS, hash_fraction
-from tfrs_recsys.errors import DataValidationError
+from tfrs_recsys.errors import DataValidationError, NothingToEvaluateError
 from tfrs_recsys.evaluation.protocol import EvaluationTask
 
 __all__ = [
@@ -233,7 +233,7 @@ def sample_task(
             also a train item, or an id is not in its feature table.
     """
     if holdout.empty:
-        raise DataValidationError(f"the {split_name} sample has no rows: nothing to evaluate")
+        raise NothingToEvaluateError(f"the {split_name} sample has no rows: nothing to evaluate")
     return EvaluationTask.build(
         dataset,
         _as_categories(train, dataset),
