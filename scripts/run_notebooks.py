@@ -6,6 +6,10 @@ Without ``--out`` each notebook is executed in place: its outputs are written
 into ``notebooks/NAME.ipynb`` (what ``make notebooks`` does, at the sizes of
 the ``TFRS_NB_*`` environment variables: full size when none is set). A cell
 error stops with a non-zero exit status and leaves the file untouched.
+
+Paths of this machine in the outputs are written as ``<checkout>/...`` (this
+checkout) and ``<cache>/...`` (``tfrs_recsys.paths.cache_dir()``), so the
+committed notebooks do not show where they were executed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,41 @@ from nbclient import NotebookClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
+
+
+def machine_paths() -> dict[str, str]:
+    """This machine's checkout and cache directories -> their placeholders."""
+    from tfrs_recsys.paths import cache_dir
+
+    return {str(REPO_ROOT): "<checkout>", str(cache_dir().resolve()): "<cache>"}
+
+
+def portable_outputs(nb, replacements: dict[str, str]) -> int:
+    """Writes each path of ``replacements`` in ``nb``'s text outputs as its placeholder.
+
+    Longer paths go first (a cache inside the checkout stays ``<cache>``).
+    Returns the number of outputs changed.
+    """
+    ordered = sorted(replacements.items(), key=lambda kv: -len(kv[0]))
+
+    def swap(text):
+        if isinstance(text, list):
+            return [swap(t) for t in text]
+        for old, new in ordered:
+            text = text.replace(old, new)
+        return text
+
+    changed = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            before = repr(output)
+            if "text" in output:
+                output["text"] = swap(output["text"])
+            for key, value in output.get("data", {}).items():
+                if key.startswith("text/"):
+                    output["data"][key] = swap(value)
+            changed += repr(output) != before
+    return changed
 
 
 def _client(path: Path, timeout: int | None) -> NotebookClient:
@@ -53,6 +92,7 @@ def execute_concurrently(
         started = time.perf_counter()
         await client.async_execute()
         if out is not None:
+            portable_outputs(client.nb, machine_paths())
             nbformat.write(client.nb, out)
         return time.perf_counter() - started
 
@@ -73,6 +113,7 @@ def execute(path: Path, out: Path | None = None, *, timeout: int | None = None) 
     client.execute()
     seconds = time.perf_counter() - started
     if out is not None:
+        portable_outputs(client.nb, machine_paths())
         nbformat.write(client.nb, out)
     return seconds
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -134,6 +135,44 @@ def test_notebook_runs(name: str, executed: dict) -> None:
         if "image/png" in o.get("data", {})
     ]
     assert images, f"{name}: no figure in the executed notebook"
+    # No path of this machine's checkout or cache is left in the outputs.
+    text = "".join(repr(o) for c in cells if c.cell_type == "code" for o in c.outputs)
+    assert str(REPO_ROOT) not in text
+    assert os.environ.get("TFRS_RECSYS_CACHE", "<unset>") not in text
+
+
+def test_machine_paths_in_outputs_become_placeholders() -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            outputs=[
+                nbformat.v4.new_output("stream", name="stdout", text="source /m/repo/data/x\n"),
+                nbformat.v4.new_output(
+                    "execute_result",
+                    data={"text/plain": "Spec('/m/repo/.cache/enc')", "image/png": "/m/repo"},
+                    execution_count=1,
+                ),
+            ]
+        ),
+        nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output("stream", text="kept\n")]),
+    ]
+    changed = run_notebooks.portable_outputs(
+        nb, {"/m/repo": "<checkout>", "/m/repo/.cache": "<cache>"}
+    )
+    assert changed == 2
+    stream, result = nb.cells[0].outputs
+    assert stream["text"] == "source <checkout>/data/x\n"
+    assert result["data"]["text/plain"] == "Spec('<cache>/enc')"  # the longer path first
+    assert result["data"]["image/png"] == "/m/repo"  # only text outputs are rewritten
+    assert nb.cells[1].outputs[0]["text"] == "kept\n"
+
+
+def test_committed_notebooks_show_no_machine_paths() -> None:
+    absolute = re.compile(r"(?<![\w<>.])/(?:work|home|root|tmp|Users|private)/")
+    for path in sorted((REPO_ROOT / "notebooks").glob("[0-9]*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                assert not absolute.search(repr(output)), (path.name, repr(output)[:300])
 
 
 def test_every_notebook_is_tested() -> None:
