@@ -13,6 +13,7 @@ import pytest
 from tfrs_recsys import atomic
 from tfrs_recsys.atomic import (
     atomic_directory,
+    file_lock,
     remove_stale_staging,
     scratch_directory,
     staging_path,
@@ -159,3 +160,53 @@ def test_a_killed_writer_leaves_staging_that_the_next_write_removes(tmp_path):
     with atomic_directory(target) as staging:
         (staging / "part.csv").write_text("y")
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+# --- file_lock ------------------------------------------------------------------------------
+
+
+def test_file_lock_makes_the_second_holder_wait(tmp_path):
+    import threading
+
+    lock = tmp_path / "cache" / ".lock"  # its directory is created
+    events: list[str] = []
+
+    def second() -> None:
+        with file_lock(lock):
+            events.append("second holds")
+
+    with file_lock(lock):
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(0.5)  # the second call opens the file anew: it must wait
+        events.append("first releases")
+    thread.join(10)
+    assert not thread.is_alive()
+    assert events == ["first releases", "second holds"]
+
+
+def test_file_lock_of_a_killed_holder_is_released(tmp_path):
+    import signal
+
+    lock = tmp_path / ".lock"
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from tfrs_recsys.atomic import file_lock\n"
+        "with file_lock(Path(sys.argv[1])):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(lock)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(60)
+        with file_lock(lock):  # would block for 600 s if the lock outlived its holder
+            pass
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(60)

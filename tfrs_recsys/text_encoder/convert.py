@@ -34,7 +34,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from tfrs_recsys.atomic import atomic_directory, check_writable_target, scratch_directory
+from tfrs_recsys.atomic import (
+    atomic_directory,
+    check_writable_target,
+    file_lock,
+    scratch_directory,
+)
 from tfrs_recsys.errors import ConfigError, RecsysError
 from tfrs_recsys.paths import cache_dir
 
@@ -394,10 +399,17 @@ def build_minilm(
 
 
 def ensure_minilm(cache: Path | None = None) -> ConvertedEncoder:
-    """The cached all-MiniLM-L6-v2 pair, built first if missing or incomplete."""
+    """The cached all-MiniLM-L6-v2 pair, built first if missing or incomplete.
+
+    Processes sharing the cache build it once: the build holds a lock
+    (``.<name>.lock`` beside it) and the others wait, then load that build.
+    """
     target = default_encoder_dir(MINILM.name, cache)
     if is_complete(target):
         return load_converted(target)
-    if target.exists():
-        logger.warning("%s is incomplete (%s); rebuilding it", target, _incompleteness(target))
-    return build_minilm(cache=cache)
+    with file_lock(target.parent / f".{target.name}.lock"):
+        if is_complete(target):  # built by another process while this one waited
+            return load_converted(target)
+        if target.exists():
+            logger.warning("%s is incomplete (%s); rebuilding it", target, _incompleteness(target))
+        return build_minilm(cache=cache)

@@ -39,7 +39,6 @@ two-stage export of one is refused (:func:`check_streamed_export`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -54,7 +53,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tfrs_recsys.atomic import atomic_directory, write_json_atomic
+from tfrs_recsys.atomic import atomic_directory, file_lock, write_json_atomic
 from tfrs_recsys.config import ExperimentConfig, ModelConfig, load_config
 from tfrs_recsys.data.dataset import FeatureTable, RecDataset
 from tfrs_recsys.data.declared import DatasetDeclaration, declaration_path, read_declaration
@@ -548,7 +547,8 @@ def train_streamed(
     tf.keras.utils.set_random_seed(config.train.seed)
     start = time.perf_counter()
     declaration = read_declaration(config.data.source)
-    with _cache_lock():  # the workers of a cluster on one file system split once
+    # the workers of a cluster on one file system split once
+    with file_lock(cache_dir() / SPLITS_DIR / ".lock"):
         split, split_reused = cached_split(
             declaration, config.data.split, seed=SPLIT_SEED, min_rating=config.data.min_rating
         )
@@ -727,21 +727,6 @@ def _streamed_cluster_fit(
         ),
         restore_dir=restore_dir,
     )
-
-
-@contextlib.contextmanager
-def _cache_lock():
-    """An exclusive lock of the split cache (``<cache>/splits/.lock``), released on exit or death."""
-    import fcntl
-
-    base = cache_dir() / SPLITS_DIR
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / ".lock", "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _refit_streamed(
