@@ -19,10 +19,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tfrs-recsys demo
 
+# The suite in TEST_PROCESSES processes (pytest-xdist): much of a test's time is
+# TensorFlow's start-up in child processes and single-threaded Python, so two
+# processes on 2 cores take about 0.7x the time of one.
+TEST_PROCESSES ?= 2
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES)
 
 # Fault injection (tests/test_faults.py): kills commands at seeded points and checks that
 # the documented recovery gives an uninterrupted run's result; run before each release.

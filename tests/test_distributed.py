@@ -48,7 +48,7 @@ pytestmark = pytest.mark.slow
 
 EPOCHS = 12
 #: Seconds any cluster of a test may run before the test stops it and fails.
-CLUSTER_TIMEOUT_S = 240
+CLUSTER_TIMEOUT_S = 480  # the suite runs in two processes: a cluster shares the cores with a test
 TF_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
