@@ -83,7 +83,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfrs_recsys.atomic import replace_directory
+from tfrs_recsys.atomic import file_lock, replace_directory
 from tfrs_recsys.errors import ConfigError
 from tfrs_recsys.models.serving_parts import ServingParts
 from tfrs_recsys.models.two_stage import DEFAULT_CANDIDATES, TwoStageRecommender
@@ -589,7 +589,7 @@ def _manifest(
 
 def _publish(staging: Path, out: Path) -> int:
     """Renames the staged directory to the next free integer version, under a lock."""
-    with tf_serving.file_lock(out / ".export.lock"):
+    with file_lock(out / ".export.lock"):
         version = tf_serving.next_version(out)
         replace_directory(staging, out / str(version))  # a new version: a plain rename
     return version

@@ -8,16 +8,14 @@ protos, so it is shared by the exporter and the ``recommend`` command.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from tfrs_recsys import atomic
-from tfrs_recsys.atomic import write_text_atomic
+from tfrs_recsys.atomic import file_lock, write_text_atomic
 
 MODELS_CONFIG = "models.config"
 ASSETS_EXTRA = "assets.extra"
@@ -50,18 +48,6 @@ def next_version(model_dir: Path) -> int:
         else []
     )
     return max(taken, default=0) + 1
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (created if missing) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def staging_name() -> str:
